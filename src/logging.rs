@@ -1,0 +1,125 @@
+//! Logs go to stderr only (stdout belongs to the line-protocol writer). The `telegraf` format
+//! prefixes each line with `E! `, `W! `, `I! `, `D! ` or `T! `, which telegraf's execd (≥ 1.32)
+//! maps to its own log levels; telegraf adds its own timestamp and plugin name.
+
+use std::fmt;
+use std::io::IsTerminal;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry, reload};
+
+use crate::config::{LogFormat, LogLevel};
+
+/// Changes the level of a running logger (on reload).
+pub struct LogHandle {
+    level: reload::Handle<LevelFilter, Registry>,
+}
+
+impl LogHandle {
+    pub fn set_level(&self, level: LogLevel) {
+        let _ = self.level.modify(|f| *f = level_filter(level));
+    }
+}
+
+fn level_filter(level: LogLevel) -> LevelFilter {
+    match level {
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Trace => LevelFilter::TRACE,
+    }
+}
+
+/// Installs the global subscriber. Returns `None` if one is already installed (tests).
+pub fn init(level: LogLevel, format: LogFormat) -> Option<LogHandle> {
+    let (filter, handle) = reload::Layer::new(level_filter(level));
+    let tty = std::io::stderr().is_terminal();
+    let format = match format {
+        LogFormat::Auto if tty => LogFormat::Text,
+        LogFormat::Auto => LogFormat::Telegraf,
+        other => other,
+    };
+    let layer = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(tty)
+            .with_target(false)
+            .boxed(),
+        LogFormat::Telegraf | LogFormat::Auto => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .event_format(TelegrafFormat)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .try_init()
+        .ok()?;
+    Some(LogHandle { level: handle })
+}
+
+/// `E! message key=value`: one line per event, no timestamp (telegraf adds one).
+struct TelegrafFormat;
+
+impl<S, N> FormatEvent<S, N> for TelegrafFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let prefix = match *event.metadata().level() {
+            Level::ERROR => "E! ",
+            Level::WARN => "W! ",
+            Level::INFO => "I! ",
+            Level::DEBUG => "D! ",
+            Level::TRACE => "T! ",
+        };
+        w.write_str(prefix)?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+/// Routes panic messages through the logger as one line (the default hook writes several
+/// unprefixed lines that telegraf would log as errors one by one). The supervisor logs which
+/// input panicked and restarts it.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = info.payload().downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "non-string payload".to_owned()
+        };
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        tracing::error!(
+            "panic in thread {thread} at {at}: {}",
+            crate::supervisor::one_line(&msg, 1024)
+        );
+    }));
+}

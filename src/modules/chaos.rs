@@ -1,0 +1,112 @@
+//! `chaos` (test builds only, cargo feature `chaos`): an input that misbehaves on purpose so the
+//! integration tests can prove isolation. Every mode first writes `lines` metrics carrying a
+//! per-instance sequence number, so tests can check that no line is lost or duplicated.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::GatherError;
+use crate::config::{ConfigDuration, SpanError};
+use crate::output::{Accumulator, Metric, now_ns};
+
+/// `[[inputs.chaos]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    /// `ok` | `error` | `panic` | `hang` (awaits forever) | `block` (blocks its worker thread for
+    /// `block`) | `block_pool` (blocks a blocking-pool thread forever and awaits it).
+    mode: Option<Mode>,
+    /// Metrics per gather (default 1).
+    lines: Option<u64>,
+    /// How long `block` mode blocks (default 1h).
+    block: Option<ConfigDuration>,
+    /// Value of the `tag` tag and the `text` field, to push adversarial strings through.
+    text: Option<String>,
+    /// Misbehave only on every Nth gather (default 1 = every gather).
+    every: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Ok,
+    Error,
+    Panic,
+    Hang,
+    Block,
+    BlockPool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    mode: Mode,
+    lines: u64,
+    block: Duration,
+    text: Option<String>,
+    every: u64,
+}
+
+pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+    Ok(Config {
+        mode: raw.mode.unwrap_or(Mode::Ok),
+        lines: raw.lines.unwrap_or(1),
+        block: raw
+            .block
+            .map(ConfigDuration::get)
+            .unwrap_or(Duration::from_secs(3600)),
+        text: raw.text,
+        every: raw.every.unwrap_or(1).max(1),
+    })
+}
+
+pub struct Chaos {
+    config: Config,
+    seq: u64,
+    gathers: u64,
+}
+
+impl Chaos {
+    pub fn new(config: Config) -> Self {
+        Chaos {
+            config,
+            seq: 0,
+            gathers: 0,
+        }
+    }
+
+    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+        let ts = now_ns();
+        for _ in 0..self.config.lines {
+            self.seq += 1;
+            let mut m = Metric::new("chaos", ts).field("seq", self.seq);
+            if let Some(t) = &self.config.text {
+                m = m.tag("tag", t.clone()).field("text", t.clone());
+            }
+            acc.add(m);
+        }
+        self.gathers += 1;
+        if !self.gathers.is_multiple_of(self.config.every) {
+            return Ok(());
+        }
+        match self.config.mode {
+            Mode::Ok => Ok(()),
+            Mode::Error => Err(GatherError::Failed("chaos: failing on purpose".into())),
+            Mode::Panic => panic!("chaos: panicking on purpose"),
+            Mode::Hang => {
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+            Mode::Block => {
+                std::thread::sleep(self.config.block);
+                Ok(())
+            }
+            Mode::BlockPool => {
+                let _ =
+                    tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_secs(86_400)))
+                        .await;
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! `internal`: the agent's own health, in the shape of telegraf's `internal` input so the same
+//! dashboard panels work: `internal_agent` (whole agent) and `internal_gather` (one line per
+//! input instance, tag `input`, plus `alias` when set). Our additions: queue depth, panics,
+//! restarts, skipped ticks, sanitised/rejected metrics, reloads, RSS, threads and open fds.
+
+use serde::Deserialize;
+
+use super::{GatherError, ModuleContext};
+use crate::config::SpanError;
+use crate::output::{Accumulator, Metric, now_ns};
+use crate::stats::get;
+
+/// `[[inputs.internal]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    /// Report the process's RSS, threads and open fds (telegraf's `collect_memstats`; default true).
+    collect_memstats: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    collect_memstats: bool,
+}
+
+pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+    Ok(Config {
+        collect_memstats: raw.collect_memstats.unwrap_or(true),
+    })
+}
+
+pub struct Internal {
+    config: Config,
+    ctx: ModuleContext,
+    started: std::time::Instant,
+}
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Internal {
+    pub fn new(config: Config, ctx: ModuleContext) -> Self {
+        Internal {
+            config,
+            ctx,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+        let ts = now_ns();
+        let reg = &self.ctx.registry;
+        let a = &reg.agent;
+        let instances = reg.instances();
+        let sum = |f: fn(&crate::stats::InstanceStats) -> u64| {
+            instances.iter().map(|i| f(i)).sum::<u64>()
+        };
+
+        let mut m = Metric::new("internal_agent", ts)
+            .tag("version", VERSION)
+            .field("metrics_gathered", sum(|i| get(&i.metrics_gathered)))
+            .field("metrics_written", get(&a.lines_written))
+            .field("metrics_dropped", get(&a.lines_dropped))
+            .field("metrics_rejected", get(&a.metrics_rejected))
+            .field("metrics_sanitised", get(&a.metrics_sanitised))
+            .field("fields_dropped", get(&a.fields_dropped))
+            .field("tags_dropped", get(&a.tags_dropped))
+            .field("gather_errors", sum(|i| get(&i.gather_errors)))
+            .field("gather_timeouts", sum(|i| get(&i.gather_timeouts)))
+            .field("panics", sum(|i| get(&i.panics)))
+            .field("restarts", sum(|i| get(&i.restarts)))
+            .field("reloads", get(&a.reloads))
+            .field("reload_failures", get(&a.reload_failures))
+            .field("stuck_tasks", get(&a.stuck_tasks))
+            .field("queue_depth", self.ctx.queue.depth() as u64)
+            .field("inputs", instances.len() as u64)
+            .field("uptime_s", self.started.elapsed().as_secs_f64());
+        if self.config.collect_memstats {
+            let p = process_stats();
+            m = m
+                .field_opt("rss_bytes", p.rss_bytes)
+                .field_opt("threads", p.threads)
+                .field_opt("open_fds", p.open_fds);
+        }
+        acc.add(m);
+
+        for i in &instances {
+            let mut g = Metric::new("internal_gather", ts)
+                .tag("input", i.module)
+                .tag("version", VERSION);
+            if let Some(alias) = &i.alias {
+                g = g.tag("alias", alias.clone());
+            }
+            acc.add(
+                g.tag("instance", i.id.clone())
+                    .field("gathers", get(&i.gathers))
+                    .field("errors", get(&i.gather_errors) + get(&i.panics))
+                    .field("gather_errors", get(&i.gather_errors))
+                    .field("gather_timeouts", get(&i.gather_timeouts))
+                    .field("gather_time_ns", get(&i.last_gather_time_ns))
+                    .field("metrics_gathered", get(&i.metrics_gathered))
+                    .field("panics", get(&i.panics))
+                    .field("restarts", get(&i.restarts))
+                    .field("ticks_skipped", get(&i.ticks_skipped)),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct ProcessStats {
+    pub rss_bytes: Option<u64>,
+    pub threads: Option<u64>,
+    pub open_fds: Option<u64>,
+}
+
+/// The agent's own RSS, thread count and open descriptors from /proc/self.
+pub fn process_stats() -> ProcessStats {
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let rss_bytes = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_ascii_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * page);
+    let threads = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| parse_stat_threads(&s));
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count() as u64);
+    ProcessStats {
+        rss_bytes,
+        threads,
+        open_fds,
+    }
+}
+
+/// `num_threads` is field 20 of `/proc/<pid>/stat`; the command (field 2) may contain spaces and
+/// parentheses, so fields are counted after the last `)`.
+pub fn parse_stat_threads(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_from_stat_with_odd_command() {
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 7 0 12345 1000000 200 18446744073709551615";
+        assert_eq!(parse_stat_threads(stat), Some(7));
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        let p = process_stats();
+        assert!(p.rss_bytes.unwrap() > 0);
+        assert!(p.threads.unwrap() >= 1);
+        assert!(p.open_fds.unwrap() >= 3);
+    }
+}

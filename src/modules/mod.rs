@@ -1,0 +1,116 @@
+//! The registry of inputs. Each input is one module here, owning its config (the raw serde
+//! struct is its user documentation), its resolved config, its gather and its unit tests. Adding
+//! an input means adding a line to `NAMES`, a variant to `InputConfig` and `Module`, and an arm
+//! to each match below: the compiler lists every place.
+
+#[cfg(feature = "chaos")]
+pub mod chaos;
+pub mod internal;
+pub mod system;
+
+use std::sync::Arc;
+
+use toml::Spanned;
+use toml::de::DeValue;
+
+use crate::config::{SpanError, deserialize_value};
+use crate::output::{Accumulator, Queue};
+use crate::stats::Registry;
+
+/// Every input name the config accepts, in the order `--help` lists them.
+pub const NAMES: &[&str] = &[
+    "internal",
+    "system",
+    #[cfg(feature = "chaos")]
+    "chaos",
+];
+
+/// The static name for `name`, if it is a known input.
+pub fn lookup(name: &str) -> Option<&'static str> {
+    NAMES.iter().copied().find(|n| *n == name)
+}
+
+/// Resolved per-input options.
+#[derive(Debug, Clone)]
+pub enum InputConfig {
+    Internal(internal::Config),
+    System(system::Config),
+    #[cfg(feature = "chaos")]
+    Chaos(chaos::Config),
+}
+
+/// Parses and resolves the module-specific keys of one `[[inputs.NAME]]` table.
+pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, SpanError> {
+    Ok(match module {
+        "internal" => InputConfig::Internal(internal::resolve(deserialize_value(table)?)?),
+        "system" => InputConfig::System(system::resolve(deserialize_value(table)?)?),
+        #[cfg(feature = "chaos")]
+        "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
+        other => {
+            let span = table.span();
+            return Err(SpanError::new(span, "", format!("unknown input {other}")));
+        }
+    })
+}
+
+/// What a module may need from the agent when it is built.
+#[derive(Clone)]
+pub struct ModuleContext {
+    pub registry: Arc<Registry>,
+    pub queue: Arc<Queue>,
+}
+
+/// A running module instance with its state between gathers (previous counters, sockets...).
+pub enum Module {
+    Internal(internal::Internal),
+    System(system::System),
+    #[cfg(feature = "chaos")]
+    Chaos(chaos::Chaos),
+}
+
+/// A gather that failed as a whole. Partial failures (one target, one file) are data or counted
+/// errors inside the gather, not this.
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl GatherError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        GatherError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+impl Module {
+    /// Creates the instance; errors here (a socket that cannot be opened) restart it with backoff.
+    pub fn build(config: &InputConfig, ctx: &ModuleContext) -> Result<Module, GatherError> {
+        Ok(match config {
+            InputConfig::Internal(c) => {
+                Module::Internal(internal::Internal::new(c.clone(), ctx.clone()))
+            }
+            InputConfig::System(c) => Module::System(system::System::new(c.clone())),
+            #[cfg(feature = "chaos")]
+            InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
+        })
+    }
+
+    /// One gather: every metric goes into `acc`, timestamps taken at the start of the gather.
+    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+        match self {
+            Module::Internal(m) => m.gather(acc).await,
+            Module::System(m) => m.gather(acc).await,
+            #[cfg(feature = "chaos")]
+            Module::Chaos(m) => m.gather(acc).await,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! What a module writes metrics into during one gather: it encodes each metric at once (so a
+//! module can never produce a malformed line and the queue holds bytes, bounded by size) and hands
+//! whole-line batches to the queue.
+
+use std::sync::Arc;
+
+use super::encode::{Decoration, EncodeReport, encode_line};
+use super::metric::Metric;
+use super::queue::{Batch, Queue};
+use crate::stats::{self, InstanceStats, Registry};
+
+/// A batch is handed to the queue once it reaches this size, so one batch stays near telegraf's
+/// historical 64 KiB line buffer and a big gather never holds its whole output in one allocation.
+const BATCH_BYTES: usize = 60 * 1024;
+
+pub struct Accumulator {
+    deco: Arc<Decoration>,
+    buf: Vec<u8>,
+    lines: u64,
+    queue: Arc<Queue>,
+    registry: Arc<Registry>,
+    instance: Arc<InstanceStats>,
+}
+
+impl Accumulator {
+    pub fn new(
+        deco: Arc<Decoration>,
+        queue: Arc<Queue>,
+        registry: Arc<Registry>,
+        instance: Arc<InstanceStats>,
+    ) -> Self {
+        Accumulator {
+            deco,
+            buf: Vec::new(),
+            lines: 0,
+            queue,
+            registry,
+            instance,
+        }
+    }
+
+    /// Encodes and buffers one metric. Parts that line protocol cannot carry are dropped or
+    /// sanitised and counted; the first such metric of an instance is logged.
+    pub fn add(&mut self, metric: Metric) {
+        let agent = &self.registry.agent;
+        match encode_line(&mut self.buf, &metric, &self.deco) {
+            Ok(report) => {
+                self.lines += 1;
+                stats::inc(&self.instance.metrics_gathered);
+                if report != EncodeReport::default() {
+                    self.note_altered(&metric, report);
+                }
+            }
+            Err(reason) => {
+                stats::inc(&agent.metrics_rejected);
+                self.warn_once(&metric, &reason.to_string());
+            }
+        }
+        if self.buf.len() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+
+    fn note_altered(&self, metric: &Metric, report: EncodeReport) {
+        let agent = &self.registry.agent;
+        if report.sanitised {
+            stats::inc(&agent.metrics_sanitised);
+        }
+        stats::add(&agent.fields_dropped, u64::from(report.fields_dropped));
+        stats::add(&agent.tags_dropped, u64::from(report.tags_dropped));
+        if report.fields_dropped > 0 || report.tags_dropped > 0 {
+            let what = format!(
+                "dropped {} field(s) and {} tag(s) that line protocol cannot carry (non-finite, empty, duplicate or reserved)",
+                report.fields_dropped, report.tags_dropped
+            );
+            self.warn_once(metric, &what);
+        }
+    }
+
+    fn warn_once(&self, metric: &Metric, what: &str) {
+        use std::sync::atomic::Ordering;
+        if !self
+            .instance
+            .warned_unwritable
+            .swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                input = %self.instance.display,
+                measurement = %metric.name,
+                "{what}; further cases for this input are only counted in internal_agent"
+            );
+        }
+    }
+
+    /// Hands buffered lines to the queue.
+    pub fn flush(&mut self) {
+        if self.lines == 0 {
+            return;
+        }
+        let batch = Batch {
+            bytes: std::mem::take(&mut self.buf),
+            lines: std::mem::take(&mut self.lines),
+        };
+        self.queue.push(batch, &self.registry.agent);
+    }
+}
+
+/// Lines gathered before a panic or an abort are whole and valid: they are delivered.
+impl Drop for Accumulator {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

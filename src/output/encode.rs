@@ -1,0 +1,429 @@
+//! Line-protocol encoder following the rules of telegraf's influx parser, the consumer of every
+//! line we write (telegraf `plugins/parsers/influx`, InfluxDB 1.x `models/points.go`).
+//!
+//! Why our own encoder rather than a crate: both parsers only unescape `\,` `\=` `\ ` (and `\"`
+//! in strings); a crate that doubles every backslash in a tag shows up as doubled backslashes in
+//! InfluxDB, and raw newlines in a tag split one metric into two. The rules here:
+//!
+//! * measurement: escape `,` and space; tag keys, tag values, field keys: escape `,` `=` space.
+//! * `\n` `\r` `\t` `\f` become the two-character sequences `\n` etc. (as telegraf's serializer
+//!   does); any other control character becomes U+FFFD. Either way the line is "sanitised".
+//! * A run of backslashes is paired off by the parsers' scanners (`\\` is one escape pair that is
+//!   never unescaped). A run with an even count before a delimiter survives exactly; an odd run
+//!   directly before a character we escape, or at the end of a key or value, would swallow the
+//!   delimiter, so one backslash is added to make it even. Odd runs elsewhere are exact as is.
+//! * Empty names, keys or tag values, the reserved key `time`, duplicate keys and non-finite
+//!   floats cannot be written; they are dropped and reported in [`EncodeReport`].
+//! * Integers carry `i` (unsigned values are clipped to `i64::MAX`), floats use Rust's shortest
+//!   round-trip form (exponent notation for very large/small magnitudes, which Go parses).
+
+use super::metric::{FieldValue, Metric};
+
+/// Telegraf's stdout reader historically used a 64 KiB line buffer and still uses it for stderr;
+/// InfluxDB rejects nothing shorter. Longer lines are never written.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// What the encoder had to change or drop in one metric.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeReport {
+    /// A name, key or value was altered to be representable (control characters, backslashes).
+    pub sanitised: bool,
+    pub tags_dropped: u32,
+    pub fields_dropped: u32,
+}
+
+/// Why a whole metric was not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("empty measurement name")]
+    EmptyName,
+    #[error("measurement name starts with '#', which line protocol reads as a comment")]
+    CommentName,
+    #[error("no writable field")]
+    NoFields,
+    #[error("line longer than {MAX_LINE_BYTES} bytes")]
+    TooLong,
+}
+
+/// Per-instance settings applied to every metric an instance produces.
+#[derive(Debug, Clone, Default)]
+pub struct Decoration {
+    /// Replaces the measurement name (telegraf `name_override`).
+    pub name_override: Option<String>,
+    pub name_prefix: String,
+    pub name_suffix: String,
+    /// Instance tags first, then global tags; added only where the metric lacks the key.
+    pub tags: Vec<(String, String)>,
+    /// Timestamps are truncated to a multiple of this many nanoseconds (1 = no truncation).
+    pub precision_ns: i64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Measurement,
+    /// Tag keys, tag values and field keys share one escaping table.
+    Key,
+}
+
+/// Appends one line (with its `\n`) for `metric` to `out`, or leaves `out` unchanged and says why.
+pub fn encode_line(
+    out: &mut Vec<u8>,
+    metric: &Metric,
+    deco: &Decoration,
+) -> Result<EncodeReport, Rejected> {
+    let start = out.len();
+    let result = encode_inner(out, metric, deco);
+    match result {
+        Ok(_) if out.len() - start > MAX_LINE_BYTES => {
+            out.truncate(start);
+            Err(Rejected::TooLong)
+        }
+        Ok(report) => Ok(report),
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+fn encode_inner(
+    out: &mut Vec<u8>,
+    metric: &Metric,
+    deco: &Decoration,
+) -> Result<EncodeReport, Rejected> {
+    let mut report = EncodeReport::default();
+    let base = deco.name_override.as_deref().unwrap_or(&metric.name);
+    if base.is_empty() && deco.name_prefix.is_empty() && deco.name_suffix.is_empty() {
+        return Err(Rejected::EmptyName);
+    }
+    let name_start = out.len();
+    for piece in [deco.name_prefix.as_str(), base, deco.name_suffix.as_str()] {
+        report.sanitised |= escape(out, piece, Part::Measurement);
+    }
+    if out.len() == name_start {
+        return Err(Rejected::EmptyName);
+    }
+    if out[name_start] == b'#' {
+        return Err(Rejected::CommentName);
+    }
+
+    for (i, (k, v)) in metric.tags.iter().enumerate() {
+        let duplicate = metric.tags[..i].iter().any(|(pk, _)| pk == k);
+        if duplicate || !writable_key(k) || v.is_empty() {
+            report.tags_dropped += 1;
+            continue;
+        }
+        write_tag(out, k, v, &mut report);
+    }
+    for (i, (k, v)) in deco.tags.iter().enumerate() {
+        if metric.has_tag(k) || deco.tags[..i].iter().any(|(pk, _)| pk == k) {
+            continue;
+        }
+        if !writable_key(k) || v.is_empty() {
+            report.tags_dropped += 1;
+            continue;
+        }
+        write_tag(out, k, v, &mut report);
+    }
+
+    let mut written = 0usize;
+    for (i, (k, v)) in metric.fields.iter().enumerate() {
+        let duplicate = metric.fields[..i].iter().any(|(pk, _)| pk == k);
+        let finite = !matches!(v, FieldValue::Float(f) if !f.is_finite());
+        if duplicate || !writable_key(k) || !finite {
+            report.fields_dropped += 1;
+            continue;
+        }
+        out.push(if written == 0 { b' ' } else { b',' });
+        report.sanitised |= escape(out, k, Part::Key);
+        out.push(b'=');
+        match v {
+            FieldValue::Float(f) => write_float(out, *f),
+            FieldValue::Int(n) => {
+                write_int(out, *n);
+                out.push(b'i');
+            }
+            FieldValue::UInt(n) => {
+                write_int(out, i64::try_from(*n).unwrap_or(i64::MAX));
+                out.push(b'i');
+            }
+            FieldValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            FieldValue::Str(s) => report.sanitised |= write_string(out, s),
+        }
+        written += 1;
+    }
+    if written == 0 {
+        return Err(Rejected::NoFields);
+    }
+
+    let precision = deco.precision_ns.max(1);
+    let ts = metric.timestamp_ns - metric.timestamp_ns.rem_euclid(precision);
+    out.push(b' ');
+    write_int(out, ts);
+    out.push(b'\n');
+    Ok(report)
+}
+
+/// InfluxDB 1.x refuses a point whose tag or field key is `time`; an empty key cannot be written.
+fn writable_key(k: &str) -> bool {
+    !k.is_empty() && k != "time"
+}
+
+fn write_tag(out: &mut Vec<u8>, k: &str, v: &str, report: &mut EncodeReport) {
+    out.push(b',');
+    report.sanitised |= escape(out, k, Part::Key);
+    out.push(b'=');
+    report.sanitised |= escape(out, v, Part::Key);
+}
+
+/// Escapes `s` into `out`; returns true when the text had to be altered beyond plain escaping.
+fn escape(out: &mut Vec<u8>, s: &str, part: Part) -> bool {
+    let bytes = s.as_bytes();
+    let mut altered = false;
+    let mut backslashes = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'\\' {
+            backslashes += 1;
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let special = match b {
+            b',' | b' ' => true,
+            b'=' => part == Part::Key,
+            _ => b < 0x20 || b == 0x7f,
+        };
+        if special && backslashes % 2 == 1 {
+            out.push(b'\\');
+            altered = true;
+        }
+        backslashes = 0;
+        match b {
+            b',' | b' ' | b'=' if special => {
+                out.push(b'\\');
+                out.push(b);
+            }
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ if special => out.extend_from_slice("\u{FFFD}".as_bytes()),
+            _ => out.push(b),
+        }
+        altered |= special && !matches!(b, b',' | b' ' | b'=');
+        i += 1;
+    }
+    if backslashes % 2 == 1 {
+        out.push(b'\\');
+        altered = true;
+    }
+    altered
+}
+
+/// String field: `"` and `\` are escaped (both parsers unescape them exactly); control characters
+/// are made visible as in tags so no raw newline ever reaches the stream.
+fn write_string(out: &mut Vec<u8>, s: &str) -> bool {
+    let mut altered = false;
+    out.push(b'"');
+    for &b in s.as_bytes() {
+        match b {
+            b'"' | b'\\' => {
+                out.push(b'\\');
+                out.push(b);
+            }
+            b'\n' => out.extend_from_slice(b"\\\\n"),
+            b'\r' => out.extend_from_slice(b"\\\\r"),
+            b'\t' => out.extend_from_slice(b"\\\\t"),
+            0x0c => out.extend_from_slice(b"\\\\f"),
+            _ if b < 0x20 || b == 0x7f => out.extend_from_slice("\u{FFFD}".as_bytes()),
+            _ => {
+                out.push(b);
+                continue;
+            }
+        }
+        altered |= b != b'"' && b != b'\\';
+    }
+    out.push(b'"');
+    altered
+}
+
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[pos..]);
+}
+
+fn write_float(out: &mut Vec<u8>, f: f64) {
+    use std::io::Write;
+    // `{:?}` is the shortest representation that round-trips and switches to exponent notation
+    // for very large or small magnitudes, so 1e300 is 5 bytes rather than 301.
+    let _ = write!(out, "{f:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(m: &Metric) -> String {
+        let mut out = Vec::new();
+        encode_line(&mut out, m, &Decoration::default()).expect("encodes");
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn typical_line() {
+        let m = Metric::new("cpu", 1_700_000_000_123_456_789)
+            .tag("cpu", "cpu-total")
+            .field("usage_idle", 99.5)
+            .field("n", 3i64)
+            .field("big", u64::MAX)
+            .field("ok", true)
+            .field("s", "x");
+        assert_eq!(
+            line(&m),
+            "cpu,cpu=cpu-total usage_idle=99.5,n=3i,big=9223372036854775807i,ok=true,s=\"x\" 1700000000123456789\n"
+        );
+    }
+
+    #[test]
+    fn escapes_like_telegraf() {
+        let m = Metric::new("my meas,x=y", 1)
+            .tag("t k", "a,b=c d")
+            .field("f=k", "say \"hi\" \\o/");
+        assert_eq!(
+            line(&m),
+            "my\\ meas\\,x=y,t\\ k=a\\,b\\=c\\ d f\\=k=\"say \\\"hi\\\" \\\\o/\" 1\n"
+        );
+    }
+
+    #[test]
+    fn newlines_never_reach_the_stream() {
+        let m = Metric::new("m", 1)
+            .tag("t", "a\nb\r\tc")
+            .field("s", "l1\nl2");
+        let l = line(&m);
+        assert_eq!(l.matches('\n').count(), 1);
+        assert_eq!(l, "m,t=a\\nb\\r\\tc s=\"l1\\\\nl2\" 1\n");
+        let mut out = Vec::new();
+        let r = encode_line(&mut out, &m, &Decoration::default()).unwrap();
+        assert!(r.sanitised);
+    }
+
+    #[test]
+    fn backslash_runs_keep_delimiters_intact() {
+        // Odd run before the end of a value: one backslash is added so the run pairs off.
+        assert_eq!(
+            line(&Metric::new("m", 1).tag("t", "x\\").field("f", 1i64)),
+            "m,t=x\\\\ f=1i 1\n"
+        );
+        // Even run at the end stays as is.
+        assert_eq!(
+            line(&Metric::new("m", 1).tag("t", "x\\\\").field("f", 1i64)),
+            "m,t=x\\\\ f=1i 1\n"
+        );
+        // Backslash before a comma.
+        assert_eq!(
+            line(&Metric::new("m", 1).tag("t", "a\\,b").field("f", 1i64)),
+            "m,t=a\\\\\\,b f=1i 1\n"
+        );
+        // A lone backslash before an ordinary character is exact.
+        assert_eq!(
+            line(&Metric::new("m", 1).tag("t", "C:\\Windows").field("f", 1i64)),
+            "m,t=C:\\Windows f=1i 1\n"
+        );
+    }
+
+    #[test]
+    fn unwritable_parts_are_dropped_and_counted() {
+        let m = Metric::new("m", 1)
+            .tag("", "v")
+            .tag("e", "")
+            .tag("time", "x")
+            .tag("a", "1")
+            .tag("a", "2")
+            .field("nan", f64::NAN)
+            .field("inf", f64::INFINITY)
+            .field("time", 1i64)
+            .field("ok", 1.0);
+        let mut out = Vec::new();
+        let r = encode_line(&mut out, &m, &Decoration::default()).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "m,a=1 ok=1.0 1\n");
+        assert_eq!(r.tags_dropped, 4);
+        assert_eq!(r.fields_dropped, 3);
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_a_line() {
+        let mut out = b"keep\n".to_vec();
+        let d = Decoration::default();
+        assert_eq!(
+            encode_line(&mut out, &Metric::new("", 1).field("f", 1.0), &d),
+            Err(Rejected::EmptyName)
+        );
+        assert_eq!(
+            encode_line(&mut out, &Metric::new("#c", 1).field("f", 1.0), &d),
+            Err(Rejected::CommentName)
+        );
+        assert_eq!(
+            encode_line(&mut out, &Metric::new("m", 1).field("f", f64::NAN), &d),
+            Err(Rejected::NoFields)
+        );
+        let huge = "x".repeat(MAX_LINE_BYTES);
+        assert_eq!(
+            encode_line(&mut out, &Metric::new("m", 1).field("f", huge), &d),
+            Err(Rejected::TooLong)
+        );
+        assert_eq!(out, b"keep\n");
+    }
+
+    #[test]
+    fn decoration_applies_name_tags_and_precision() {
+        let d = Decoration {
+            name_override: Some("renamed".into()),
+            name_prefix: "p_".into(),
+            name_suffix: "_s".into(),
+            tags: vec![
+                ("own".into(), "inst".into()),
+                ("dc".into(), "x".into()),
+                ("dc".into(), "y".into()),
+            ],
+            precision_ns: 1_000_000_000,
+        };
+        let m = Metric::new("orig", 1_999_999_999)
+            .tag("own", "metric")
+            .field("f", -0.25);
+        let mut out = Vec::new();
+        encode_line(&mut out, &m, &d).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "p_renamed_s,own=metric,dc=x f=-0.25 1000000000\n"
+        );
+    }
+
+    #[test]
+    fn floats_are_compact_and_parseable() {
+        let mut out = Vec::new();
+        for f in [1e300, 1e-7, 0.1, 3.0, -0.0] {
+            write_float(&mut out, f);
+            out.push(b' ');
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "1e300 1e-7 0.1 3.0 -0.0 ");
+        let mut out = Vec::new();
+        write_int(&mut out, i64::MIN);
+        assert_eq!(out, b"-9223372036854775808");
+    }
+}

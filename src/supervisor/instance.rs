@@ -1,0 +1,281 @@
+//! The loop that drives one input instance: wait for a tick, run one gather in its own task
+//! (so a panic is caught and an overrun can be aborted), record the outcome, restart the module
+//! with backoff after a panic, a failed build or an overrun.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::schedule::Schedule;
+use crate::config::InputInstance;
+use crate::modules::{GatherError, Module, ModuleContext};
+use crate::output::{Accumulator, now_ns};
+use crate::stats::{self, InstanceStats};
+
+/// A task still running this long after `abort()` is blocking its thread without yielding.
+pub const STUCK_AFTER: Duration = Duration::from_secs(5);
+/// The same error is logged again at most this often; the counter records every occurrence.
+const REPEAT_LOG_EVERY: Duration = Duration::from_secs(300);
+
+/// How ticks arrive.
+pub enum Ticks {
+    Interval(Schedule),
+    /// One round per change of the counter (a newline on stdin).
+    Trigger(watch::Receiver<u64>),
+}
+
+pub struct InstanceRun {
+    pub instance: InputInstance,
+    pub stats: Arc<InstanceStats>,
+    pub module_ctx: ModuleContext,
+    pub ticks: Ticks,
+    /// A gather still running after this long is aborted and counted as a timeout.
+    pub gather_timeout: Duration,
+}
+
+type GatherOutput = (Module, Result<(), GatherError>);
+
+enum GatherEvent {
+    Finished(Result<GatherOutput, tokio::task::JoinError>),
+    Overrun,
+}
+
+struct Running {
+    handle: JoinHandle<GatherOutput>,
+    started: Instant,
+    deadline: Instant,
+}
+
+/// Rate-limits identical error lines per instance.
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<(String, Instant)>,
+}
+
+impl ErrorLog {
+    fn should_log(&mut self, msg: &str, now: Instant) -> bool {
+        match &self.last {
+            Some((m, t)) if m == msg && now.duration_since(*t) < REPEAT_LOG_EVERY => false,
+            _ => {
+                self.last = Some((msg.to_owned(), now));
+                true
+            }
+        }
+    }
+}
+
+pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
+    let name = r.instance.display.clone();
+    let deco = Arc::new(r.instance.decoration.clone());
+    let mut module: Option<Module> = None;
+    let mut backoff = Backoff::default();
+    let mut not_before: Option<Instant> = None;
+    let mut running: Option<Running> = None;
+    let mut errors = ErrorLog::default();
+    // Interval mode gathers at once on start, then on aligned ticks.
+    let mut next_tick = Instant::now();
+
+    loop {
+        let tick = async {
+            match &mut r.ticks {
+                Ticks::Interval(_) => tokio::time::sleep_until(next_tick.into()).await,
+                Ticks::Trigger(rx) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        };
+        let gather_event = async {
+            match running.as_mut() {
+                Some(run) => tokio::select! {
+                    outcome = &mut run.handle => GatherEvent::Finished(outcome),
+                    _ = tokio::time::sleep_until(run.deadline.into()) => GatherEvent::Overrun,
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            event = gather_event => {
+                let Some(run) = running.take() else { continue };
+                let GatherEvent::Finished(outcome) = event else {
+                    let now = Instant::now();
+                    stats::inc(&r.stats.gather_timeouts);
+                    stats::inc(&r.stats.restarts);
+                    let delay = backoff.failure(now);
+                    not_before = Some(now + delay);
+                    tracing::error!(
+                        "[inputs.{name}] gather did not finish within {:?}; aborted, restarting the input in {:.1}s",
+                        r.gather_timeout,
+                        delay.as_secs_f64()
+                    );
+                    reap(run.handle, name.clone(), r.module_ctx.clone());
+                    continue;
+                };
+                let now = Instant::now();
+                let took = now.duration_since(run.started);
+                match outcome {
+                    Ok((m, result)) => {
+                        record_gather(&r.stats, took);
+                        module = Some(m);
+                        if let Err(e) = result {
+                            stats::inc(&r.stats.gather_errors);
+                            let msg = e.to_string();
+                            if errors.should_log(&msg, now) {
+                                tracing::error!("[inputs.{name}] gather failed: {msg}");
+                            }
+                        }
+                    }
+                    Err(join) => {
+                        stats::inc(&r.stats.panics);
+                        stats::inc(&r.stats.restarts);
+                        let msg = if join.is_panic() { panic_message(join.into_panic()) } else { "cancelled".into() };
+                        let delay = backoff.failure(now);
+                        not_before = Some(now + delay);
+                        tracing::error!(
+                            "[inputs.{name}] gather panicked: {msg}; restarting the input in {:.1}s",
+                            delay.as_secs_f64()
+                        );
+                    }
+                }
+            }
+            _ = tick => {
+                let now = Instant::now();
+                if let Ticks::Interval(s) = &r.ticks {
+                    next_tick = s.next_after(now, r.instance.interval / 2);
+                }
+                if running.is_some() {
+                    stats::inc(&r.stats.ticks_skipped);
+                    tracing::debug!("[inputs.{name}] previous gather still running; tick skipped");
+                    continue;
+                }
+                if not_before.is_some_and(|t| now < t) {
+                    continue;
+                }
+                let m = match module.take() {
+                    Some(m) => m,
+                    None => match Module::build(&r.instance.config, &r.module_ctx) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            stats::inc(&r.stats.gather_errors);
+                            stats::inc(&r.stats.restarts);
+                            let delay = backoff.failure(now);
+                            not_before = Some(now + delay);
+                            let msg = e.to_string();
+                            if errors.should_log(&msg, now) {
+                                tracing::error!(
+                                    "[inputs.{name}] cannot start: {msg}; retrying in {:.1}s",
+                                    delay.as_secs_f64()
+                                );
+                            }
+                            continue;
+                        }
+                    },
+                };
+                let acc = Accumulator::new(
+                    deco.clone(),
+                    r.module_ctx.queue.clone(),
+                    r.module_ctx.registry.clone(),
+                    r.stats.clone(),
+                );
+                running = Some(Running {
+                    handle: tokio::spawn(gather_task(m, acc)),
+                    started: now,
+                    deadline: now + r.gather_timeout,
+                });
+            }
+        }
+    }
+
+    if let Some(run) = running.take() {
+        reap(run.handle, name, r.module_ctx.clone());
+    }
+}
+
+async fn gather_task(mut module: Module, mut acc: Accumulator) -> GatherOutput {
+    let result = module.gather(&mut acc).await;
+    acc.flush();
+    (module, result)
+}
+
+fn record_gather(s: &InstanceStats, took: Duration) {
+    let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+    stats::inc(&s.gathers);
+    stats::add(&s.gather_time_ns_total, ns);
+    s.last_gather_time_ns
+        .store(ns, std::sync::atomic::Ordering::Relaxed);
+    s.last_gather_end_ns.store(
+        u64::try_from(now_ns()).unwrap_or(0),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Aborts a gather task and checks that it actually ends; one that does not is blocking its
+/// worker thread without yielding, which no async code can interrupt: it is counted and logged
+/// (the watchdog takes over if such tasks starve the whole runtime).
+fn reap(handle: JoinHandle<GatherOutput>, name: String, ctx: ModuleContext) {
+    handle.abort();
+    tokio::spawn(async move {
+        if tokio::time::timeout(STUCK_AFTER, handle).await.is_err() {
+            stats::inc(&ctx.registry.agent.stuck_tasks);
+            tracing::error!(
+                "[inputs.{name}] aborted gather is still running after {STUCK_AFTER:?}: it blocks a thread without yielding"
+            );
+        }
+    });
+}
+
+/// A panic payload as one short line (it ends up in one log line and telegraf splits on newlines).
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    };
+    one_line(&text, 1024)
+}
+
+/// Collapses newlines and caps the length (on a char boundary).
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut s: String = text.replace(['\n', '\r'], " | ");
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_payloads_become_one_line() {
+        assert_eq!(panic_message(Box::new("a\nb")), "a | b");
+        assert_eq!(panic_message(Box::new(String::from("x"))), "x");
+        assert_eq!(panic_message(Box::new(42)), "non-string panic payload");
+        assert_eq!(one_line("ééé", 3), "é…");
+    }
+
+    #[test]
+    fn repeated_errors_are_logged_once_per_period() {
+        let mut l = ErrorLog::default();
+        let t = Instant::now();
+        assert!(l.should_log("a", t));
+        assert!(!l.should_log("a", t + Duration::from_secs(1)));
+        assert!(l.should_log("b", t + Duration::from_secs(2)));
+        assert!(l.should_log("b", t + Duration::from_secs(2) + REPEAT_LOG_EVERY));
+    }
+}

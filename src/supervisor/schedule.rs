@@ -1,0 +1,69 @@
+//! When gathers happen. With `round_interval` (telegraf's default) ticks fall on wall-clock
+//! multiples of the interval, so every agent and every instance with the same interval gathers
+//! at :00, :10, :20...; each tick is computed from the clock, never by adding intervals, so there
+//! is no drift. An optional jitter delays each tick by a random fraction.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::backoff::random_unit;
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    interval: Duration,
+    round: bool,
+    jitter: Duration,
+    start: Instant,
+}
+
+impl Schedule {
+    pub fn new(interval: Duration, round: bool, jitter: Duration) -> Self {
+        Schedule {
+            interval,
+            round,
+            jitter,
+            start: Instant::now(),
+        }
+    }
+
+    /// The first tick after `now` that is at least `min_gap` away (the instance gathered at
+    /// start-up, so a boundary a few ms later would be a near-duplicate).
+    pub fn next_after(&self, now: Instant, min_gap: Duration) -> Instant {
+        let wall_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let base = if self.round {
+            next_boundary(wall_now, self.interval, min_gap)
+        } else {
+            let since = now.saturating_duration_since(self.start);
+            next_boundary(since, self.interval, min_gap)
+        };
+        let jitter = self.jitter.mul_f64(random_unit());
+        now + base + jitter
+    }
+}
+
+/// Time from `now` (a duration since some origin) to the next multiple of `interval` that lies
+/// at least `min_gap` ahead.
+pub fn next_boundary(now: Duration, interval: Duration, min_gap: Duration) -> Duration {
+    let iv = interval.as_nanos().max(1);
+    let n = now.as_nanos();
+    let mut next = (n / iv + 1) * iv;
+    while next - n < min_gap.as_nanos() {
+        next += iv;
+    }
+    Duration::from_nanos(u64::try_from(next - n).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_are_aligned_and_respect_the_gap() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(next_boundary(ms(12_300), s(10), Duration::ZERO), ms(7_700));
+        assert_eq!(next_boundary(ms(19_900), s(10), s(5)), ms(10_100));
+        assert_eq!(next_boundary(s(20), s(10), Duration::ZERO), s(10));
+    }
+}
