@@ -1,0 +1,543 @@
+//! Test harness: runs the real `metrics-agent` binary, collects its stdout lines and stderr, sends
+//! it signals, and checks lines against a real InfluxDB 1.x started on loopback.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn agent_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_metrics-agent")
+}
+
+/// A running agent. Its stdout and stderr are read on threads into shared buffers.
+pub struct Agent {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Arc<Mutex<Vec<String>>>,
+    /// Bytes after the last newline when stdout closed (must stay empty: no partial lines).
+    partial: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<String>>,
+    stdout_reader: Option<std::thread::JoinHandle<()>>,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Agent {
+    /// Starts the agent on `config` (TOML text) with stdin and stdout as pipes, like telegraf.
+    pub fn start(config: &str) -> Agent {
+        Self::start_with(config, &[], true)
+    }
+
+    /// `read_stdout = false` leaves stdout unread (a stalled telegraf) until `resume_reading`.
+    pub fn start_with(config: &str, extra_args: &[&str], read_stdout: bool) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("agent.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut child = Command::new(agent_bin())
+            .arg("--config")
+            .arg(&config_path)
+            .args(extra_args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn metrics-agent");
+        let stdin = child.stdin.take();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let partial = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let err_buf = stderr.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(&mut err_pipe);
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                err_buf.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let mut agent = Agent {
+            child,
+            stdin,
+            lines,
+            partial,
+            stderr,
+            stdout_reader: None,
+            dir,
+            config_path,
+        };
+        if read_stdout {
+            agent.resume_reading();
+        }
+        agent
+    }
+
+    /// Starts (or resumes) reading stdout.
+    pub fn resume_reading(&mut self) {
+        let Some(out) = self.child.stdout.take() else {
+            return;
+        };
+        let lines = self.lines.clone();
+        let partial = self.partial.clone();
+        self.stdout_reader = Some(std::thread::spawn(move || read_lines(out, lines, partial)));
+    }
+
+    /// Replaces the config file (for reload tests).
+    pub fn write_config(&self, config: &str) {
+        let tmp = self.config_path.with_extension("tmp");
+        std::fs::write(&tmp, config).expect("write config");
+        std::fs::rename(&tmp, &self.config_path).expect("rename config");
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    pub fn send_stdin(&mut self, bytes: &[u8]) {
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = s.write_all(bytes);
+            let _ = s.flush();
+        }
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for the lines so far; panics with the agent's stderr on time-out.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let lines = self.lines();
+            if pred(&lines) {
+                return lines;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; {} lines so far, last: {:?}\nstderr:\n{}",
+                    lines.len(),
+                    lines.last(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until stderr contains `needle`.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.stderr().contains(needle) {
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out waiting for {needle:?} on stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for exit; returns the status and how long it took. Then drains stdout fully.
+    pub fn wait_exit(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                let took = start.elapsed();
+                if let Some(r) = self.stdout_reader.take() {
+                    r.join().expect("stdout reader");
+                }
+                return (st, took);
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!(
+                    "agent did not exit within {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Bytes left after the last newline when stdout closed: a partial line if non-empty.
+    pub fn partial_line(&self) -> Vec<u8> {
+        self.partial.lock().unwrap().clone()
+    }
+
+    /// File descriptors and threads of the agent process right now.
+    pub fn fds_and_threads(&self) -> (usize, usize) {
+        let pid = self.pid();
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        (fds, threads)
+    }
+
+    pub fn rss_bytes(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(mut out: impl Read, lines: Arc<Mutex<Vec<String>>>, partial: Arc<Mutex<Vec<u8>>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        if let Some(last_nl) = pending.iter().rposition(|&b| b == b'\n') {
+            let complete: Vec<u8> = pending.drain(..=last_nl).collect();
+            let mut l = lines.lock().unwrap();
+            for line in complete.split(|&b| b == b'\n').filter(|s| !s.is_empty()) {
+                l.push(String::from_utf8(line.to_vec()).expect("stdout is UTF-8"));
+            }
+        }
+    }
+    *partial.lock().unwrap() = pending;
+}
+
+/// Runs `metrics-agent --once` on `config`; returns (exit status, stdout lines, stderr).
+pub fn run_once(config: &str) -> (ExitStatus, Vec<String>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, config).expect("write config");
+    let out = Command::new(agent_bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("--once")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run agent");
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let lines = stdout.lines().map(str::to_owned).collect();
+    (
+        out.status,
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the agent binary with arguments only; returns (status, stdout, stderr).
+pub fn run_args(args: &[&str]) -> (ExitStatus, String, String) {
+    let out = Command::new(agent_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run agent");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line-protocol reading for assertions (InfluxDB's rules: `\` escapes the next byte when scanning;
+// tags and keys unescape `\,` `\=` `\ `; strings unescape `\"` `\\`).
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub measurement: String,
+    pub tags: Vec<(String, String)>,
+    pub fields: Vec<(String, String)>,
+    pub timestamp: i64,
+}
+
+impl Line {
+    pub fn tag(&self, k: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Raw field text (`12i`, `1.5`, `"s"`, `true`).
+    pub fn field(&self, k: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn float(&self, k: &str) -> Option<f64> {
+        self.field(k)?.parse().ok()
+    }
+
+    pub fn int(&self, k: &str) -> Option<i64> {
+        self.field(k)?.strip_suffix('i')?.parse().ok()
+    }
+
+    /// String field value, unescaped.
+    pub fn string(&self, k: &str) -> Option<String> {
+        let raw = self.field(k)?;
+        let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+        Some(unescape(inner, &['"', '\\']))
+    }
+}
+
+fn unescape(s: &str, specials: &[char]) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\'
+            && let Some(&n) = chars.peek()
+            && specials.contains(&n)
+        {
+            out.push(n);
+            chars.next();
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Splits at unescaped `delim` outside quotes (quotes only matter in the field set).
+fn split_unescaped(s: &str, delim: u8, quotes: bool) -> Vec<&str> {
+    let b = s.as_bytes();
+    let mut parts = Vec::new();
+    let (mut start, mut i, mut in_q) = (0, 0, false);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                i += 2;
+                continue;
+            }
+            b'"' if quotes => in_q = !in_q,
+            c if c == delim && !in_q => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&s[start.min(s.len())..]);
+    parts
+}
+
+pub fn parse_line(text: &str) -> Line {
+    let sections = split_unescaped(text, b' ', true);
+    assert_eq!(
+        sections.len(),
+        3,
+        "line must have series, fields, timestamp: {text:?}"
+    );
+    let series = split_unescaped(sections[0], b',', false);
+    let key_specials = [',', '=', ' '];
+    let measurement = unescape(series[0], &[',', ' ']);
+    let kv = |s: &str, value_is_key_like: bool| {
+        let parts = split_unescaped(s, b'=', true);
+        assert_eq!(parts.len(), 2, "bad key=value {s:?} in {text:?}");
+        let v = if value_is_key_like {
+            unescape(parts[1], &key_specials)
+        } else {
+            parts[1].to_owned()
+        };
+        (unescape(parts[0], &key_specials), v)
+    };
+    let tags = series[1..].iter().map(|t| kv(t, true)).collect();
+    let fields = split_unescaped(sections[1], b',', true)
+        .iter()
+        .map(|f| kv(f, false))
+        .collect();
+    Line {
+        measurement,
+        tags,
+        fields,
+        timestamp: sections[2]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad timestamp in {text:?}")),
+    }
+}
+
+pub fn parse_all(lines: &[String]) -> Vec<Line> {
+    lines.iter().map(|l| parse_line(l)).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real InfluxDB 1.x on loopback, one per test binary.
+
+pub struct Influx {
+    pub addr: String,
+    _child: Mutex<Child>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The shared InfluxDB, started on first use. Fails the test if `influxd` is not installed: the
+/// test script (`tests/run.sh`) installs Debian's `influxdb` package.
+pub fn influx() -> &'static Influx {
+    static INFLUX: OnceLock<Influx> = OnceLock::new();
+    INFLUX.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (http, rpc) = (free_port(), free_port());
+        let d = dir.path().display();
+        let conf = format!(
+            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\
+             [meta]\n dir = \"{d}/meta\"\n\
+             [data]\n dir = \"{d}/data\"\n wal-dir = \"{d}/wal\"\n query-log-enabled = false\n\
+             [monitor]\n store-enabled = false\n\
+             [http]\n bind-address = \"127.0.0.1:{http}\"\n log-enabled = false\n"
+        );
+        let conf_path = dir.path().join("influxdb.conf");
+        std::fs::write(&conf_path, conf).expect("write influx conf");
+        let child = Command::new("influxd")
+            .arg("-config")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "influxd not found: run tests via tests/run.sh, which installs Debian's influxdb",
+            );
+        let addr = format!("127.0.0.1:{http}");
+        let start = Instant::now();
+        while http_request(&addr, "GET", "/ping", b"").map(|(s, _)| s) != Ok(204) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "influxd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let influx = Influx {
+            addr,
+            _child: Mutex::new(child),
+            _dir: dir,
+        };
+        influx.query("CREATE DATABASE test");
+        influx
+    })
+}
+
+impl Influx {
+    /// Writes lines to database `test`; returns the HTTP status and body (204 = all accepted).
+    pub fn write(&self, lines: &[String]) -> (u16, String) {
+        let body = lines.join("\n") + "\n";
+        http_request(
+            &self.addr,
+            "POST",
+            "/write?db=test&precision=ns",
+            body.as_bytes(),
+        )
+        .expect("influx write")
+    }
+
+    /// Asserts InfluxDB accepts every line.
+    pub fn assert_accepts(&self, lines: &[String]) {
+        assert!(!lines.is_empty(), "no lines to check");
+        let (status, body) = self.write(lines);
+        assert_eq!(
+            status,
+            204,
+            "InfluxDB refused lines: {body}\nlines:\n{}",
+            lines.join("\n")
+        );
+    }
+
+    /// Runs an InfluxQL query against database `test`; returns the JSON body.
+    pub fn query(&self, q: &str) -> String {
+        let path = format!("/query?db=test&q={}", urlencode(q));
+        let (status, body) = http_request(&self.addr, "POST", &path, b"").expect("influx query");
+        assert_eq!(status, 200, "query {q:?} failed: {body}");
+        body
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Minimal HTTP/1.1 request over a fresh connection; returns (status, body).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+    s.write_all(body).map_err(|e| e.to_string())?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad response {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+pub fn path_exists(p: &str) -> bool {
+    Path::new(p).exists()
+}

@@ -1,0 +1,6 @@
+//! One integration-test binary (ripgrep style): every file here runs the real `metrics-agent`
+//! binary; servers it talks to are real programs on loopback.
+
+mod harness;
+
+mod agent;
