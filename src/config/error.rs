@@ -76,8 +76,13 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-pub fn locate(file: &str, src: &str, path: &str, err: SpanError) -> ConfigError {
+pub fn locate(file: &str, src: &str, path: &str, mut err: SpanError) -> ConfigError {
     let (line, column) = line_col(src, err.span.start);
+    if err.key.is_empty()
+        && let Some(k) = key_on_line(src, err.span.start)
+    {
+        err.key = k.to_owned();
+    }
     let key = match (path.is_empty(), err.key.is_empty()) {
         (true, _) => err.key,
         (false, true) => path.to_owned(),
@@ -92,6 +97,21 @@ pub fn locate(file: &str, src: &str, path: &str, err: SpanError) -> ConfigError 
     })
 }
 
+/// The bare key of a `key = value` line containing `offset`: serde's messages name a bad value
+/// but not the key it belongs to.
+fn key_on_line(src: &str, offset: usize) -> Option<&str> {
+    let offset = offset.min(src.len());
+    let start = src.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = src[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    bare.then_some(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +122,12 @@ mod tests {
         assert_eq!(line_col(src, 0), (1, 1));
         assert_eq!(line_col(src, 8), (2, 3));
         assert_eq!(line_col(src, 12), (2, 6));
+    }
+
+    #[test]
+    fn key_is_taken_from_a_key_value_line() {
+        let src = "[agent]\n  interval = \"x\"\n[[inputs.a]]\n";
+        assert_eq!(key_on_line(src, 14), Some("interval"));
+        assert_eq!(key_on_line(src, 1), None);
     }
 }

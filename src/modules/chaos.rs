@@ -2,6 +2,7 @@
 //! integration tests can prove isolation. Every mode first writes `lines` metrics carrying a
 //! per-instance sequence number, so tests can check that no line is lost or duplicated.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -25,6 +26,9 @@ pub struct Raw {
     text: Option<String>,
     /// Misbehave only on every Nth gather (default 1 = every gather).
     every: Option<u64>,
+    /// Misbehave at most this many times in the life of the process, across restarts of the
+    /// input (default unlimited): one blocked worker without the restart blocking the next.
+    times: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -45,6 +49,7 @@ pub struct Config {
     block: Duration,
     text: Option<String>,
     every: u64,
+    times: u64,
 }
 
 pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
@@ -57,6 +62,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
             .unwrap_or(Duration::from_secs(3600)),
         text: raw.text,
         every: raw.every.unwrap_or(1).max(1),
+        times: raw.times.unwrap_or(u64::MAX),
     })
 }
 
@@ -87,6 +93,12 @@ impl Chaos {
         }
         self.gathers += 1;
         if !self.gathers.is_multiple_of(self.config.every) {
+            return Ok(());
+        }
+        static MISBEHAVED: AtomicU64 = AtomicU64::new(0);
+        if self.config.mode != Mode::Ok
+            && MISBEHAVED.fetch_add(1, Ordering::Relaxed) >= self.config.times
+        {
             return Ok(());
         }
         match self.config.mode {

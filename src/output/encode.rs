@@ -8,10 +8,10 @@
 //! * measurement: escape `,` and space; tag keys, tag values, field keys: escape `,` `=` space.
 //! * `\n` `\r` `\t` `\f` become the two-character sequences `\n` etc. (as telegraf's serializer
 //!   does); any other control character becomes U+FFFD. Either way the line is "sanitised".
-//! * A run of backslashes is paired off by the parsers' scanners (`\\` is one escape pair that is
-//!   never unescaped). A run with an even count before a delimiter survives exactly; an odd run
-//!   directly before a character we escape, or at the end of a key or value, would swallow the
-//!   delimiter, so one backslash is added to make it even. Odd runs elsewhere are exact as is.
+//! * Backslashes before ordinary characters are written as they are and read back exactly. The
+//!   parsers disagree on backslashes before a delimiter (telegraf pairs `\\` in measurement and
+//!   field keys, InfluxDB 1.x and telegraf's tag scanner look only at the previous byte), so
+//!   backslashes directly before an escaped delimiter, and trailing ones, are dropped.
 //! * Empty names, keys or tag values, the reserved key `time`, duplicate keys and non-finite
 //!   floats cannot be written; they are dropped and reported in [`EncodeReport`].
 //! * Integers carry `i` (unsigned values are clipped to `i64::MAX`), floats use Rust's shortest
@@ -109,21 +109,17 @@ fn encode_inner(
 
     for (i, (k, v)) in metric.tags.iter().enumerate() {
         let duplicate = metric.tags[..i].iter().any(|(pk, _)| pk == k);
-        if duplicate || !writable_key(k) || v.is_empty() {
+        if duplicate || !writable_key(k) || v.is_empty() || !write_tag(out, k, v, &mut report) {
             report.tags_dropped += 1;
-            continue;
         }
-        write_tag(out, k, v, &mut report);
     }
     for (i, (k, v)) in deco.tags.iter().enumerate() {
         if metric.has_tag(k) || deco.tags[..i].iter().any(|(pk, _)| pk == k) {
             continue;
         }
-        if !writable_key(k) || v.is_empty() {
+        if !writable_key(k) || v.is_empty() || !write_tag(out, k, v, &mut report) {
             report.tags_dropped += 1;
-            continue;
         }
-        write_tag(out, k, v, &mut report);
     }
 
     let mut written = 0usize;
@@ -134,8 +130,14 @@ fn encode_inner(
             report.fields_dropped += 1;
             continue;
         }
+        let field_start = out.len();
         out.push(if written == 0 { b' ' } else { b',' });
         report.sanitised |= escape(out, k, Part::Key);
+        if out.len() == field_start + 1 {
+            out.truncate(field_start);
+            report.fields_dropped += 1;
+            continue;
+        }
         out.push(b'=');
         match v {
             FieldValue::Float(f) => write_float(out, *f),
@@ -169,56 +171,58 @@ fn writable_key(k: &str) -> bool {
     !k.is_empty() && k != "time"
 }
 
-fn write_tag(out: &mut Vec<u8>, k: &str, v: &str, report: &mut EncodeReport) {
+/// Writes `,key=value`; nothing (and false) if either is empty once escaped.
+fn write_tag(out: &mut Vec<u8>, k: &str, v: &str, report: &mut EncodeReport) -> bool {
+    let start = out.len();
     out.push(b',');
-    report.sanitised |= escape(out, k, Part::Key);
+    let mut altered = escape(out, k, Part::Key);
+    let key_end = out.len();
     out.push(b'=');
-    report.sanitised |= escape(out, v, Part::Key);
+    altered |= escape(out, v, Part::Key);
+    if key_end == start + 1 || out.len() == key_end + 1 {
+        out.truncate(start);
+        report.sanitised = true;
+        return false;
+    }
+    report.sanitised |= altered;
+    true
 }
 
 /// Escapes `s` into `out`; returns true when the text had to be altered beyond plain escaping.
 fn escape(out: &mut Vec<u8>, s: &str, part: Part) -> bool {
-    let bytes = s.as_bytes();
     let mut altered = false;
-    let mut backslashes = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    // Backslashes are held back until we know what follows them.
+    let mut pending = 0usize;
+    for &b in s.as_bytes() {
         if b == b'\\' {
-            backslashes += 1;
-            out.push(b);
-            i += 1;
+            pending += 1;
             continue;
         }
-        let special = match b {
-            b',' | b' ' => true,
-            b'=' => part == Part::Key,
-            _ => b < 0x20 || b == 0x7f,
-        };
-        if special && backslashes % 2 == 1 {
+        let delimiter = matches!(b, b',' | b' ') || (b == b'=' && part == Part::Key);
+        if delimiter {
+            // A backslash right before an escaped delimiter would make the scanners read the
+            // delimiter differently (telegraf pairs `\\` in keys, InfluxDB looks at the
+            // previous byte): it cannot be carried.
+            altered |= pending > 0;
             out.push(b'\\');
-            altered = true;
-        }
-        backslashes = 0;
-        match b {
-            b',' | b' ' | b'=' if special => {
-                out.push(b'\\');
-                out.push(b);
+            out.push(b);
+        } else {
+            out.extend(std::iter::repeat_n(b'\\', pending));
+            match b {
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                _ if b < 0x20 || b == 0x7f => out.extend_from_slice("\u{FFFD}".as_bytes()),
+                _ => out.push(b),
             }
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ if special => out.extend_from_slice("\u{FFFD}".as_bytes()),
-            _ => out.push(b),
+            altered |= b < 0x20 || b == 0x7f;
         }
-        altered |= special && !matches!(b, b',' | b' ' | b'=');
-        i += 1;
+        pending = 0;
     }
-    if backslashes % 2 == 1 {
-        out.push(b'\\');
-        altered = true;
-    }
+    // A trailing backslash would escape the separator after the value (telegraf's serializer
+    // trims these too).
+    altered |= pending > 0;
     altered
 }
 
@@ -324,26 +328,26 @@ mod tests {
     }
 
     #[test]
-    fn backslash_runs_keep_delimiters_intact() {
-        // Odd run before the end of a value: one backslash is added so the run pairs off.
+    fn backslashes_never_touch_a_delimiter() {
+        let l = |v: &str| line(&Metric::new("m", 1).tag("t", v).field("f", 1i64));
+        // Trailing backslashes cannot be carried: trimmed, as telegraf's serializer does.
+        assert_eq!(l("x\\"), "m,t=x f=1i 1\n");
+        assert_eq!(l("x\\\\"), "m,t=x f=1i 1\n");
+        // Backslashes right before a delimiter are dropped; the delimiter is escaped.
+        assert_eq!(l("a\\,b"), "m,t=a\\,b f=1i 1\n");
+        // Backslashes before ordinary characters are exact.
+        assert_eq!(l("C:\\Windows\\\\x"), "m,t=C:\\Windows\\\\x f=1i 1\n");
+        // A value of backslashes only is empty once trimmed: the tag is dropped.
+        let mut out = Vec::new();
+        let r = encode_line(
+            &mut out,
+            &Metric::new("m", 1).tag("t", "\\").field("f", 1i64),
+            &Decoration::default(),
+        )
+        .unwrap();
         assert_eq!(
-            line(&Metric::new("m", 1).tag("t", "x\\").field("f", 1i64)),
-            "m,t=x\\\\ f=1i 1\n"
-        );
-        // Even run at the end stays as is.
-        assert_eq!(
-            line(&Metric::new("m", 1).tag("t", "x\\\\").field("f", 1i64)),
-            "m,t=x\\\\ f=1i 1\n"
-        );
-        // Backslash before a comma.
-        assert_eq!(
-            line(&Metric::new("m", 1).tag("t", "a\\,b").field("f", 1i64)),
-            "m,t=a\\\\\\,b f=1i 1\n"
-        );
-        // A lone backslash before an ordinary character is exact.
-        assert_eq!(
-            line(&Metric::new("m", 1).tag("t", "C:\\Windows").field("f", 1i64)),
-            "m,t=C:\\Windows f=1i 1\n"
+            (String::from_utf8(out).unwrap().as_str(), r.sanitised),
+            ("m f=1i 1\n", true)
         );
     }
 

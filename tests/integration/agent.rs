@@ -1,9 +1,35 @@
 //! The agent process: CLI, config errors, the execd contract (stdin EOF, signals, EPIPE), reload,
 //! isolation of failing inputs, and the line-protocol output checked by a real InfluxDB.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::harness::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn chaos_seqs(lines: &[String], measurement: &str) -> Vec<i64> {
+    parse_all(lines)
+        .iter()
+        .filter(|l| l.measurement == measurement)
+        .filter_map(|l| l.int("seq"))
+        .collect()
+}
+
+fn count(lines: &[String], measurement: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.split([',', ' ']).next() == Some(measurement))
+        .count()
+}
+
+/// Last value of an `internal_agent` field.
+fn agent_stat(lines: &[String], field: &str) -> Option<i64> {
+    parse_all(lines)
+        .iter()
+        .rev()
+        .find(|l| l.measurement == "internal_agent")
+        .and_then(|l| l.int(field))
+}
 
 #[test]
 fn once_prints_valid_lines_accepted_by_influxdb() {
@@ -22,4 +48,347 @@ fn once_prints_valid_lines_accepted_by_influxdb() {
     assert!(sys.iter().any(|l| l.string("uptime_format").is_some()));
     assert!(parsed.iter().any(|l| l.measurement == "internal_agent"));
     influx().assert_accepts(&lines);
+}
+
+#[test]
+fn cli_flags() {
+    let (st, out, _) = run_args(&["--version"]);
+    assert!(st.success() && out.starts_with("metrics-agent "), "{out}");
+    let (st, out, _) = run_args(&["--help"]);
+    assert!(st.success() && out.contains("--check-config"), "{out}");
+    let (st, _, err) = run_args(&["--bogus"]);
+    assert_eq!(st.code(), Some(2), "{err}");
+    // The printed default is the embedded one and is itself a valid config.
+    let (st, printed, _) = run_args(&["--print-config"]);
+    assert!(st.success());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("default.toml");
+    std::fs::write(&p, &printed).unwrap();
+    let (st, _, err) = run_args(&["--config", p.to_str().unwrap(), "--check-config"]);
+    assert!(st.success(), "{err}");
+}
+
+#[test]
+fn invalid_config_names_file_line_column_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(
+        &p,
+        "[agent]\n  interval = \"10s\"\n\n[[inputs.system]]\n  interval = \"0s\"\n",
+    )
+    .unwrap();
+    let (st, _, err) = run_args(&["--config", p.to_str().unwrap(), "--check-config"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(
+        err.contains("bad.toml:5:14: inputs.system[0].interval: must be > 0"),
+        "{err}"
+    );
+    // Running on it fails at start-up with the same message, before printing anything.
+    let (st, out, err) = run_args(&["--config", p.to_str().unwrap()]);
+    assert_eq!(st.code(), Some(1));
+    assert!(out.is_empty());
+    assert!(err.contains("bad.toml:5:14"), "{err}");
+}
+
+#[test]
+fn stdin_eof_drains_and_exits_zero() {
+    let mut a = Agent::start("[[inputs.chaos]]\ninterval = \"1h\"\nlines = 300\n");
+    a.wait_for("first gather", 5 * SEC, |l| count(l, "chaos") == 300);
+    a.close_stdin();
+    let (st, took) = a.wait_exit(5 * SEC);
+    assert!(st.success(), "status {st:?}; stderr:\n{}", a.stderr());
+    assert!(took < SEC, "exit took {took:?}");
+    assert!(a.partial_line().is_empty());
+    assert!(
+        a.stderr().contains("I! stopping (stdin closed)"),
+        "{}",
+        a.stderr()
+    );
+}
+
+#[test]
+fn sigterm_with_lines_queued_delivers_every_line() {
+    // stdout is not read while 20,000 lines are produced: the pipe fills, the rest waits in the
+    // queue. SIGTERM, then reading resumes: every line must arrive, whole and once.
+    let mut a = Agent::start_with(
+        "[agent]\nmetric_buffer_limit = 100000\nmetric_buffer_bytes = 67108864\n\
+         [[inputs.chaos]]\ninterval = \"1h\"\nlines = 20000\n",
+        &[],
+        false,
+    );
+    std::thread::sleep(SEC);
+    a.signal(libc::SIGTERM);
+    let t = Instant::now();
+    a.resume_reading();
+    let (st, _) = a.wait_exit(5 * SEC);
+    let took = t.elapsed();
+    assert!(st.success(), "stderr:\n{}", a.stderr());
+    assert!(took < SEC, "SIGTERM to exit took {took:?}");
+    let seqs = chaos_seqs(&a.lines(), "chaos");
+    assert_eq!(seqs, (1..=20000).collect::<Vec<i64>>());
+    assert!(a.partial_line().is_empty());
+}
+
+#[test]
+fn sigint_also_drains_and_exits_zero() {
+    let mut a = Agent::start("[[inputs.chaos]]\ninterval = \"1h\"\nlines = 10\n");
+    a.wait_for("first gather", 5 * SEC, |l| count(l, "chaos") == 10);
+    a.signal(libc::SIGINT);
+    let (st, took) = a.wait_exit(5 * SEC);
+    assert!(st.success() && took < SEC, "{st:?} {took:?}");
+}
+
+#[test]
+fn closed_stdout_exits_cleanly() {
+    let mut a = Agent::start_with(
+        "[[inputs.chaos]]\ninterval = \"10ms\"\nlines = 1000\n",
+        &[],
+        false,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    a.close_stdout();
+    let (st, took) = a.wait_exit(5 * SEC);
+    assert!(st.success(), "{st:?}\n{}", a.stderr());
+    assert!(took < SEC, "exit took {took:?}");
+    let err = a.stderr();
+    assert!(err.contains("stopping (stdout closed)"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn sighup_reloads_a_valid_config_and_keeps_running_on_an_invalid_one() {
+    let cfg = |name: &str| {
+        format!("[[inputs.chaos]]\ninterval = \"100ms\"\nname_override = \"{name}\"\n")
+    };
+    let a = Agent::start(&cfg("before"));
+    a.wait_for("lines before reload", 5 * SEC, |l| count(l, "before") >= 2);
+
+    a.write_config(&cfg("after"));
+    a.signal(libc::SIGHUP);
+    a.wait_for("lines after reload", 5 * SEC, |l| count(l, "after") >= 2);
+    a.wait_stderr("reloaded", 5 * SEC);
+
+    a.write_config("[[inputs.chaos]]\ninterval = \"100ms\"\nlines = -1\n");
+    a.signal(libc::SIGHUP);
+    a.wait_stderr("reload failed, keeping the running config", 5 * SEC);
+    let err = a.stderr();
+    assert!(
+        err.contains("agent.toml:3:9: inputs.chaos[0].lines"),
+        "{err}"
+    );
+    let n = count(&a.lines(), "after");
+    a.wait_for("old config still running", 5 * SEC, |l| {
+        count(l, "after") >= n + 3
+    });
+    assert_eq!(count(&a.lines(), "before"), count(&a.lines(), "before"));
+}
+
+#[test]
+fn hup_burst_leaks_no_fds_or_threads() {
+    let cfg = "[[inputs.chaos]]\ninterval = \"50ms\"\n[[inputs.system]]\ninterval = \"50ms\"\n[[inputs.internal]]\ninterval = \"50ms\"\n";
+    let a = Agent::start(cfg);
+    a.wait_for("running", 5 * SEC, |l| count(l, "chaos") >= 3);
+    std::thread::sleep(Duration::from_millis(300));
+    let (fds0, threads0) = a.fds_and_threads();
+    for round in 0..5 {
+        for _ in 0..40 {
+            a.signal(libc::SIGHUP);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if round == 2 {
+            a.write_config("[[inputs.chaos]]\nbogus = 1\n");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    a.write_config(cfg);
+    a.signal(libc::SIGHUP);
+    let n = count(&a.lines(), "chaos");
+    a.wait_for("lines after the burst", 5 * SEC, |l| {
+        count(l, "chaos") >= n + 5
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (fds1, threads1) = a.fds_and_threads();
+    assert_eq!(fds1, fds0, "fd count changed across 200 SIGHUPs");
+    assert!(
+        threads1 <= threads0,
+        "threads grew from {threads0} to {threads1}"
+    );
+    let seqs = chaos_seqs(&a.lines(), "chaos");
+    assert!(!seqs.is_empty());
+}
+
+#[test]
+fn stdin_trigger_runs_one_round_per_newline() {
+    let mut a = Agent::start(
+        "[agent]\ntrigger = \"stdin\"\ninterval = \"1h\"\n[[inputs.chaos]]\nlines = 2\n",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        count(&a.lines(), "chaos"),
+        0,
+        "no gather before the first newline"
+    );
+    a.send_stdin(b"\n");
+    a.wait_for("first round", 5 * SEC, |l| count(l, "chaos") == 2);
+    a.send_stdin(b"\n");
+    a.wait_for("second round", 5 * SEC, |l| count(l, "chaos") == 4);
+    assert_eq!(chaos_seqs(&a.lines(), "chaos"), vec![1, 2, 3, 4]);
+    a.close_stdin();
+    let (st, _) = a.wait_exit(5 * SEC);
+    assert!(st.success());
+}
+
+#[test]
+fn panicking_input_restarts_with_backoff_and_others_keep_their_rate() {
+    let a = Agent::start(
+        "[[inputs.chaos]]\ninterval = \"100ms\"\nmode = \"panic\"\nname_override = \"bad\"\n\
+         [[inputs.chaos]]\ninterval = \"100ms\"\nname_override = \"steady\"\n\
+         [[inputs.internal]]\ninterval = \"100ms\"\n",
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let lines = a.lines();
+    let steady = count(&lines, "steady");
+    assert!(
+        steady >= 35,
+        "steady input wrote {steady} lines in 4 s at 100 ms"
+    );
+    let panics = agent_stat(&lines, "panics").unwrap_or(0);
+    // Backoff 1 s, 2 s, 4 s (±20 %): 2 to 4 panics in 4 s, not 40.
+    assert!((2..=4).contains(&panics), "panics = {panics}");
+    let err = a.stderr();
+    assert!(err.contains("E! [inputs.chaos] gather panicked: chaos: panicking on purpose; restarting the input in"), "{err}");
+    // Lines a gather wrote before panicking are delivered.
+    assert!(count(&lines, "bad") >= 2);
+}
+
+#[test]
+fn hanging_input_is_aborted_and_others_keep_their_rate() {
+    let a = Agent::start(
+        "[[inputs.chaos]]\ninterval = \"200ms\"\nmode = \"hang\"\nname_override = \"hung\"\n\
+         [[inputs.chaos]]\ninterval = \"100ms\"\nname_override = \"steady\"\n\
+         [[inputs.internal]]\ninterval = \"100ms\"\n",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let lines = a.lines();
+    assert!(
+        count(&lines, "steady") >= 25,
+        "steady wrote {}",
+        count(&lines, "steady")
+    );
+    assert!(agent_stat(&lines, "gather_timeouts").unwrap_or(0) >= 1);
+    assert!(
+        a.stderr()
+            .contains("gather did not finish within 200ms; aborted"),
+        "{}",
+        a.stderr()
+    );
+}
+
+#[test]
+fn input_blocking_a_worker_is_reported_and_sigterm_still_exits() {
+    let mut a = Agent::start(
+        "[[inputs.chaos]]\ninterval = \"1s\"\nmode = \"block\"\ntimes = 1\nname_override = \"blocker\"\n\
+         [[inputs.chaos]]\ninterval = \"100ms\"\nname_override = \"steady\"\n",
+    );
+    // The blocker holds one worker; the aborted gather cannot end, which is reported after 5 s.
+    a.wait_stderr("blocks a thread without yielding", 10 * SEC);
+    let before = count(&a.lines(), "steady");
+    std::thread::sleep(SEC);
+    assert!(
+        count(&a.lines(), "steady") >= before + 8,
+        "steady input stalled"
+    );
+    a.signal(libc::SIGTERM);
+    let (st, took) = a.wait_exit(5 * SEC);
+    assert!(st.success(), "{st:?}");
+    assert!(took < SEC, "exit took {took:?} with a blocked worker");
+}
+
+#[test]
+fn watchdog_exits_nonzero_when_every_worker_is_blocked() {
+    let mut cfg = String::from("[agent]\nwatchdog_timeout = \"2s\"\n");
+    for _ in 0..4 {
+        cfg.push_str("[[inputs.chaos]]\ninterval = \"1h\"\nmode = \"block\"\n");
+    }
+    let mut a = Agent::start(&cfg);
+    let (st, took) = a.wait_exit(10 * SEC);
+    assert_eq!(st.code(), Some(3), "{}", a.stderr());
+    assert!(took < 5 * SEC);
+    assert!(
+        a.stderr().contains("the runtime made no progress"),
+        "{}",
+        a.stderr()
+    );
+}
+
+#[test]
+fn adversarial_values_are_escaped_and_accepted_by_influxdb() {
+    let values = [
+        "plain",
+        "with space",
+        "a,b=c",
+        "quote\"d",
+        "back\\slash",
+        "unicode ✓ ünïcødé 日本",
+        "=leading",
+        "tab\there",
+    ];
+    let mut all = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let toml_v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\t', "\\t");
+        let (st, lines, err) = run_once(&format!(
+            "[[inputs.chaos]]\ntext = \"{toml_v}\"\nname_override = \"adv {i}\"\n"
+        ));
+        assert!(st.success(), "{err}");
+        let l = parse_line(&lines[0]);
+        let expect_tag = v.replace('\t', "\\t");
+        assert_eq!(
+            l.tag("tag"),
+            Some(expect_tag.as_str()),
+            "line {:?}",
+            lines[0]
+        );
+        assert_eq!(
+            l.string("text").as_deref(),
+            Some(expect_tag.as_str()).map(|s| if v.contains('\t') { "tab\\there" } else { s })
+        );
+        all.extend(lines);
+    }
+    // Values line protocol cannot carry exactly still give one valid line each: trailing
+    // backslashes are trimmed, a newline becomes the two characters `\n`.
+    for (v, tag) in [("trailing\\\\", "trailing"), ("new\\nline", "new\\nline")] {
+        let (st, lines, err) = run_once(&format!("[[inputs.chaos]]\ntext = \"{v}\"\n"));
+        assert!(st.success(), "{err}");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(parse_line(&lines[0]).tag("tag"), Some(tag));
+        all.extend(lines);
+    }
+    influx().assert_accepts(&all);
+    let stored = influx().query("SHOW TAG VALUES FROM \"adv 2\" WITH KEY = \"tag\"");
+    assert!(stored.contains("\"a,b=c\""), "{stored}");
+    let stored = influx().query("SHOW TAG VALUES FROM \"adv 5\" WITH KEY = \"tag\"");
+    assert!(stored.contains("unicode ✓ ünïcødé 日本"), "{stored}");
+}
+
+#[test]
+fn stalled_reader_keeps_memory_bounded_and_counts_drops() {
+    let mut a = Agent::start_with(
+        "[agent]\nmetric_buffer_limit = 1000\n\
+         [[inputs.chaos]]\ninterval = \"20ms\"\nlines = 500\ntext = \"padding padding padding padding\"\n\
+         [[inputs.internal]]\ninterval = \"100ms\"\n",
+        &[],
+        false,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let rss = a.rss_bytes();
+    assert!(rss < 40 << 20, "RSS {rss} while stdout is stalled");
+    a.resume_reading();
+    let lines = a.wait_for("drops reported", 10 * SEC, |l| {
+        agent_stat(l, "metrics_dropped").unwrap_or(0) > 0
+    });
+    let dropped = agent_stat(&lines, "metrics_dropped").unwrap();
+    assert!(dropped > 10_000, "dropped {dropped}");
 }

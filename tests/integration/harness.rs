@@ -87,6 +87,11 @@ impl Agent {
         self.stdout_reader = Some(std::thread::spawn(move || read_lines(out, lines, partial)));
     }
 
+    /// Closes our end of the agent's stdout without reading it (a reader that went away).
+    pub fn close_stdout(&mut self) {
+        self.child.stdout.take();
+    }
+
     /// Replaces the config file (for reload tests).
     pub fn write_config(&self, config: &str) {
         let tmp = self.config_path.with_extension("tmp");
@@ -361,35 +366,44 @@ fn split_unescaped(s: &str, delim: u8, quotes: bool) -> Vec<&str> {
 }
 
 pub fn parse_line(text: &str) -> Line {
-    let sections = split_unescaped(text, b' ', true);
+    // Series (measurement and tags) ends at the first unescaped space; quotes are literal there.
+    let series_end = split_unescaped(text, b' ', false)[0].len();
+    let series_text = &text[..series_end];
+    let rest = text
+        .get(series_end + 1..)
+        .unwrap_or_else(|| panic!("no field set in {text:?}"));
+    let sections = split_unescaped(rest, b' ', true);
     assert_eq!(
         sections.len(),
-        3,
+        2,
         "line must have series, fields, timestamp: {text:?}"
     );
-    let series = split_unescaped(sections[0], b',', false);
+    let series = split_unescaped(series_text, b',', false);
     let key_specials = [',', '=', ' '];
     let measurement = unescape(series[0], &[',', ' ']);
-    let kv = |s: &str, value_is_key_like: bool| {
-        let parts = split_unescaped(s, b'=', true);
-        assert_eq!(parts.len(), 2, "bad key=value {s:?} in {text:?}");
-        let v = if value_is_key_like {
-            unescape(parts[1], &key_specials)
-        } else {
-            parts[1].to_owned()
-        };
-        (unescape(parts[0], &key_specials), v)
+    let tag = |s: &str| {
+        let parts = split_unescaped(s, b'=', false);
+        assert_eq!(parts.len(), 2, "bad tag {s:?} in {text:?}");
+        (
+            unescape(parts[0], &key_specials),
+            unescape(parts[1], &key_specials),
+        )
     };
-    let tags = series[1..].iter().map(|t| kv(t, true)).collect();
-    let fields = split_unescaped(sections[1], b',', true)
+    let field = |s: &str| {
+        let parts = split_unescaped(s, b'=', true);
+        assert_eq!(parts.len(), 2, "bad field {s:?} in {text:?}");
+        (unescape(parts[0], &key_specials), parts[1].to_owned())
+    };
+    let tags = series[1..].iter().map(|t| tag(t)).collect();
+    let fields = split_unescaped(sections[0], b',', true)
         .iter()
-        .map(|f| kv(f, false))
+        .map(|f| field(f))
         .collect();
     Line {
         measurement,
         tags,
         fields,
-        timestamp: sections[2]
+        timestamp: sections[1]
             .parse()
             .unwrap_or_else(|_| panic!("bad timestamp in {text:?}")),
     }
