@@ -45,6 +45,9 @@ pub struct InputInstance {
     pub display: String,
     pub alias: Option<String>,
     pub interval: Duration,
+    /// A gather still running after this long is aborted and the input restarted; ticks that
+    /// pass while it runs are skipped and counted. Default: twice the interval.
+    pub gather_timeout: Duration,
     pub decoration: Decoration,
     pub config: InputConfig,
 }
@@ -54,6 +57,7 @@ pub struct InputInstance {
 #[serde(deny_unknown_fields)]
 struct CommonRaw {
     interval: Option<Spanned<ConfigDuration>>,
+    gather_timeout: Option<Spanned<ConfigDuration>>,
     alias: Option<String>,
     name_override: Option<Spanned<String>>,
     #[serde(default)]
@@ -66,6 +70,7 @@ struct CommonRaw {
 
 const COMMON_KEYS: &[&str] = &[
     "interval",
+    "gather_timeout",
     "alias",
     "name_override",
     "name_prefix",
@@ -261,6 +266,13 @@ fn resolve_instance(
         Some(d) => d.get_ref().get(),
         None => agent.interval,
     };
+    let gather_timeout = match &common.gather_timeout {
+        Some(d) if d.get_ref().get().is_zero() => {
+            return Err(SpanError::new(d.span(), "gather_timeout", "must be > 0"));
+        }
+        Some(d) => d.get_ref().get(),
+        None => interval.saturating_mul(2),
+    };
     let name_override = match common.name_override {
         Some(n) if n.get_ref().is_empty() || n.get_ref().starts_with('#') => {
             return Err(SpanError::new(
@@ -289,6 +301,7 @@ fn resolve_instance(
         display,
         alias: common.alias,
         interval,
+        gather_timeout,
         decoration: Decoration {
             name_override,
             name_prefix: common.name_prefix,

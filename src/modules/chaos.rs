@@ -15,13 +15,14 @@ use crate::output::{Accumulator, Metric, now_ns};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Raw {
-    /// `ok` | `error` | `panic` | `hang` (awaits forever) | `block` (blocks its worker thread for
-    /// `block`) | `block_pool` (blocks a blocking-pool thread forever and awaits it).
+    /// `ok` | `error` | `panic` | `hang` (awaits forever) | `sleep` (awaits `duration`) |
+    /// `block` (blocks its worker thread for `duration`) | `block_pool` (blocks a blocking-pool
+    /// thread forever and awaits it).
     mode: Option<Mode>,
     /// Metrics per gather (default 1).
     lines: Option<u64>,
-    /// How long `block` mode blocks (default 1h).
-    block: Option<ConfigDuration>,
+    /// How long `sleep` and `block` last (default 1h).
+    duration: Option<ConfigDuration>,
     /// Value of the `tag` tag and the `text` field, to push adversarial strings through.
     text: Option<String>,
     /// Misbehave only on every Nth gather (default 1 = every gather).
@@ -38,6 +39,7 @@ pub enum Mode {
     Error,
     Panic,
     Hang,
+    Sleep,
     Block,
     BlockPool,
 }
@@ -46,7 +48,7 @@ pub enum Mode {
 pub struct Config {
     mode: Mode,
     lines: u64,
-    block: Duration,
+    duration: Duration,
     text: Option<String>,
     every: u64,
     times: u64,
@@ -56,8 +58,8 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config {
         mode: raw.mode.unwrap_or(Mode::Ok),
         lines: raw.lines.unwrap_or(1),
-        block: raw
-            .block
+        duration: raw
+            .duration
             .map(ConfigDuration::get)
             .unwrap_or(Duration::from_secs(3600)),
         text: raw.text,
@@ -109,8 +111,12 @@ impl Chaos {
                 std::future::pending::<()>().await;
                 Ok(())
             }
+            Mode::Sleep => {
+                tokio::time::sleep(self.config.duration).await;
+                Ok(())
+            }
             Mode::Block => {
-                std::thread::sleep(self.config.block);
+                std::thread::sleep(self.config.duration);
                 Ok(())
             }
             Mode::BlockPool => {

@@ -71,7 +71,7 @@ impl Supervisor {
                 stats,
                 module_ctx: self.ctx.clone(),
                 ticks,
-                gather_timeout: inst.interval,
+                gather_timeout: inst.gather_timeout,
             };
             let cancel = CancellationToken::new();
             let handle = tokio::spawn(instance::run(run, cancel.clone()));
@@ -104,7 +104,7 @@ impl Supervisor {
         }
     }
 
-    /// `--once`: every instance gathers once, concurrently, each bounded by its interval.
+    /// `--once`: every instance gathers once, concurrently, each bounded by its gather timeout.
     pub async fn run_once(&self, config: &Config) {
         let mut tasks = Vec::new();
         for inst in &config.inputs {
