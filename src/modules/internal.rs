@@ -1,7 +1,8 @@
 //! `internal`: the agent's own health, in the shape of telegraf's `internal` input so the same
 //! dashboard panels work: `internal_agent` (whole agent) and `internal_gather` (one line per
 //! input instance, tag `input`, plus `alias` when set). Our additions: queue depth, panics,
-//! restarts, skipped ticks, sanitised/rejected metrics, reloads, RSS, threads and open fds.
+//! restarts, skipped ticks, sanitised/rejected metrics, reloads, live tasks, RSS, threads and
+//! open fds.
 
 use serde::Deserialize;
 
@@ -73,6 +74,12 @@ impl Internal {
             .field("stuck_tasks", get(&a.stuck_tasks))
             .field("queue_depth", self.ctx.queue.depth() as u64)
             .field("inputs", instances.len() as u64)
+            .field(
+                "tasks",
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks() as u64,
+            )
             .field("uptime_s", self.started.elapsed().as_secs_f64());
         if self.config.collect_memstats {
             let p = process_stats();

@@ -190,6 +190,7 @@ fn hup_burst_leaks_no_fds_or_threads() {
     a.wait_for("running", 5 * SEC, |l| count(l, "chaos") >= 3);
     std::thread::sleep(Duration::from_millis(300));
     let (fds0, threads0) = a.fds_and_threads();
+    let tasks0 = agent_stat(&a.lines(), "tasks").expect("tasks field");
     for round in 0..5 {
         for _ in 0..40 {
             a.signal(libc::SIGHUP);
@@ -208,6 +209,8 @@ fn hup_burst_leaks_no_fds_or_threads() {
     });
     std::thread::sleep(Duration::from_millis(500));
     let (fds1, threads1) = a.fds_and_threads();
+    let tasks1 = agent_stat(&a.lines(), "tasks").expect("tasks field");
+    assert_eq!(tasks1, tasks0, "live tasks changed across 200 SIGHUPs");
     assert_eq!(fds1, fds0, "fd count changed across 200 SIGHUPs");
     assert!(
         threads1 <= threads0,
