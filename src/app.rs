@@ -183,6 +183,8 @@ async fn serve(
 
     let registry = ctx.registry.clone();
     let queue = ctx.queue.clone();
+    let mut health = Health::default();
+    health.apply(config.agent.health_listen, &registry).await;
     let mut supervisor = Supervisor::new(ctx);
     supervisor.start(&config);
     tracing::info!(
@@ -229,8 +231,33 @@ async fn serve(
         }
     }
     supervisor.stop(STOP_GRACE).await;
+    health.apply(None, &registry).await;
     watchdog_stop.cancel();
     Ok(())
+}
+
+/// The running health endpoint, if configured; re-bound when its address changes on reload.
+#[derive(Default)]
+struct Health {
+    running: Option<(std::net::SocketAddr, CancellationToken)>,
+}
+
+impl Health {
+    async fn apply(&mut self, want: Option<std::net::SocketAddr>, registry: &Arc<Registry>) {
+        if self.running.as_ref().map(|(a, _)| *a) == want {
+            return;
+        }
+        if let Some((_, stop)) = self.running.take() {
+            stop.cancel();
+        }
+        if let Some(addr) = want {
+            let stop = CancellationToken::new();
+            match crate::health::serve(addr, registry.clone(), stop.clone()).await {
+                Ok(()) => self.running = Some((addr, stop)),
+                Err(e) => tracing::error!("health endpoint: cannot listen on {addr}: {e}"),
+            }
+        }
+    }
 }
 
 async fn reload(

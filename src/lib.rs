@@ -11,12 +11,14 @@
 //! - [`modules`]: the inputs, one module each, listed in one registry.
 //! - [`output`]: metric type, line-protocol encoder, bounded queue, the single stdout writer.
 //! - [`stats`]: counters behind the `internal` self-metrics.
+//! - [`health`]: the optional `/healthz` `/readyz` `/version` endpoint.
 //! - [`logging`]: stderr logging in telegraf's `E!`/`W!`/`I!`/`D!` form.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod health;
 pub mod logging;
 pub mod modules;
 pub mod output;

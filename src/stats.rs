@@ -32,6 +32,10 @@ pub struct InstanceStats {
     pub display: String,
     pub module: &'static str,
     pub alias: Option<String>,
+    /// The instance's interval in ns (0 = driven by stdin), for readiness.
+    pub interval_ns: AtomicU64,
+    /// When the current run of this instance started, ns since the epoch.
+    pub started_ns: AtomicU64,
     pub gathers: AtomicU64,
     pub gather_errors: AtomicU64,
     pub gather_timeouts: AtomicU64,
@@ -54,6 +58,8 @@ impl InstanceStats {
             display: display.to_owned(),
             module,
             alias,
+            interval_ns: AtomicU64::new(0),
+            started_ns: AtomicU64::new(0),
             gathers: AtomicU64::new(0),
             gather_errors: AtomicU64::new(0),
             gather_timeouts: AtomicU64::new(0),

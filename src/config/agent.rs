@@ -36,8 +36,21 @@ pub struct AgentRaw {
     /// A runtime that makes no progress for this long is stuck in blocking code: the agent exits
     /// non-zero so telegraf restarts it.
     watchdog_timeout: Option<Spanned<ConfigDuration>>,
+    /// Optional HTTP health endpoint, off by default.
+    health: Option<HealthRaw>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+}
+
+/// `[agent.health]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthRaw {
+    /// `host:port` to listen on, e.g. "127.0.0.1:8081". Loopback only unless
+    /// `allow_non_loopback = true`: the endpoint has no authentication.
+    listen: Spanned<String>,
+    #[serde(default)]
+    allow_non_loopback: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -81,6 +94,7 @@ pub struct AgentConfig {
     pub log_level: LogLevel,
     pub log_format: LogFormat,
     pub watchdog_timeout: Duration,
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 /// Telegraf's default `metric_buffer_limit`.
@@ -137,6 +151,26 @@ pub fn resolve(raw: AgentRaw) -> Result<AgentConfig, SpanError> {
         Some(d) => d.into_inner().get(),
         None => Duration::from_secs(30),
     };
+    let health_listen = match raw.health {
+        None => None,
+        Some(h) => {
+            let addr: std::net::SocketAddr = h.listen.get_ref().parse().map_err(|_| {
+                SpanError::new(
+                    h.listen.span(),
+                    "health.listen",
+                    "must be an IP:port such as \"127.0.0.1:8081\"",
+                )
+            })?;
+            if !addr.ip().is_loopback() && !h.allow_non_loopback {
+                return Err(SpanError::new(
+                    h.listen.span(),
+                    "health.listen",
+                    "not a loopback address; set allow_non_loopback = true to expose the unauthenticated endpoint",
+                ));
+            }
+            Some(addr)
+        }
+    };
     let mut tags: Vec<(String, String)> = raw.tags.into_iter().collect();
     if let Some(h) = raw.hostname.filter(|h| !h.is_empty()) {
         tags.retain(|(k, _)| k != "host");
@@ -154,5 +188,6 @@ pub fn resolve(raw: AgentRaw) -> Result<AgentConfig, SpanError> {
         log_level: raw.log_level.unwrap_or(LogLevel::Info),
         log_format: raw.log_format.unwrap_or(LogFormat::Auto),
         watchdog_timeout,
+        health_listen,
     })
 }

@@ -7,6 +7,7 @@ mod schedule;
 pub mod watchdog;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -19,7 +20,7 @@ pub use schedule::{Schedule, next_boundary};
 
 use crate::config::{Config, Trigger};
 use crate::modules::{Module, ModuleContext};
-use crate::output::Accumulator;
+use crate::output::{Accumulator, now_ns};
 use crate::stats::InstanceStats;
 use instance::{InstanceRun, Ticks};
 
@@ -58,6 +59,14 @@ impl Supervisor {
                     ))
                 });
             all.push(stats.clone());
+            let interval_ns = match config.agent.trigger {
+                Trigger::Interval => u64::try_from(inst.interval.as_nanos()).unwrap_or(u64::MAX),
+                Trigger::Stdin => 0,
+            };
+            stats.interval_ns.store(interval_ns, Ordering::Relaxed);
+            stats
+                .started_ns
+                .store(u64::try_from(now_ns()).unwrap_or(0), Ordering::Relaxed);
             let ticks = match config.agent.trigger {
                 Trigger::Interval => Ticks::Interval(Schedule::new(
                     inst.interval,

@@ -415,3 +415,60 @@ fn stalled_reader_keeps_memory_bounded_and_counts_drops() {
     let dropped = agent_stat(&lines, "metrics_dropped").unwrap();
     assert!(dropped > 10_000, "dropped {dropped}");
 }
+
+#[test]
+fn health_endpoint_reports_liveness_readiness_and_version() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let a = Agent::start(&format!(
+        "[agent.health]\nlisten = \"{addr}\"\n\
+         [[inputs.chaos]]\ninterval = \"100ms\"\nname_override = \"fine\"\n\
+         [[inputs.chaos]]\nalias = \"stuck\"\ninterval = \"100ms\"\ngather_timeout = \"1h\"\nmode = \"sleep\"\nduration = \"1h\"\n"
+    ));
+    a.wait_stderr("health endpoint listening", 5 * SEC);
+    let (st, body) = http_request(&addr, "GET", "/healthz", b"").unwrap();
+    assert_eq!((st, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (st, body) = http_request(&addr, "GET", "/version", b"").unwrap();
+    assert!(
+        st == 200 && body.contains(env!("CARGO_PKG_VERSION")),
+        "{body}"
+    );
+    // The sleeping instance never completes a gather: after two intervals it is named as late.
+    std::thread::sleep(Duration::from_millis(500));
+    let (st, body) = http_request(&addr, "GET", "/readyz", b"").unwrap();
+    assert_eq!(st, 503, "{body}");
+    assert!(
+        body.contains("inputs.chaos[1] (chaos::stuck)") && !body.contains("chaos[0]"),
+        "{body}"
+    );
+    // Reload without the stuck instance: ready.
+    a.write_config(&format!(
+        "[agent.health]\nlisten = \"{addr}\"\n[[inputs.chaos]]\ninterval = \"100ms\"\nname_override = \"fine\"\n"
+    ));
+    a.signal(libc::SIGHUP);
+    a.wait_stderr("reloaded", 5 * SEC);
+    std::thread::sleep(Duration::from_millis(300));
+    let (st, body) = http_request(&addr, "GET", "/readyz", b"").unwrap();
+    assert_eq!(st, 200, "{body}");
+}
+
+#[test]
+fn health_endpoint_refuses_non_loopback_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.toml");
+    std::fs::write(
+        &p,
+        "[agent.health]\nlisten = \"0.0.0.0:8081\"\n[[inputs.system]]\n",
+    )
+    .unwrap();
+    let (st, _, err) = run_args(&["--config", p.to_str().unwrap(), "--check-config"]);
+    assert_eq!(st.code(), Some(1));
+    assert!(
+        err.contains("h.toml:2:10: agent.health.listen: not a loopback address"),
+        "{err}"
+    );
+}
