@@ -271,11 +271,11 @@ fn write_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(&buf[pos..]);
 }
 
+/// Shortest representation that round-trips, with exponent notation for very large or small
+/// magnitudes (1e300 is 5 bytes, not 301); callers pass finite values only.
 fn write_float(out: &mut Vec<u8>, f: f64) {
-    use std::io::Write;
-    // `{:?}` is the shortest representation that round-trips and switches to exponent notation
-    // for very large or small magnitudes, so 1e300 is 5 bytes rather than 301.
-    let _ = write!(out, "{f:?}");
+    let mut buf = ryu::Buffer::new();
+    out.extend_from_slice(buf.format_finite(f).as_bytes());
 }
 
 #[cfg(test)]
