@@ -8,6 +8,14 @@ pub mod chaos;
 pub mod internal;
 pub mod system;
 
+// Host inputs (Linux /proc and /sys).
+pub mod hostutil;
+pub mod cpu;
+pub mod mem;
+pub mod swap;
+pub mod kernel;
+pub mod processes;
+
 use std::sync::Arc;
 
 use toml::Spanned;
@@ -21,6 +29,11 @@ use crate::stats::Registry;
 pub const NAMES: &[&str] = &[
     "internal",
     "system",
+    "cpu",
+    "mem",
+    "swap",
+    "kernel",
+    "processes",
     #[cfg(feature = "chaos")]
     "chaos",
 ];
@@ -35,6 +48,11 @@ pub fn lookup(name: &str) -> Option<&'static str> {
 pub enum InputConfig {
     Internal(internal::Config),
     System(system::Config),
+    Cpu(cpu::Config),
+    Mem(mem::Config),
+    Swap(swap::Config),
+    Kernel(kernel::Config),
+    Processes(processes::Config),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Config),
 }
@@ -44,6 +62,11 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
     Ok(match module {
         "internal" => InputConfig::Internal(internal::resolve(deserialize_value(table)?)?),
         "system" => InputConfig::System(system::resolve(deserialize_value(table)?)?),
+        "cpu" => InputConfig::Cpu(cpu::resolve(deserialize_value(table)?)?),
+        "mem" => InputConfig::Mem(mem::resolve(deserialize_value(table)?)?),
+        "swap" => InputConfig::Swap(swap::resolve(deserialize_value(table)?)?),
+        "kernel" => InputConfig::Kernel(kernel::resolve(deserialize_value(table)?)?),
+        "processes" => InputConfig::Processes(processes::resolve(deserialize_value(table)?)?),
         #[cfg(feature = "chaos")]
         "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
         other => {
@@ -64,6 +87,11 @@ pub struct ModuleContext {
 pub enum Module {
     Internal(internal::Internal),
     System(system::System),
+    Cpu(cpu::Cpu),
+    Mem(mem::Mem),
+    Swap(swap::Swap),
+    Kernel(kernel::Kernel),
+    Processes(processes::Processes),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Chaos),
 }
@@ -99,6 +127,11 @@ impl Module {
                 Module::Internal(internal::Internal::new(c.clone(), ctx.clone()))
             }
             InputConfig::System(c) => Module::System(system::System::new(c.clone())),
+            InputConfig::Cpu(c) => Module::Cpu(cpu::Cpu::new(c.clone())),
+            InputConfig::Mem(c) => Module::Mem(mem::Mem::new(c.clone())),
+            InputConfig::Swap(c) => Module::Swap(swap::Swap::new(c.clone())),
+            InputConfig::Kernel(c) => Module::Kernel(kernel::Kernel::new(c.clone())),
+            InputConfig::Processes(c) => Module::Processes(processes::Processes::new(c.clone())),
             #[cfg(feature = "chaos")]
             InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
         })
@@ -109,6 +142,11 @@ impl Module {
         match self {
             Module::Internal(m) => m.gather(acc).await,
             Module::System(m) => m.gather(acc).await,
+            Module::Cpu(m) => m.gather(acc).await,
+            Module::Mem(m) => m.gather(acc).await,
+            Module::Swap(m) => m.gather(acc).await,
+            Module::Kernel(m) => m.gather(acc).await,
+            Module::Processes(m) => m.gather(acc).await,
             #[cfg(feature = "chaos")]
             Module::Chaos(m) => m.gather(acc).await,
         }
