@@ -208,7 +208,10 @@ impl Cpu {
         let mut m = base(self)
             .field(
                 "usage_user",
-                pct(t.user.saturating_sub(t.guest), p.user.saturating_sub(p.guest)),
+                pct(
+                    t.user.saturating_sub(t.guest),
+                    p.user.saturating_sub(p.guest),
+                ),
             )
             .field("usage_system", pct(t.system, p.system))
             .field("usage_idle", pct(t.idle, p.idle))

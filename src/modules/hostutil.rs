@@ -328,7 +328,10 @@ mod tests {
         assert!(glob_match("/mnt/*", "/mnt/a b"));
         // Linear in practice even on a pathological pattern.
         let long = "a".repeat(2000);
-        assert!(!glob_match(&"*a".repeat(50).to_string().replace("**", "*"), "b"));
+        assert!(!glob_match(
+            &"*a".repeat(50).to_string().replace("**", "*"),
+            "b"
+        ));
         assert!(glob_match("*a*a*a*a*a*a", &long));
     }
 

@@ -148,7 +148,9 @@ impl Kernel {
         match read_into("/proc/vmstat", &mut self.buf) {
             Ok(()) => {
                 let [i, o] = parse_keyed(&self.buf, ["pgpgin", "pgpgout"]);
-                m = m.field_opt("disk_pages_in", i).field_opt("disk_pages_out", o);
+                m = m
+                    .field_opt("disk_pages_in", i)
+                    .field_opt("disk_pages_out", o);
             }
             Err(e) => self.errors.report(acc, "kernel", "/proc/vmstat", &e),
         }

@@ -140,7 +140,11 @@ pub fn build(ts: i64, v: &MemValues, extended: bool) -> Result<Metric, GatherErr
     let (cached, used) = derived(v);
     let available = v[idx("MemAvailable")];
     let mut m = Metric::new("mem", ts);
-    let end = if extended { FIELDS.len() } else { EXTENDED_FROM };
+    let end = if extended {
+        FIELDS.len()
+    } else {
+        EXTENDED_FROM
+    };
     for (i, (key, name)) in FIELDS[..end].iter().enumerate() {
         let value = if *key == "Cached" { cached } else { v[i] };
         m = m.field(*name, value);

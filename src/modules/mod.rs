@@ -9,12 +9,16 @@ pub mod internal;
 pub mod system;
 
 // Host inputs (Linux /proc and /sys).
-pub mod hostutil;
 pub mod cpu;
-pub mod mem;
-pub mod swap;
+pub mod disk;
+pub mod diskio;
+pub mod hostutil;
 pub mod kernel;
+pub mod mem;
+pub mod net;
+pub mod netstat;
 pub mod processes;
+pub mod swap;
 
 use std::sync::Arc;
 
@@ -34,6 +38,10 @@ pub const NAMES: &[&str] = &[
     "swap",
     "kernel",
     "processes",
+    "disk",
+    "diskio",
+    "net",
+    "netstat",
     #[cfg(feature = "chaos")]
     "chaos",
 ];
@@ -53,6 +61,10 @@ pub enum InputConfig {
     Swap(swap::Config),
     Kernel(kernel::Config),
     Processes(processes::Config),
+    Disk(disk::Config),
+    DiskIo(diskio::Config),
+    Net(net::Config),
+    Netstat(netstat::Config),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Config),
 }
@@ -67,6 +79,10 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
         "swap" => InputConfig::Swap(swap::resolve(deserialize_value(table)?)?),
         "kernel" => InputConfig::Kernel(kernel::resolve(deserialize_value(table)?)?),
         "processes" => InputConfig::Processes(processes::resolve(deserialize_value(table)?)?),
+        "disk" => InputConfig::Disk(disk::resolve(deserialize_value(table)?)?),
+        "diskio" => InputConfig::DiskIo(diskio::resolve(deserialize_value(table)?)?),
+        "net" => InputConfig::Net(net::resolve(deserialize_value(table)?)?),
+        "netstat" => InputConfig::Netstat(netstat::resolve(deserialize_value(table)?)?),
         #[cfg(feature = "chaos")]
         "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
         other => {
@@ -92,6 +108,10 @@ pub enum Module {
     Swap(swap::Swap),
     Kernel(kernel::Kernel),
     Processes(processes::Processes),
+    Disk(disk::Disk),
+    DiskIo(diskio::DiskIo),
+    Net(net::Net),
+    Netstat(netstat::Netstat),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Chaos),
 }
@@ -132,6 +152,10 @@ impl Module {
             InputConfig::Swap(c) => Module::Swap(swap::Swap::new(c.clone())),
             InputConfig::Kernel(c) => Module::Kernel(kernel::Kernel::new(c.clone())),
             InputConfig::Processes(c) => Module::Processes(processes::Processes::new(c.clone())),
+            InputConfig::Disk(c) => Module::Disk(disk::Disk::new(c.clone())),
+            InputConfig::DiskIo(c) => Module::DiskIo(diskio::DiskIo::new(c.clone())),
+            InputConfig::Net(c) => Module::Net(net::Net::new(c.clone())),
+            InputConfig::Netstat(c) => Module::Netstat(netstat::Netstat::new(c.clone())),
             #[cfg(feature = "chaos")]
             InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
         })
@@ -147,6 +171,10 @@ impl Module {
             Module::Swap(m) => m.gather(acc).await,
             Module::Kernel(m) => m.gather(acc).await,
             Module::Processes(m) => m.gather(acc).await,
+            Module::Disk(m) => m.gather(acc).await,
+            Module::DiskIo(m) => m.gather(acc).await,
+            Module::Net(m) => m.gather(acc).await,
+            Module::Netstat(m) => m.gather(acc).await,
             #[cfg(feature = "chaos")]
             Module::Chaos(m) => m.gather(acc).await,
         }
