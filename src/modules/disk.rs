@@ -237,7 +237,7 @@ impl Disk {
         {
             return false;
         }
-        if self.config.ignore_fs.iter().any(|f| *f == m.fstype) {
+        if self.config.ignore_fs.contains(&m.fstype) {
             return false;
         }
         !m.options

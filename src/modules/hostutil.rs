@@ -277,6 +277,12 @@ pub mod testing {
         pub stats: Arc<InstanceStats>,
     }
 
+    impl Default for TestAcc {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     impl TestAcc {
         pub fn new() -> Self {
             let queue = Arc::new(Queue::new(100_000, 64 << 20));

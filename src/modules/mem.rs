@@ -110,7 +110,7 @@ pub fn derived(v: &MemValues) -> (u64, u64) {
 pub struct Mem {
     config: Config,
     buf: String,
-    values: MemValues,
+    values: Box<MemValues>,
 }
 
 impl Mem {
@@ -118,7 +118,7 @@ impl Mem {
         Mem {
             config,
             buf: String::with_capacity(2048),
-            values: [0; FIELDS.len()],
+            values: Box::new([0; FIELDS.len()]),
         }
     }
 

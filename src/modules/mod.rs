@@ -18,6 +18,7 @@ pub mod mem;
 pub mod net;
 pub mod netstat;
 pub mod processes;
+pub mod procstat;
 pub mod swap;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub const NAMES: &[&str] = &[
     "diskio",
     "net",
     "netstat",
+    "procstat",
     #[cfg(feature = "chaos")]
     "chaos",
 ];
@@ -65,6 +67,7 @@ pub enum InputConfig {
     DiskIo(diskio::Config),
     Net(net::Config),
     Netstat(netstat::Config),
+    Procstat(procstat::Config),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Config),
 }
@@ -83,6 +86,7 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
         "diskio" => InputConfig::DiskIo(diskio::resolve(deserialize_value(table)?)?),
         "net" => InputConfig::Net(net::resolve(deserialize_value(table)?)?),
         "netstat" => InputConfig::Netstat(netstat::resolve(deserialize_value(table)?)?),
+        "procstat" => InputConfig::Procstat(procstat::resolve(deserialize_value(table)?)?),
         #[cfg(feature = "chaos")]
         "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
         other => {
@@ -100,18 +104,20 @@ pub struct ModuleContext {
 }
 
 /// A running module instance with its state between gathers (previous counters, sockets...).
+/// Large module states are boxed so the enum (moved in and out of gather tasks) stays small.
 pub enum Module {
     Internal(internal::Internal),
     System(system::System),
-    Cpu(cpu::Cpu),
+    Cpu(Box<cpu::Cpu>),
     Mem(mem::Mem),
     Swap(swap::Swap),
     Kernel(kernel::Kernel),
     Processes(processes::Processes),
-    Disk(disk::Disk),
-    DiskIo(diskio::DiskIo),
+    Disk(Box<disk::Disk>),
+    DiskIo(Box<diskio::DiskIo>),
     Net(net::Net),
     Netstat(netstat::Netstat),
+    Procstat(Box<procstat::Procstat>),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Chaos),
 }
@@ -147,15 +153,18 @@ impl Module {
                 Module::Internal(internal::Internal::new(c.clone(), ctx.clone()))
             }
             InputConfig::System(c) => Module::System(system::System::new(c.clone())),
-            InputConfig::Cpu(c) => Module::Cpu(cpu::Cpu::new(c.clone())),
+            InputConfig::Cpu(c) => Module::Cpu(Box::new(cpu::Cpu::new(c.clone()))),
             InputConfig::Mem(c) => Module::Mem(mem::Mem::new(c.clone())),
             InputConfig::Swap(c) => Module::Swap(swap::Swap::new(c.clone())),
             InputConfig::Kernel(c) => Module::Kernel(kernel::Kernel::new(c.clone())),
             InputConfig::Processes(c) => Module::Processes(processes::Processes::new(c.clone())),
-            InputConfig::Disk(c) => Module::Disk(disk::Disk::new(c.clone())),
-            InputConfig::DiskIo(c) => Module::DiskIo(diskio::DiskIo::new(c.clone())),
+            InputConfig::Disk(c) => Module::Disk(Box::new(disk::Disk::new(c.clone()))),
+            InputConfig::DiskIo(c) => Module::DiskIo(Box::new(diskio::DiskIo::new(c.clone()))),
             InputConfig::Net(c) => Module::Net(net::Net::new(c.clone())),
             InputConfig::Netstat(c) => Module::Netstat(netstat::Netstat::new(c.clone())),
+            InputConfig::Procstat(c) => {
+                Module::Procstat(Box::new(procstat::Procstat::new(c.clone())))
+            }
             #[cfg(feature = "chaos")]
             InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
         })
@@ -175,6 +184,7 @@ impl Module {
             Module::DiskIo(m) => m.gather(acc).await,
             Module::Net(m) => m.gather(acc).await,
             Module::Netstat(m) => m.gather(acc).await,
+            Module::Procstat(m) => m.gather(acc).await,
             #[cfg(feature = "chaos")]
             Module::Chaos(m) => m.gather(acc).await,
         }
