@@ -9,6 +9,7 @@ pub mod internal;
 pub mod system;
 
 // Host inputs (Linux /proc and /sys).
+pub mod cgroup;
 pub mod cpu;
 pub mod disk;
 pub mod diskio;
@@ -44,6 +45,7 @@ pub const NAMES: &[&str] = &[
     "net",
     "netstat",
     "procstat",
+    "cgroup",
     #[cfg(feature = "chaos")]
     "chaos",
 ];
@@ -68,6 +70,7 @@ pub enum InputConfig {
     Net(net::Config),
     Netstat(netstat::Config),
     Procstat(procstat::Config),
+    Cgroup(cgroup::Config),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Config),
 }
@@ -87,6 +90,7 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
         "net" => InputConfig::Net(net::resolve(deserialize_value(table)?)?),
         "netstat" => InputConfig::Netstat(netstat::resolve(deserialize_value(table)?)?),
         "procstat" => InputConfig::Procstat(procstat::resolve(deserialize_value(table)?)?),
+        "cgroup" => InputConfig::Cgroup(cgroup::resolve(deserialize_value(table)?)?),
         #[cfg(feature = "chaos")]
         "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
         other => {
@@ -118,6 +122,7 @@ pub enum Module {
     Net(net::Net),
     Netstat(netstat::Netstat),
     Procstat(Box<procstat::Procstat>),
+    Cgroup(cgroup::Cgroup),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Chaos),
 }
@@ -165,6 +170,7 @@ impl Module {
             InputConfig::Procstat(c) => {
                 Module::Procstat(Box::new(procstat::Procstat::new(c.clone())))
             }
+            InputConfig::Cgroup(c) => Module::Cgroup(cgroup::Cgroup::new(c.clone())),
             #[cfg(feature = "chaos")]
             InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
         })
@@ -185,6 +191,7 @@ impl Module {
             Module::Net(m) => m.gather(acc).await,
             Module::Netstat(m) => m.gather(acc).await,
             Module::Procstat(m) => m.gather(acc).await,
+            Module::Cgroup(m) => m.gather(acc).await,
             #[cfg(feature = "chaos")]
             Module::Chaos(m) => m.gather(acc).await,
         }
