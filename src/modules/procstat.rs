@@ -296,6 +296,7 @@ pub struct Status {
     pub vm_data: Option<u64>,
     pub vm_stk: Option<u64>,
     pub vm_lck: Option<u64>,
+    pub vm_rss: Option<u64>,
 }
 
 pub fn parse_status(text: &str) -> Status {
@@ -318,6 +319,7 @@ pub fn parse_status(text: &str) -> Status {
             "VmData" => s.vm_data = bytes(),
             "VmStk" => s.vm_stk = bytes(),
             "VmLck" => s.vm_lck = bytes(),
+            "VmRSS" => s.vm_rss = bytes(),
             _ => {}
         }
     }
@@ -751,7 +753,9 @@ fn scan(st: &mut ScanState, cfg: &Config, host: Host, ts: i64) -> ScanResult {
             }
         }
         if cfg.memory {
-            let rss = s.rss_pages * host.page;
+            // VmRSS is exact; the `stat` figure comes from per-CPU counters that may lag by
+            // hundreds of KiB on recent kernels (it is what `ps` disagrees with).
+            let rss = status.vm_rss.unwrap_or(s.rss_pages * host.page);
             m = m
                 .field(key(p, "memory_rss"), rss)
                 .field(key(p, "memory_vms"), s.vsize)
@@ -902,6 +906,7 @@ mod tests {
         assert!(s.voluntary.is_some() && s.involuntary.is_some());
         assert_eq!(s.vm_swap, Some(0));
         assert_eq!(s.vm_stk, Some(132 * 1024));
+        assert_eq!(s.vm_rss, Some(1720 * 1024));
         let io = parse_io(include_str!("../../tests/fixtures/procstat/io"));
         assert!(io.iter().all(Option::is_some));
         assert_eq!(io[2], Some(10));
