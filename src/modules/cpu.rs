@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, clk_tck, read_into};
+use super::hostutil::{ErrorOnce, ProcFile, clk_tck};
 use crate::config::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
@@ -118,6 +118,7 @@ pub fn parse_stat(text: &str, mut f: impl FnMut(&str, CpuTimes)) {
 
 pub struct Cpu {
     config: Config,
+    stat: ProcFile,
     buf: String,
     last: HashMap<String, CpuTimes>,
     topology: HashMap<String, (String, String)>,
@@ -129,6 +130,7 @@ impl Cpu {
     pub fn new(config: Config) -> Self {
         Cpu {
             config,
+            stat: ProcFile::new("/proc/stat"),
             buf: String::with_capacity(4096),
             last: HashMap::new(),
             topology: HashMap::new(),
@@ -139,7 +141,9 @@ impl Cpu {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        read_into("/proc/stat", &mut self.buf).map_err(|e| GatherError::io("/proc/stat", e))?;
+        self.stat
+            .read(&mut self.buf)
+            .map_err(|e| GatherError::io("/proc/stat", e))?;
         let buf = std::mem::take(&mut self.buf);
         let mut seen = 0usize;
         parse_stat(&buf, |name, t| {

@@ -6,18 +6,21 @@
 //! `df`. File systems with 0 blocks (proc, sysfs, cgroup …) are skipped, as telegraf does.
 //!
 //! Mounts come from `/proc/self/mountinfo` (octal escapes such as `\040` decoded). `statvfs` can
-//! block forever on a dead NFS/CIFS server, so each mount's call runs on the blocking pool with
-//! a timeout, and a mount whose previous call has not returned is not asked again: it is a
-//! counted, logged error for that mount while the other mounts are still reported.
+//! block forever on a dead NFS/CIFS server, so the calls run on the blocking pool (one task
+//! walking the mounts) with a timeout; the mount a timed-out task is stuck in is not asked again
+//! until that call returns: it is a counted, logged error for that mount while the other mounts
+//! are still reported.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, Globs, read_bytes_into};
+use super::hostutil::{ErrorOnce, Globs, ProcFile};
 use crate::config::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
@@ -216,9 +219,10 @@ pub fn metric(ts: i64, m: &Mount, u: &Usage) -> Option<Metric> {
 
 pub struct Disk {
     config: Config,
+    mountinfo: ProcFile,
     buf: Vec<u8>,
     /// statvfs calls that timed out and have not returned yet, by mount point.
-    hung: HashMap<String, JoinHandle<std::io::Result<Usage>>>,
+    hung: HashMap<String, JoinHandle<Vec<std::io::Result<Usage>>>>,
     errors: ErrorOnce,
 }
 
@@ -226,6 +230,7 @@ impl Disk {
     pub fn new(config: Config) -> Self {
         Disk {
             config,
+            mountinfo: ProcFile::new("/proc/self/mountinfo"),
             buf: Vec::with_capacity(8192),
             hung: HashMap::new(),
             errors: ErrorOnce::default(),
@@ -247,7 +252,8 @@ impl Disk {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        read_bytes_into("/proc/self/mountinfo", &mut self.buf)
+        self.mountinfo
+            .read_bytes(&mut self.buf)
             .map_err(|e| GatherError::io("/proc/self/mountinfo", e))?;
         let mut mounts = parse_mountinfo(&self.buf);
         mounts.retain(|m| self.wanted(m));
@@ -264,7 +270,7 @@ impl Disk {
         // Hung calls that have returned since: forget them (their result is stale).
         self.hung.retain(|_, h| !h.is_finished());
 
-        let mut calls = Vec::with_capacity(visible.len());
+        let mut todo = Vec::with_capacity(visible.len());
         for m in visible {
             if self.hung.contains_key(&m.mount_point) {
                 let what = format!("statvfs {}", m.mount_point);
@@ -276,35 +282,56 @@ impl Disk {
                 );
                 continue;
             }
-            let path = m.mount_point.clone();
-            calls.push((m, tokio::task::spawn_blocking(move || statvfs(&path))));
+            todo.push(m);
         }
-        let deadline = tokio::time::Instant::now() + self.config.timeout;
-        for (m, mut handle) in calls {
-            let what = format!("statvfs {}", m.mount_point);
-            match tokio::time::timeout_at(deadline, &mut handle).await {
-                Ok(Ok(Ok(u))) => {
-                    self.errors.clear(&what);
-                    if let Some(metric) = metric(ts, &m, &u) {
-                        acc.add(metric);
+        if todo.is_empty() {
+            return Ok(());
+        }
+        // One blocking task walks all mounts (one thread hand-off per gather instead of one per
+        // mount); `progress` tells which mount it is on if it does not come back in time.
+        let paths: Vec<String> = todo.iter().map(|m| m.mount_point.clone()).collect();
+        let progress = Arc::new(AtomicUsize::new(0));
+        let p2 = progress.clone();
+        let mut handle = tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    p2.store(i, Ordering::Release);
+                    statvfs(p)
+                })
+                .collect::<Vec<_>>()
+        });
+        match tokio::time::timeout(self.config.timeout, &mut handle).await {
+            Ok(Ok(results)) => {
+                for (m, r) in todo.iter().zip(results) {
+                    let what = format!("statvfs {}", m.mount_point);
+                    match r {
+                        Ok(u) => {
+                            self.errors.clear(&what);
+                            if let Some(metric) = metric(ts, m, &u) {
+                                acc.add(metric);
+                            }
+                        }
+                        // A mount that vanished since mountinfo was read is not an error.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => self.errors.report(acc, "disk", &what, &e),
                     }
                 }
-                Ok(Ok(Err(e))) => {
-                    // A mount that vanished between reading mountinfo and statvfs is not an error.
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        self.errors.report(acc, "disk", &what, &e);
-                    }
-                }
-                Ok(Err(join)) => self.errors.report(acc, "disk", &what, &join),
-                Err(_) => {
-                    self.errors.report(
-                        acc,
-                        "disk",
-                        &what,
-                        &format!("no answer within {:?}", self.config.timeout),
-                    );
-                    self.hung.insert(m.mount_point.clone(), handle);
-                }
+            }
+            Ok(Err(join)) => self.errors.report(acc, "disk", "statvfs", &join),
+            Err(_) => {
+                // The task is stuck in the mount it was on: that mount is left out until the
+                // call returns; the others are measured again next gather.
+                let stuck = &todo[progress.load(Ordering::Acquire).min(todo.len() - 1)];
+                let what = format!("statvfs {}", stuck.mount_point);
+                self.errors.report(
+                    acc,
+                    "disk",
+                    &what,
+                    &format!("no answer within {:?}", self.config.timeout),
+                );
+                self.hung.insert(stuck.mount_point.clone(), handle);
             }
         }
         Ok(())

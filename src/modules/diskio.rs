@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{Globs, read_into};
+use super::hostutil::{Globs, ProcFile, read_into};
 use crate::config::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
@@ -124,6 +124,7 @@ pub fn derived(prev: &DiskStat, cur: &DiskStat, elapsed_ms: f64) -> (f64, f64, O
 
 pub struct DiskIo {
     config: Config,
+    diskstats: ProcFile,
     buf: String,
     udev_buf: String,
     last: HashMap<String, DiskStat>,
@@ -135,6 +136,7 @@ impl DiskIo {
     pub fn new(config: Config) -> Self {
         DiskIo {
             config,
+            diskstats: ProcFile::new("/proc/diskstats"),
             buf: String::with_capacity(4096),
             udev_buf: String::new(),
             last: HashMap::new(),
@@ -146,7 +148,8 @@ impl DiskIo {
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let now = Instant::now();
-        read_into("/proc/diskstats", &mut self.buf)
+        self.diskstats
+            .read(&mut self.buf)
             .map_err(|e| GatherError::io("/proc/diskstats", e))?;
         let elapsed_ms = self
             .last_at

@@ -4,7 +4,6 @@
 //! one call in flight.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,18 +11,101 @@ use tokio::task::JoinHandle;
 
 use crate::output::Accumulator;
 
-/// Reads a whole file into `buf` (cleared first), reusing its allocation.
+/// Reads a whole file into `buf` (cleared first), reusing its allocation. Unlike
+/// `read_to_string` it asks for no size hint (/proc files report 0 anyway), which saves a
+/// `statx` and an `lseek` per file.
 pub fn read_into(path: impl AsRef<Path>, buf: &mut String) -> std::io::Result<()> {
-    buf.clear();
-    std::fs::File::open(path)?.read_to_string(buf)?;
-    Ok(())
+    let f = std::fs::File::open(path)?;
+    read_at_zero(&f, buf)
 }
 
 /// Like [`read_into`] for files that may hold non-UTF-8 bytes (cmdline, comm, mountinfo paths).
 pub fn read_bytes_into(path: impl AsRef<Path>, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    read_bytes_at_zero(&f, buf)
+}
+
+/// Reads `f` from offset 0 to its end with `pread`. /proc and /sys files regenerate their
+/// content on a read at offset 0, so a file kept open can be read again without reopening.
+pub fn read_bytes_at_zero(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
     buf.clear();
-    std::fs::File::open(path)?.read_to_end(buf)?;
-    Ok(())
+    loop {
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(buf.capacity().max(4096));
+        }
+        let start = buf.len();
+        let room = buf.capacity() - start;
+        buf.resize(start + room, 0);
+        let n = match f.read_at(&mut buf[start..], start as u64) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                buf.truncate(start);
+                continue;
+            }
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        };
+        buf.truncate(start + n);
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// [`read_bytes_at_zero`] into a `String`; invalid UTF-8 is replaced, not an error.
+pub fn read_at_zero(f: &std::fs::File, buf: &mut String) -> std::io::Result<()> {
+    let mut bytes = std::mem::take(buf).into_bytes();
+    let r = read_bytes_at_zero(f, &mut bytes);
+    *buf = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    r
+}
+
+/// A /proc or /sys file opened once and re-read with `pread` at offset 0 on every gather
+/// (one syscall per read instead of open+read+close). Reopened after an error.
+#[derive(Debug)]
+pub struct ProcFile {
+    path: &'static str,
+    file: Option<std::fs::File>,
+}
+
+impl ProcFile {
+    pub const fn new(path: &'static str) -> Self {
+        ProcFile { path, file: None }
+    }
+
+    pub fn path(&self) -> &'static str {
+        self.path
+    }
+
+    pub fn read(&mut self, buf: &mut String) -> std::io::Result<()> {
+        let f = match &self.file {
+            Some(f) => f,
+            None => self.file.insert(std::fs::File::open(self.path)?),
+        };
+        let r = read_at_zero(f, buf);
+        if r.is_err() {
+            self.file = None;
+        }
+        r
+    }
+
+    pub fn read_bytes(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        let f = match &self.file {
+            Some(f) => f,
+            None => self.file.insert(std::fs::File::open(self.path)?),
+        };
+        let r = read_bytes_at_zero(f, buf);
+        if r.is_err() {
+            self.file = None;
+        }
+        r
+    }
 }
 
 /// Bytes per page (for /proc counters in pages).
@@ -339,6 +421,23 @@ mod tests {
             "b"
         ));
         assert!(glob_match("*a*a*a*a*a*a", &long));
+    }
+
+    #[test]
+    fn proc_file_rereads_fresh_content() {
+        let mut f = ProcFile::new("/proc/self/stat");
+        let mut a = String::new();
+        f.read(&mut a).unwrap();
+        let mut b = String::new();
+        f.read(&mut b).unwrap();
+        assert!(a.starts_with(&format!("{} (", std::process::id())));
+        assert!(b.ends_with('\n') && b.len() > 50);
+        let mut big = ProcFile::new("/proc/self/maps");
+        let mut m = String::with_capacity(8);
+        big.read(&mut m).unwrap();
+        // Larger than the initial capacity: read in several chunks, complete.
+        assert!(m.len() > 1024 && m.contains("[stack]") && m.ends_with('\n'));
+        assert!(ProcFile::new("/nonexistent").read(&mut m).is_err());
     }
 
     #[test]

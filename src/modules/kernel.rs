@@ -14,7 +14,7 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, read_into};
+use super::hostutil::{ErrorOnce, ProcFile};
 use super::swap::parse_keyed;
 use crate::config::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
@@ -123,6 +123,10 @@ pub fn parse_pressure(text: &str) -> Vec<Pressure<'_>> {
 
 pub struct Kernel {
     config: Config,
+    stat: ProcFile,
+    vmstat: ProcFile,
+    entropy: ProcFile,
+    pressure: [ProcFile; 3],
     buf: String,
     errors: ErrorOnce,
 }
@@ -131,6 +135,14 @@ impl Kernel {
     pub fn new(config: Config) -> Self {
         Kernel {
             config,
+            stat: ProcFile::new("/proc/stat"),
+            vmstat: ProcFile::new("/proc/vmstat"),
+            entropy: ProcFile::new("/proc/sys/kernel/random/entropy_avail"),
+            pressure: [
+                ProcFile::new("/proc/pressure/cpu"),
+                ProcFile::new("/proc/pressure/memory"),
+                ProcFile::new("/proc/pressure/io"),
+            ],
             buf: String::with_capacity(8192),
             errors: ErrorOnce::default(),
         }
@@ -138,14 +150,16 @@ impl Kernel {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        read_into("/proc/stat", &mut self.buf).map_err(|e| GatherError::io("/proc/stat", e))?;
+        self.stat
+            .read(&mut self.buf)
+            .map_err(|e| GatherError::io("/proc/stat", e))?;
         let s = parse_stat(&self.buf);
         let mut m = Metric::new("kernel", ts)
             .field_opt("boot_time", s.boot_time)
             .field_opt("context_switches", s.context_switches)
             .field_opt("interrupts", s.interrupts)
             .field_opt("processes_forked", s.processes_forked);
-        match read_into("/proc/vmstat", &mut self.buf) {
+        match self.vmstat.read(&mut self.buf) {
             Ok(()) => {
                 let [i, o] = parse_keyed(&self.buf, ["pgpgin", "pgpgout"]);
                 m = m
@@ -154,19 +168,15 @@ impl Kernel {
             }
             Err(e) => self.errors.report(acc, "kernel", "/proc/vmstat", &e),
         }
-        match read_into("/proc/sys/kernel/random/entropy_avail", &mut self.buf) {
+        match self.entropy.read(&mut self.buf) {
             Ok(()) => m = m.field_opt("entropy_avail", self.buf.trim().parse::<u64>().ok()),
             Err(e) => self.errors.report(acc, "kernel", "entropy_avail", &e),
         }
         acc.add(m);
         if self.config.psi {
-            for resource in ["cpu", "memory", "io"] {
-                let path = match resource {
-                    "cpu" => "/proc/pressure/cpu",
-                    "memory" => "/proc/pressure/memory",
-                    _ => "/proc/pressure/io",
-                };
-                if let Err(e) = read_into(path, &mut self.buf) {
+            for (i, resource) in ["cpu", "memory", "io"].into_iter().enumerate() {
+                let path = self.pressure[i].path();
+                if let Err(e) = self.pressure[i].read(&mut self.buf) {
                     self.errors.report(acc, "kernel", path, &e);
                     continue;
                 }

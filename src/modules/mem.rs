@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{kv_number, read_into};
+use super::hostutil::{ProcFile, kv_number};
 use crate::config::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
@@ -109,6 +109,7 @@ pub fn derived(v: &MemValues) -> (u64, u64) {
 
 pub struct Mem {
     config: Config,
+    meminfo: ProcFile,
     buf: String,
     values: Box<MemValues>,
 }
@@ -117,6 +118,7 @@ impl Mem {
     pub fn new(config: Config) -> Self {
         Mem {
             config,
+            meminfo: ProcFile::new("/proc/meminfo"),
             buf: String::with_capacity(2048),
             values: Box::new([0; FIELDS.len()]),
         }
@@ -124,7 +126,8 @@ impl Mem {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        read_into("/proc/meminfo", &mut self.buf)
+        self.meminfo
+            .read(&mut self.buf)
             .map_err(|e| GatherError::io("/proc/meminfo", e))?;
         parse_meminfo(&self.buf, &mut self.values);
         acc.add(build(ts, &self.values, self.config.collect_extended)?);

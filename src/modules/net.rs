@@ -8,7 +8,10 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{Globs, read_into};
+use std::collections::HashMap;
+use std::fs::File;
+
+use super::hostutil::{Globs, ProcFile, read_at_zero};
 use crate::config::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
@@ -95,39 +98,59 @@ pub fn parse_flags(s: &str) -> Option<u64> {
 
 pub struct Net {
     config: Config,
+    dev: ProcFile,
     buf: String,
     small: String,
-    path: String,
+    /// `flags` and `speed` of each interface, kept open and re-read with pread; dropped for
+    /// interfaces that are gone.
+    sys: HashMap<String, [Option<File>; 2]>,
+    seen: Vec<String>,
 }
 
 impl Net {
     pub fn new(config: Config) -> Self {
         Net {
             config,
+            dev: ProcFile::new("/proc/net/dev"),
             buf: String::with_capacity(4096),
             small: String::with_capacity(32),
-            path: String::with_capacity(64),
+            sys: HashMap::new(),
+            seen: Vec::new(),
         }
     }
 
-    fn sys(&mut self, iface: &str, file: &str) -> Option<&str> {
-        self.path.clear();
-        self.path.push_str("/sys/class/net/");
-        self.path.push_str(iface);
-        self.path.push('/');
-        self.path.push_str(file);
-        read_into(&self.path, &mut self.small).ok()?;
+    /// Reads `/sys/class/net/<iface>/{flags,speed}` (`which` 0 or 1).
+    fn sys(&mut self, iface: &str, which: usize) -> Option<&str> {
+        let files = match self.sys.get_mut(iface) {
+            Some(f) => f,
+            None => self.sys.entry(iface.to_owned()).or_insert([None, None]),
+        };
+        let slot = &mut files[which];
+        if slot.is_none() {
+            let name = if which == 0 { "flags" } else { "speed" };
+            *slot = File::open(format!("/sys/class/net/{iface}/{name}")).ok();
+        }
+        if read_at_zero(slot.as_ref()?, &mut self.small).is_err() {
+            // `speed` of a link that is down fails every time; a removed device's file stays
+            // failing: reopen next time either way.
+            *slot = None;
+            return None;
+        }
         Some(self.small.trim())
     }
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        read_into("/proc/net/dev", &mut self.buf)
+        self.dev
+            .read(&mut self.buf)
             .map_err(|e| GatherError::io("/proc/net/dev", e))?;
         let buf = std::mem::take(&mut self.buf);
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.clear();
         parse_net_dev(&buf, |name, s| {
+            seen.push(name.to_owned());
             if self.config.interfaces.is_empty() {
-                let flags = self.sys(name, "flags").and_then(parse_flags);
+                let flags = self.sys(name, 0).and_then(parse_flags);
                 match flags {
                     Some(f) if f & IFF_UP != 0 && f & IFF_LOOPBACK == 0 => {}
                     _ => return,
@@ -136,7 +159,7 @@ impl Net {
                 return;
             }
             let speed = self
-                .sys(name, "speed")
+                .sys(name, 1)
                 .and_then(|v| v.parse::<i64>().ok())
                 .filter(|v| *v >= 0)
                 .unwrap_or(-1);
@@ -155,6 +178,9 @@ impl Net {
             );
         });
         self.buf = buf;
+        // An interface that went away (and may come back with another index) is reopened.
+        self.sys.retain(|k, _| seen.contains(k));
+        self.seen = seen;
         Ok(())
     }
 }

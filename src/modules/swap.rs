@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, kv_number, page_size, read_into};
+use super::hostutil::{ErrorOnce, ProcFile, kv_number, page_size};
 use crate::config::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
@@ -53,6 +53,8 @@ pub fn parse_keyed<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>;
 }
 
 pub struct Swap {
+    meminfo: ProcFile,
+    vmstat: ProcFile,
     buf: String,
     page: u64,
     errors: ErrorOnce,
@@ -61,6 +63,8 @@ pub struct Swap {
 impl Swap {
     pub fn new(_config: Config) -> Self {
         Swap {
+            meminfo: ProcFile::new("/proc/meminfo"),
+            vmstat: ProcFile::new("/proc/vmstat"),
             buf: String::with_capacity(4096),
             page: page_size(),
             errors: ErrorOnce::default(),
@@ -69,7 +73,8 @@ impl Swap {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        read_into("/proc/meminfo", &mut self.buf)
+        self.meminfo
+            .read(&mut self.buf)
             .map_err(|e| GatherError::io("/proc/meminfo", e))?;
         let (total, free) = parse_meminfo_swap(&self.buf)
             .ok_or_else(|| GatherError::Failed("/proc/meminfo has no SwapTotal/SwapFree".into()))?;
@@ -86,7 +91,7 @@ impl Swap {
                 .field("free", free)
                 .field("used_percent", pct),
         );
-        match read_into("/proc/vmstat", &mut self.buf) {
+        match self.vmstat.read(&mut self.buf) {
             Ok(()) => {
                 if let [Some(i), Some(o)] = parse_keyed(&self.buf, ["pswpin", "pswpout"]) {
                     acc.add(
