@@ -51,11 +51,17 @@ const TCP_TIME_WAIT: usize = 6;
 
 /// The `tw` count from `/proc/net/sockstat` (`TCP: inuse 5 orphan 0 tw 10980 alloc 7 mem 1`).
 pub fn sockstat_tw(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
-    let mut it = line.split_ascii_whitespace();
+    sockstat_value(text, "TCP:", "tw")
+}
+
+/// One value of a `/proc/net/sockstat` line: `PREFIX key value key value …`.
+pub fn sockstat_value(text: &str, prefix: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(prefix))?;
+    let mut it = line.split_ascii_whitespace().skip(1);
     while let Some(k) = it.next() {
-        if k == "tw" {
-            return it.next()?.parse().ok();
+        let v = it.next()?;
+        if k == key {
+            return v.parse().ok();
         }
     }
     None
@@ -237,6 +243,7 @@ pub fn parse_diag(mut data: &[u8], seq: u32, f: &mut impl FnMut(u8, u8)) -> Diag
 pub struct Netstat {
     buf: String,
     sockstat: ProcFile,
+    sockstat6: ProcFile,
     files: [ProcFile; 4],
     diag: Option<Diag>,
     /// Netlink failed once: use /proc from then on.
@@ -248,6 +255,7 @@ impl Netstat {
         Netstat {
             buf: String::with_capacity(16 * 1024),
             sockstat: ProcFile::new("/proc/net/sockstat"),
+            sockstat6: ProcFile::new("/proc/net/sockstat6"),
             files: [
                 ProcFile::new("/proc/net/tcp"),
                 ProcFile::new("/proc/net/tcp6"),
@@ -273,11 +281,19 @@ impl Netstat {
         // TIME_WAIT sockets are usually most of the table and all we need of them is their
         // number, which /proc/net/sockstat has (`tw`, per network namespace). It also counts
         // FIN_WAIT2 sockets in time-wait form; those are still dumped (timer 3) and subtracted.
-        let tw_total = self
-            .sockstat
-            .read(&mut self.buf)
-            .ok()
-            .and_then(|()| sockstat_tw(&self.buf));
+        let (tw_total, udp4) = match self.sockstat.read(&mut self.buf) {
+            Ok(()) => (
+                sockstat_tw(&self.buf),
+                sockstat_value(&self.buf, "UDP:", "inuse"),
+            ),
+            Err(_) => (None, None),
+        };
+        // UDP sockets are counted in `inuse` when they are hashed (bound), exactly the ones
+        // /proc/net/udp lists: no dump needed. No sockstat6 = no IPv6 = none.
+        let udp6 = match self.sockstat6.read(&mut self.buf) {
+            Ok(()) => sockstat_value(&self.buf, "UDP6:", "inuse"),
+            Err(_) => Some(0),
+        };
         let states = match tw_total {
             Some(_) => !(1u32 << TCP_TIME_WAIT),
             None => u32::MAX,
@@ -293,8 +309,13 @@ impl Netstat {
                     }
                 })?;
             }
-            for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-                diag.dump(family, libc::IPPROTO_UDP as u8, u32::MAX, |_, _| udp += 1)?;
+            match (udp4, udp6) {
+                (Some(a), Some(b)) => udp = a + b,
+                _ => {
+                    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+                        diag.dump(family, libc::IPPROTO_UDP as u8, u32::MAX, |_, _| udp += 1)?;
+                    }
+                }
             }
             Ok(())
         })();
@@ -369,6 +390,10 @@ mod tests {
             Some(10980)
         );
         assert_eq!(sockstat_tw("TCP: inuse 1\n"), None);
+        assert_eq!(
+            sockstat_value("TCP6: inuse 2\nUDP6: inuse 3\n", "UDP6:", "inuse"),
+            Some(3)
+        );
         let mut c = [0u64; 12];
         count_tcp(
             "hdr\n 0: 0100007F:0016 00000000:0000 01 0\n 1: x y 06 0\n 2: x y 0A\n 3: x y FF\n",
@@ -395,7 +420,16 @@ mod tests {
         // Other processes open and close sockets meanwhile: compare the stable states only.
         assert!(counts[10] >= 1 && counts[1] >= 2, "{counts:?}");
         assert!(counts[10].abs_diff(proc[10]) <= 5, "{counts:?} vs {proc:?}");
-        assert!(udp >= 1);
+        let mut proc_udp = 0;
+        for f in ["/proc/net/udp", "/proc/net/udp6"] {
+            if let Ok(t) = std::fs::read_to_string(f) {
+                proc_udp += count_lines(&t);
+            }
+        }
+        assert!(
+            udp >= 1 && udp.abs_diff(proc_udp) <= 2,
+            "{udp} vs {proc_udp}"
+        );
     }
 
     #[test]
