@@ -6,11 +6,15 @@
 #          the `mem` lines (one per round).
 #   peer:  node_exporter with only the matching collectors (cpu, meminfo, loadavg, filesystem,
 #          diskstats, netdev, stat), scraped the same number of times with curl.
-# Then procstat over 500 `sleep` processes matched by pattern.
+# Then procstat over 500 `sleep` processes matched by pattern, with telegraf's default
+# properties (cpu, memory, mmap = smaps_rollup per process) and without mmap.
+# node_exporter has no TCP-state collector in this list while ours includes netstat, whose cost
+# grows with the host's socket table (TIME_WAIT sockets of other programs): the host line also
+# prints the TCP socket count seen at the end.
 #
 # Prints:
 #   bench host: ours_cpu_ms_per_gather=… node_exporter=… ratio=… gathers=N
-#   bench procstat: ours_cpu_ms_per_gather=… processes=500 gathers=N
+#   bench procstat: ours_cpu_ms_per_gather=… processes=500 gathers=N properties=…
 # Usage: bench/host.sh [GATHERS]   (default 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,13 +83,15 @@ while (( $(count "mem " "$tmp/host.out") - g0 < n )); do sleep 0.1; done
 a1=$(ticks "$ag"); g1=$(count "mem " "$tmp/host.out")
 kill "$ag"
 
-python3 - "$hz" "$n" "$t0" "$t1" "$a0" "$a1" "$g0" "$g1" <<'PY'
+tcp=$(( $(cat /proc/net/tcp /proc/net/tcp6 | wc -l) - 2 ))
+python3 - "$hz" "$n" "$t0" "$t1" "$a0" "$a1" "$g0" "$g1" "$tcp" <<'PY'
 import sys
-hz, n, t0, t1, a0, a1, g0, g1 = map(float, sys.argv[1:])
+hz, n, t0, t1, a0, a1, g0, g1 = map(float, sys.argv[1:9])
 peer = (t1 - t0) * 1000 / hz / n
 ours = (a1 - a0) * 1000 / hz / (g1 - g0)
 print(f"bench host: ours_cpu_ms_per_gather={ours:.3f} node_exporter={peer:.3f} "
-      f"ratio={ours / peer if peer else float('nan'):.3f} gathers={int(g1 - g0)} scrapes={int(n)}")
+      f"ratio={ours / peer if peer else float('nan'):.3f} gathers={int(g1 - g0)} scrapes={int(n)} "
+      f"tcp_sockets={sys.argv[9]}")
 PY
 
 # --- procstat over 500 processes -------------------------------------------------------------
@@ -95,26 +101,30 @@ for _ in $(seq 500); do
   pids+=("$!")
 done
 sleep 1
-cat >"$tmp/procstat.toml" <<EOF
+np=$(( n / 4 ))
+for props in '"cpu", "memory", "mmap"' '"cpu", "memory"'; do
+  cat >"$tmp/procstat.toml" <<EOF
 [agent]
   interval = "200ms"
   round_interval = false
 [[inputs.procstat]]
   pattern = "^$marker"
+  properties = [$props]
 EOF
-"$bin" --config "$tmp/procstat.toml" < <(sleep 3600) >"$tmp/ps.out" 2>"$tmp/ps.err" &
-ag=$!
-pids+=("$ag")
-np=$(( n / 4 ))
-sleep 1
-p0=$(ticks "$ag"); c0=$(count "procstat_lookup" "$tmp/ps.out")
-while (( $(count "procstat_lookup" "$tmp/ps.out") - c0 < np )); do sleep 0.1; done
-p1=$(ticks "$ag"); c1=$(count "procstat_lookup" "$tmp/ps.out")
-found=$(grep '^procstat_lookup' "$tmp/ps.out" | tail -1 | sed 's/.*pid_count=\([0-9]*\)i.*/\1/')
-kill "$ag"
-python3 - "$hz" "$p0" "$p1" "$c0" "$c1" "$found" <<'PY'
+  "$bin" --config "$tmp/procstat.toml" < <(sleep 3600) >"$tmp/ps.out" 2>"$tmp/ps.err" &
+  ag=$!
+  pids+=("$ag")
+  sleep 1
+  p0=$(ticks "$ag"); c0=$(count "procstat_lookup" "$tmp/ps.out")
+  while (( $(count "procstat_lookup" "$tmp/ps.out") - c0 < np )); do sleep 0.1; done
+  p1=$(ticks "$ag"); c1=$(count "procstat_lookup" "$tmp/ps.out")
+  found=$(grep '^procstat_lookup' "$tmp/ps.out" | tail -1 | sed 's/.*pid_count=\([0-9]*\)i.*/\1/')
+  kill "$ag"
+  python3 - "$hz" "$p0" "$p1" "$c0" "$c1" "$found" "$props" <<'PY'
 import sys
-hz, p0, p1, c0, c1, found = map(float, sys.argv[1:])
+hz, p0, p1, c0, c1, found = map(float, sys.argv[1:7])
+props = sys.argv[7].replace('"', '').replace(' ', '')
 print(f"bench procstat: ours_cpu_ms_per_gather={(p1 - p0) * 1000 / hz / (c1 - c0):.3f} "
-      f"processes={int(found)} gathers={int(c1 - c0)}")
+      f"processes={int(found)} gathers={int(c1 - c0)} properties={props}")
 PY
+done
