@@ -472,3 +472,64 @@ mod tests {
         assert_eq!(r.unwrap(), 1);
     }
 }
+
+#[cfg(test)]
+mod timing {
+    /// Pure gather cost of the host inputs, without the agent around them:
+    /// `cargo test --release --lib hostutil::timing -- --ignored --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn gather_cost() {
+        use crate::modules::*;
+        let mut t = super::testing::TestAcc::new();
+        macro_rules! time {
+            ($name:expr, $m:expr) => {{
+                let mut m = $m;
+                for _ in 0..20 {
+                    m.gather(&mut t.acc).await.unwrap();
+                }
+                t.lines();
+                let start = std::time::Instant::now();
+                let n = 500;
+                for _ in 0..n {
+                    m.gather(&mut t.acc).await.unwrap();
+                }
+                let took = start.elapsed();
+                t.lines();
+                eprintln!(
+                    "{}: {:.1} µs wall per gather",
+                    $name,
+                    took.as_secs_f64() * 1e6 / n as f64
+                );
+            }};
+        }
+        time!(
+            "cpu",
+            cpu::Cpu::new(cpu::resolve(Default::default()).unwrap())
+        );
+        time!(
+            "mem",
+            mem::Mem::new(mem::resolve(Default::default()).unwrap())
+        );
+        time!(
+            "system",
+            system::System::new(system::resolve(Default::default()).unwrap())
+        );
+        time!(
+            "disk",
+            disk::Disk::new(disk::resolve(Default::default()).unwrap())
+        );
+        time!(
+            "diskio",
+            diskio::DiskIo::new(diskio::resolve(Default::default()).unwrap())
+        );
+        time!(
+            "net",
+            net::Net::new(net::resolve(Default::default()).unwrap())
+        );
+        time!(
+            "netstat",
+            netstat::Netstat::new(netstat::resolve(Default::default()).unwrap())
+        );
+    }
+}
