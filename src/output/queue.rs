@@ -3,7 +3,7 @@
 //! metric buffer does, and every evicted line is counted.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,14 @@ pub struct Queue {
     state: Mutex<State>,
     ready: Condvar,
     closed: AtomicBool,
+    /// When drops were last logged (ms since `origin`), so a stalled reader costs one log line a
+    /// minute, not one per batch.
+    last_drop_log_ms: AtomicU64,
+    origin: Instant,
 }
+
+/// Drops are logged at most this often; every dropped line is counted regardless.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl Queue {
     pub fn new(max_lines: usize, max_bytes: usize) -> Self {
@@ -51,6 +58,8 @@ impl Queue {
             }),
             ready: Condvar::new(),
             closed: AtomicBool::new(false),
+            last_drop_log_ms: AtomicU64::new(0),
+            origin: Instant::now(),
         }
     }
 
@@ -70,16 +79,18 @@ impl Queue {
         let lines = usize::try_from(batch.lines).unwrap_or(usize::MAX);
         let cost = batch.cost();
         if lines > st.max_lines || cost > st.max_bytes {
-            stats::add(&stats.lines_dropped, batch.lines);
+            drop(st);
+            self.dropped(batch.lines, stats);
             return;
         }
+        let mut evicted = 0;
         while st.lines + lines > st.max_lines || st.bytes + cost > st.max_bytes {
             let Some(old) = st.batches.pop_front() else {
                 break;
             };
             st.lines -= usize::try_from(old.lines).unwrap_or(0);
             st.bytes -= old.cost();
-            stats::add(&stats.lines_dropped, old.lines);
+            evicted += old.lines;
         }
         st.lines += lines;
         st.bytes += cost;
@@ -87,6 +98,25 @@ impl Queue {
         stats::add(&stats.lines_queued, lines as u64);
         drop(st);
         self.ready.notify_one();
+        if evicted > 0 {
+            self.dropped(evicted, stats);
+        }
+    }
+
+    fn dropped(&self, lines: u64, stats: &AgentStats) {
+        let total = stats.lines_dropped.fetch_add(lines, Ordering::Relaxed) + lines;
+        let now = self.origin.elapsed().as_millis() as u64 + DROP_LOG_EVERY.as_millis() as u64;
+        let last = self.last_drop_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= DROP_LOG_EVERY.as_millis() as u64
+            && self
+                .last_drop_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                "stdout is not read fast enough: output queue full, oldest lines dropped ({total} so far; see internal_agent.metrics_dropped)"
+            );
+        }
     }
 
     /// Takes everything queued, waiting up to `wait` for something to arrive. Returns an empty

@@ -414,6 +414,13 @@ fn stalled_reader_keeps_memory_bounded_and_counts_drops() {
     });
     let dropped = agent_stat(&lines, "metrics_dropped").unwrap();
     assert!(dropped > 10_000, "dropped {dropped}");
+    // Reported once, not once per dropped batch.
+    assert_eq!(
+        a.stderr().matches("output queue full").count(),
+        1,
+        "{}",
+        a.stderr()
+    );
 }
 
 #[test]
@@ -471,4 +478,19 @@ fn health_endpoint_refuses_non_loopback_by_default() {
         err.contains("h.toml:2:10: agent.health.listen: not a loopback address"),
         "{err}"
     );
+}
+
+#[test]
+fn gathers_fall_on_interval_boundaries() {
+    let a = Agent::start("[[inputs.chaos]]\ninterval = \"200ms\"\n");
+    let lines = a.wait_for("six gathers", 5 * SEC, |l| count(l, "chaos") >= 6);
+    let ts: Vec<i64> = parse_all(&lines).iter().map(|l| l.timestamp).collect();
+    // The first gather runs at start-up; every later one on a multiple of 200 ms, without drift.
+    for t in &ts[1..] {
+        let offset_ms = (t % 200_000_000) / 1_000_000;
+        assert!(
+            offset_ms < 30,
+            "gather {offset_ms} ms after its boundary: {ts:?}"
+        );
+    }
 }
