@@ -8,6 +8,20 @@ pub mod chaos;
 pub mod internal;
 pub mod system;
 
+// Host inputs (Linux /proc and /sys).
+pub mod cgroup;
+pub mod cpu;
+pub mod disk;
+pub mod diskio;
+pub mod hostutil;
+pub mod kernel;
+pub mod mem;
+pub mod net;
+pub mod netstat;
+pub mod processes;
+pub mod procstat;
+pub mod swap;
+
 use std::sync::Arc;
 
 use toml::Spanned;
@@ -21,6 +35,17 @@ use crate::stats::Registry;
 pub const NAMES: &[&str] = &[
     "internal",
     "system",
+    "cpu",
+    "mem",
+    "swap",
+    "kernel",
+    "processes",
+    "disk",
+    "diskio",
+    "net",
+    "netstat",
+    "procstat",
+    "cgroup",
     #[cfg(feature = "chaos")]
     "chaos",
 ];
@@ -35,6 +60,17 @@ pub fn lookup(name: &str) -> Option<&'static str> {
 pub enum InputConfig {
     Internal(internal::Config),
     System(system::Config),
+    Cpu(cpu::Config),
+    Mem(mem::Config),
+    Swap(swap::Config),
+    Kernel(kernel::Config),
+    Processes(processes::Config),
+    Disk(disk::Config),
+    DiskIo(diskio::Config),
+    Net(net::Config),
+    Netstat(netstat::Config),
+    Procstat(procstat::Config),
+    Cgroup(cgroup::Config),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Config),
 }
@@ -44,6 +80,17 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
     Ok(match module {
         "internal" => InputConfig::Internal(internal::resolve(deserialize_value(table)?)?),
         "system" => InputConfig::System(system::resolve(deserialize_value(table)?)?),
+        "cpu" => InputConfig::Cpu(cpu::resolve(deserialize_value(table)?)?),
+        "mem" => InputConfig::Mem(mem::resolve(deserialize_value(table)?)?),
+        "swap" => InputConfig::Swap(swap::resolve(deserialize_value(table)?)?),
+        "kernel" => InputConfig::Kernel(kernel::resolve(deserialize_value(table)?)?),
+        "processes" => InputConfig::Processes(processes::resolve(deserialize_value(table)?)?),
+        "disk" => InputConfig::Disk(disk::resolve(deserialize_value(table)?)?),
+        "diskio" => InputConfig::DiskIo(diskio::resolve(deserialize_value(table)?)?),
+        "net" => InputConfig::Net(net::resolve(deserialize_value(table)?)?),
+        "netstat" => InputConfig::Netstat(netstat::resolve(deserialize_value(table)?)?),
+        "procstat" => InputConfig::Procstat(procstat::resolve(deserialize_value(table)?)?),
+        "cgroup" => InputConfig::Cgroup(cgroup::resolve(deserialize_value(table)?)?),
         #[cfg(feature = "chaos")]
         "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
         other => {
@@ -61,9 +108,21 @@ pub struct ModuleContext {
 }
 
 /// A running module instance with its state between gathers (previous counters, sockets...).
+/// Large module states are boxed so the enum (moved in and out of gather tasks) stays small.
 pub enum Module {
     Internal(internal::Internal),
     System(system::System),
+    Cpu(Box<cpu::Cpu>),
+    Mem(mem::Mem),
+    Swap(swap::Swap),
+    Kernel(kernel::Kernel),
+    Processes(processes::Processes),
+    Disk(Box<disk::Disk>),
+    DiskIo(Box<diskio::DiskIo>),
+    Net(net::Net),
+    Netstat(netstat::Netstat),
+    Procstat(Box<procstat::Procstat>),
+    Cgroup(cgroup::Cgroup),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Chaos),
 }
@@ -99,6 +158,19 @@ impl Module {
                 Module::Internal(internal::Internal::new(c.clone(), ctx.clone()))
             }
             InputConfig::System(c) => Module::System(system::System::new(c.clone())),
+            InputConfig::Cpu(c) => Module::Cpu(Box::new(cpu::Cpu::new(c.clone()))),
+            InputConfig::Mem(c) => Module::Mem(mem::Mem::new(c.clone())),
+            InputConfig::Swap(c) => Module::Swap(swap::Swap::new(c.clone())),
+            InputConfig::Kernel(c) => Module::Kernel(kernel::Kernel::new(c.clone())),
+            InputConfig::Processes(c) => Module::Processes(processes::Processes::new(c.clone())),
+            InputConfig::Disk(c) => Module::Disk(Box::new(disk::Disk::new(c.clone()))),
+            InputConfig::DiskIo(c) => Module::DiskIo(Box::new(diskio::DiskIo::new(c.clone()))),
+            InputConfig::Net(c) => Module::Net(net::Net::new(c.clone())),
+            InputConfig::Netstat(c) => Module::Netstat(netstat::Netstat::new(c.clone())),
+            InputConfig::Procstat(c) => {
+                Module::Procstat(Box::new(procstat::Procstat::new(c.clone())))
+            }
+            InputConfig::Cgroup(c) => Module::Cgroup(cgroup::Cgroup::new(c.clone())),
             #[cfg(feature = "chaos")]
             InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
         })
@@ -109,6 +181,17 @@ impl Module {
         match self {
             Module::Internal(m) => m.gather(acc).await,
             Module::System(m) => m.gather(acc).await,
+            Module::Cpu(m) => m.gather(acc).await,
+            Module::Mem(m) => m.gather(acc).await,
+            Module::Swap(m) => m.gather(acc).await,
+            Module::Kernel(m) => m.gather(acc).await,
+            Module::Processes(m) => m.gather(acc).await,
+            Module::Disk(m) => m.gather(acc).await,
+            Module::DiskIo(m) => m.gather(acc).await,
+            Module::Net(m) => m.gather(acc).await,
+            Module::Netstat(m) => m.gather(acc).await,
+            Module::Procstat(m) => m.gather(acc).await,
+            Module::Cgroup(m) => m.gather(acc).await,
             #[cfg(feature = "chaos")]
             Module::Chaos(m) => m.gather(acc).await,
         }
