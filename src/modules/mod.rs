@@ -6,6 +6,7 @@
 #[cfg(feature = "chaos")]
 pub mod chaos;
 pub mod internal;
+pub mod ping;
 pub mod system;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::stats::Registry;
 /// Every input name the config accepts, in the order `--help` lists them.
 pub const NAMES: &[&str] = &[
     "internal",
+    "ping",
     "system",
     #[cfg(feature = "chaos")]
     "chaos",
@@ -34,6 +36,7 @@ pub fn lookup(name: &str) -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub enum InputConfig {
     Internal(internal::Config),
+    Ping(ping::Config),
     System(system::Config),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Config),
@@ -43,6 +46,7 @@ pub enum InputConfig {
 pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, SpanError> {
     Ok(match module {
         "internal" => InputConfig::Internal(internal::resolve(deserialize_value(table)?)?),
+        "ping" => InputConfig::Ping(ping::resolve(deserialize_value(table)?)?),
         "system" => InputConfig::System(system::resolve(deserialize_value(table)?)?),
         #[cfg(feature = "chaos")]
         "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
@@ -63,6 +67,7 @@ pub struct ModuleContext {
 /// A running module instance with its state between gathers (previous counters, sockets...).
 pub enum Module {
     Internal(internal::Internal),
+    Ping(ping::Ping),
     System(system::System),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Chaos),
@@ -98,6 +103,7 @@ impl Module {
             InputConfig::Internal(c) => {
                 Module::Internal(internal::Internal::new(c.clone(), ctx.clone()))
             }
+            InputConfig::Ping(c) => Module::Ping(ping::Ping::new(c.clone())),
             InputConfig::System(c) => Module::System(system::System::new(c.clone())),
             #[cfg(feature = "chaos")]
             InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
@@ -108,6 +114,7 @@ impl Module {
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         match self {
             Module::Internal(m) => m.gather(acc).await,
+            Module::Ping(m) => m.gather(acc).await,
             Module::System(m) => m.gather(acc).await,
             #[cfg(feature = "chaos")]
             Module::Chaos(m) => m.gather(acc).await,
