@@ -302,8 +302,9 @@ fn ident_base() -> u16 {
 static SOCKETS_OPENED: AtomicU16 = AtomicU16::new(0);
 /// Unique owner ids for gathers.
 static OWNERS: AtomicU64 = AtomicU64::new(1);
-/// The "cannot open" error is logged once per process and family, however often it recurs.
-static LOGGED_OPEN_FAILURE: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+/// A "cannot open" error is logged once per process, however often and for however many
+/// families it recurs, until a socket opens again.
+static LOGGED_OPEN_FAILURE: AtomicBool = AtomicBool::new(false);
 
 pub fn new_owner() -> u64 {
     OWNERS.fetch_add(1, Ordering::Relaxed)
@@ -342,7 +343,7 @@ impl Pinger {
         if let Some(open) = slot.as_ref() {
             return Ok(open.endpoint.clone());
         }
-        let logged = &LOGGED_OPEN_FAILURE[usize::from(family == Family::V6)];
+        let logged = &LOGGED_OPEN_FAILURE;
         match self.open(family) {
             Ok(open) => {
                 if logged.swap(false, Ordering::Relaxed) {
