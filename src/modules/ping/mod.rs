@@ -29,7 +29,7 @@ use super::GatherError;
 use crate::config::{SpanError, parse_duration};
 use crate::output::{Accumulator, Metric, now_ns};
 use packet::Family;
-use pinger::{Pinger, ReplyEvent, SendError, SocketMode};
+use pinger::{Pinger, ReplyEvent, SocketMode};
 use socket::Bind;
 
 /// Seconds as telegraf writes them for this input (`timeout = 1.0`, `deadline = 10`), or a
@@ -292,6 +292,8 @@ struct TargetState {
     /// Address this round, or why there is none.
     addr: Option<SocketAddr>,
     error: Option<String>,
+    /// The error was already logged where it arose (the shared socket could not be opened).
+    error_logged_elsewhere: bool,
     sent: u32,
     /// RTT in ms per request, in send order (`None` = lost).
     rtts: Vec<Option<f64>>,
@@ -329,14 +331,6 @@ impl Ping {
         }
     }
 
-    fn log_once(&mut self, msg: String) {
-        // Bounded: a thousand distinct failing host names do not grow this without limit.
-        if !self.logged.contains(&msg) && self.logged.len() < 256 {
-            tracing::warn!("[inputs.ping] {msg}");
-            self.logged.push(msg);
-        }
-    }
-
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let start = tokio::time::Instant::now();
@@ -363,6 +357,7 @@ impl Ping {
                     {
                         t.addr = None;
                         t.error = Some(e.to_string());
+                        t.error_logged_elsewhere = true;
                     }
                 }
             }
@@ -375,7 +370,11 @@ impl Ping {
         }
 
         let n = targets.len();
-        let timeout_ns = i64::try_from(c.timeout.as_nanos()).unwrap_or(i64::MAX);
+        let mut tally = Tally {
+            targets,
+            timeout_ns: i64::try_from(c.timeout.as_nanos()).unwrap_or(i64::MAX),
+            unanswered: 0,
+        };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ReplyEvent>();
         let mut out = Outstanding {
             owner: pinger::new_owner(),
@@ -384,8 +383,8 @@ impl Ping {
         let mut templates: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         packet::encode_request(&mut templates[0], Family::V4, 0, 0, c.size);
         packet::encode_request(&mut templates[1], Family::V6, 0, 0, c.size);
-        let mut unanswered = 0usize;
-        let mut send_errors: Vec<(usize, String)> = Vec::new();
+        // Failed sends, by error text: (targets affected, first URL).
+        let mut send_errors: Vec<(String, usize, usize)> = Vec::new();
 
         // Pacing: each round's requests go out in batches spread over half of
         // min(ping_interval, timeout), at most one batch per millisecond.
@@ -404,120 +403,131 @@ impl Ping {
                 if at >= end_by {
                     break 'rounds;
                 }
-                drain_until(&mut rx, at, &mut targets, n, timeout_ns, &mut unanswered).await;
+                tally.drain_until(&mut rx, at, false).await;
                 for &i in chunk {
-                    let Some(addr) = targets[i].addr else {
+                    let Some(addr) = tally.targets[i].addr else {
                         continue;
                     };
-                    let fam = family_of(addr);
-                    let idx = usize::from(fam == Family::V6);
+                    let idx = usize::from(family_of(addr) == Family::V6);
                     let Some(ep) = &endpoints[idx] else { continue };
                     let slot = (round as usize * n + i) as u32;
-                    match ep.send(&mut templates[idx], addr, out.owner, slot, timeout_ns, &tx) {
+                    match ep.send(
+                        &mut templates[idx],
+                        addr,
+                        out.owner,
+                        slot,
+                        tally.timeout_ns,
+                        &tx,
+                    ) {
                         Ok(seq) => {
-                            targets[i].sent += 1;
-                            unanswered += 1;
+                            tally.targets[i].sent += 1;
+                            tally.unanswered += 1;
                             out.sent.push((ep.clone(), seq));
                         }
-                        Err(e) => send_errors.push((i, send_error_text(&e))),
+                        Err(e) => {
+                            let msg = e.to_string();
+                            match send_errors.iter_mut().find(|(m, _, _)| *m == msg) {
+                                Some((_, count, _)) => *count += 1,
+                                None => send_errors.push((msg.clone(), 1, i)),
+                            }
+                            tally.targets[i].error.get_or_insert(msg);
+                        }
                     }
                 }
                 last_send = tokio::time::Instant::now();
             }
         }
         let wait_until = (last_send + c.timeout).min(end_by);
-        while unanswered > 0 && tokio::time::Instant::now() < wait_until {
-            drain_until(
-                &mut rx,
-                wait_until,
-                &mut targets,
-                n,
-                timeout_ns,
-                &mut unanswered,
-            )
-            .await;
-        }
+        tally.drain_until(&mut rx, wait_until, true).await;
         // Replies already queued when the wait ended still count if they were in time.
         while let Ok(ev) = rx.try_recv() {
-            record(&mut targets, n, ev, timeout_ns, &mut unanswered);
+            tally.record(ev);
         }
         drop(out);
 
-        for (i, msg) in send_errors {
-            let url = &self.config.urls[i];
-            self.log_once(format!("{url}: {msg}"));
-            if targets[i].sent == 0 {
-                targets[i].error.get_or_insert(msg);
-            }
+        for (msg, count, first) in send_errors {
+            let url = &self.config.urls[first];
+            log_once(
+                &mut self.logged,
+                &msg,
+                format!("{msg} ({count} request(s) this round, first to {url})"),
+            );
         }
-        let errors: Vec<String> = targets
-            .iter()
-            .zip(&self.config.urls)
-            .filter(|(t, _)| t.sent == 0)
-            .filter_map(|(t, u)| t.error.as_ref().map(|e| format!("{u}: {e}")))
-            .collect();
-        for e in errors {
-            // Socket errors are logged once by the pinger; per-target ones once here.
-            if !e.contains("cannot open an ICMP") {
-                self.log_once(e);
+        for (t, url) in tally.targets.iter().zip(&self.config.urls) {
+            if t.sent == 0
+                && !t.error_logged_elsewhere
+                && let Some(e) = &t.error
+            {
+                let e = format!("{url}: {e}");
+                log_once(&mut self.logged, &e, e.clone());
             }
-        }
-        for (t, url) in targets.iter().zip(&self.config.urls) {
             acc.add(target_metric(ts, url, t, &self.config.percentiles));
         }
         Ok(())
     }
 }
 
-fn send_error_text(e: &SendError) -> String {
-    e.to_string()
-}
-
 fn family_of(a: SocketAddr) -> Family {
     if a.is_ipv4() { Family::V4 } else { Family::V6 }
 }
 
-fn record(
-    targets: &mut [TargetState],
-    n: usize,
-    ev: ReplyEvent,
-    timeout_ns: i64,
-    unanswered: &mut usize,
-) {
-    *unanswered = unanswered.saturating_sub(1);
-    let slot = ev.slot as usize;
-    let (round, i) = (slot / n.max(1), slot % n.max(1));
-    let Some(t) = targets.get_mut(i) else { return };
-    if ev.rtt_ns > timeout_ns {
-        return; // too late: lost
-    }
-    if let Some(r) = t.rtts.get_mut(round) {
-        *r = Some(ev.rtt_ns as f64 / 1e6);
-        if t.ttl.is_none() {
-            t.ttl = ev.ttl;
-        }
+/// Logs `text` unless `key` is in `logged` (one instance's log). Bounded: a thousand distinct
+/// failing host names do not grow it without limit.
+fn log_once(logged: &mut Vec<String>, key: &str, text: String) {
+    if !logged.iter().any(|k| k == key) && logged.len() < 256 {
+        tracing::warn!("[inputs.ping] {text}");
+        logged.push(key.to_owned());
     }
 }
 
-/// Handles replies until `at`.
-async fn drain_until(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<ReplyEvent>,
-    at: tokio::time::Instant,
-    targets: &mut [TargetState],
-    n: usize,
+/// Replies of one gather, matched to targets.
+struct Tally {
+    targets: Vec<TargetState>,
     timeout_ns: i64,
-    unanswered: &mut usize,
-) {
-    let sleep = tokio::time::sleep_until(at);
-    tokio::pin!(sleep);
-    loop {
-        tokio::select! {
-            biased;
-            ev = rx.recv() => match ev {
-                Some(ev) => record(targets, n, ev, timeout_ns, unanswered),
-                None => { (&mut sleep).await; return; }
-            },
-            _ = &mut sleep => return,
+    /// Requests sent and neither answered nor given up.
+    unanswered: usize,
+}
+
+impl Tally {
+    fn record(&mut self, ev: ReplyEvent) {
+        self.unanswered = self.unanswered.saturating_sub(1);
+        let n = self.targets.len().max(1);
+        let (round, i) = (ev.slot as usize / n, ev.slot as usize % n);
+        let Some(t) = self.targets.get_mut(i) else {
+            return;
+        };
+        if ev.rtt_ns > self.timeout_ns {
+            return; // too late: lost
+        }
+        if let Some(r) = t.rtts.get_mut(round) {
+            *r = Some(ev.rtt_ns as f64 / 1e6);
+            if t.ttl.is_none() {
+                t.ttl = ev.ttl;
+            }
+        }
+    }
+
+    /// Handles replies until `at`, or (`stop_when_answered`) until nothing is outstanding.
+    async fn drain_until(
+        &mut self,
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<ReplyEvent>,
+        at: tokio::time::Instant,
+        stop_when_answered: bool,
+    ) {
+        let sleep = tokio::time::sleep_until(at);
+        tokio::pin!(sleep);
+        loop {
+            if stop_when_answered && self.unanswered == 0 {
+                return;
+            }
+            tokio::select! {
+                biased;
+                ev = rx.recv() => match ev {
+                    Some(ev) => self.record(ev),
+                    None => { (&mut sleep).await; return; }
+                },
+                _ = &mut sleep => return,
+            }
         }
     }
 }
@@ -749,36 +759,24 @@ mod tests {
 
     #[test]
     fn late_replies_are_lost() {
-        let mut targets = vec![TargetState {
-            rtts: vec![None; 2],
-            sent: 2,
-            ..Default::default()
-        }];
-        let mut unanswered = 2;
-        record(
-            &mut targets,
-            1,
-            ReplyEvent {
-                slot: 0,
-                rtt_ns: 2_000_000,
-                ttl: Some(5),
-            },
-            1_000_000,
-            &mut unanswered,
-        );
-        record(
-            &mut targets,
-            1,
-            ReplyEvent {
-                slot: 1,
-                rtt_ns: 500_000,
-                ttl: Some(6),
-            },
-            1_000_000,
-            &mut unanswered,
-        );
-        assert_eq!(unanswered, 0);
-        assert_eq!(targets[0].rtts, vec![None, Some(0.5)]);
-        assert_eq!(targets[0].ttl, Some(6));
+        let mut tally = Tally {
+            targets: vec![TargetState {
+                rtts: vec![None; 2],
+                sent: 2,
+                ..Default::default()
+            }],
+            timeout_ns: 1_000_000,
+            unanswered: 2,
+        };
+        let ev = |slot, rtt_ns, ttl| ReplyEvent {
+            slot,
+            rtt_ns,
+            ttl: Some(ttl),
+        };
+        tally.record(ev(0, 2_000_000, 5));
+        tally.record(ev(1, 500_000, 6));
+        assert_eq!(tally.unanswered, 0);
+        assert_eq!(tally.targets[0].rtts, vec![None, Some(0.5)]);
+        assert_eq!(tally.targets[0].ttl, Some(6));
     }
 }
