@@ -365,8 +365,11 @@ impl Ping {
         let sendable: Vec<usize> = (0..targets.len())
             .filter(|&i| targets[i].addr.is_some())
             .collect();
+        // Rounds that fit before the deadline: per-target memory follows what can be sent, not
+        // `count` alone.
+        let rounds = rounds_within(c.count, c.ping_interval, c.deadline);
         for t in &mut targets {
-            t.rtts = vec![None; c.count as usize];
+            t.rtts = vec![None; rounds as usize];
         }
 
         let n = targets.len();
@@ -378,7 +381,7 @@ impl Ping {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ReplyEvent>();
         let mut out = Outstanding {
             owner: pinger::new_owner(),
-            sent: Vec::with_capacity(sendable.len() * c.count as usize),
+            sent: Vec::with_capacity(sendable.len() * rounds as usize),
         };
         let mut templates: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         packet::encode_request(&mut templates[0], Family::V4, 0, 0, c.size);
@@ -396,7 +399,7 @@ impl Ping {
         let mut last_send = start;
         let send_start = tokio::time::Instant::now();
 
-        'rounds: for round in 0..c.count {
+        'rounds: for round in 0..rounds {
             let round_at = send_start + c.ping_interval * round;
             for (b, chunk) in sendable.chunks(per_batch).enumerate() {
                 let at = round_at + spread.mul_f64(b as f64 / batches as f64);
@@ -410,7 +413,7 @@ impl Ping {
                     };
                     let idx = usize::from(family_of(addr) == Family::V6);
                     let Some(ep) = &endpoints[idx] else { continue };
-                    let slot = (round as usize * n + i) as u32;
+                    let slot = u64::from(round) * n as u64 + i as u64;
                     match ep.send(
                         &mut templates[idx],
                         addr,
@@ -471,6 +474,15 @@ fn family_of(a: SocketAddr) -> Family {
     if a.is_ipv4() { Family::V4 } else { Family::V6 }
 }
 
+/// Rounds of a gather: `count`, or fewer if `deadline` comes first (a round starts every
+/// `ping_interval`, the first at once).
+fn rounds_within(count: u32, ping_interval: Duration, deadline: Duration) -> u32 {
+    let fit = deadline
+        .as_nanos()
+        .div_ceil(ping_interval.as_nanos().max(1));
+    count.min(u32::try_from(fit).unwrap_or(u32::MAX)).max(1)
+}
+
 /// Logs `text` unless `key` is in `logged` (one instance's log). Bounded: a thousand distinct
 /// failing host names do not grow it without limit.
 fn log_once(logged: &mut Vec<String>, key: &str, text: String) {
@@ -492,7 +504,7 @@ impl Tally {
     fn record(&mut self, ev: ReplyEvent) {
         self.unanswered = self.unanswered.saturating_sub(1);
         let n = self.targets.len().max(1);
-        let (round, i) = (ev.slot as usize / n, ev.slot as usize % n);
+        let (round, i) = ((ev.slot / n as u64) as usize, (ev.slot % n as u64) as usize);
         let Some(t) = self.targets.get_mut(i) else {
             return;
         };
@@ -755,6 +767,15 @@ mod tests {
         };
         let m = target_metric(1, "h", &t, &[]);
         assert_eq!(m.fields, vec![("result_code".into(), Int(2))]);
+    }
+
+    #[test]
+    fn rounds_are_bounded_by_the_deadline() {
+        let s = Duration::from_secs;
+        assert_eq!(rounds_within(5, s(1), s(10)), 5);
+        assert_eq!(rounds_within(100, s(1), s(10)), 10);
+        assert_eq!(rounds_within(100, Duration::from_millis(300), s(1)), 4);
+        assert_eq!(rounds_within(1, s(5), s(1)), 1);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct Key {
 #[derive(Debug, Clone, Copy)]
 pub struct ReplyEvent {
     /// The sender's own index for this request.
-    pub slot: u32,
+    pub slot: u64,
     pub rtt_ns: i64,
     pub ttl: Option<u8>,
 }
@@ -84,7 +84,7 @@ pub fn choose_rtt(
 struct Pending {
     addr: IpAddr,
     owner: u64,
-    slot: u32,
+    slot: u64,
     sent_real: i64,
     sent_mono: i64,
     /// After this (monotonic ns) the sender no longer waits; the sequence number may be reused.
@@ -156,7 +156,7 @@ impl Endpoint {
         template: &mut [u8],
         to: SocketAddr,
         owner: u64,
-        slot: u32,
+        slot: u64,
         timeout_ns: i64,
         sink: &Sink,
     ) -> Result<u16, SendError> {
