@@ -15,6 +15,15 @@ pub enum Family {
     V6,
 }
 
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
 /// How a socket delivers packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {

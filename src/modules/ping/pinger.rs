@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use tokio::io::Interest;
@@ -302,9 +302,9 @@ fn ident_base() -> u16 {
 static SOCKETS_OPENED: AtomicU16 = AtomicU16::new(0);
 /// Unique owner ids for gathers.
 static OWNERS: AtomicU64 = AtomicU64::new(1);
-/// A "cannot open" error is logged once per process, however often and for however many
-/// families it recurs, until a socket opens again.
-static LOGGED_OPEN_FAILURE: AtomicBool = AtomicBool::new(false);
+/// Keys whose "cannot open" error was logged: once per process and key (both families, every
+/// round, every reload), until a socket of that key opens.
+static OPEN_FAILURE_LOGGED: Mutex<Vec<Key>> = Mutex::new(Vec::new());
 
 pub fn new_owner() -> u64 {
     OWNERS.fetch_add(1, Ordering::Relaxed)
@@ -343,12 +343,14 @@ impl Pinger {
         if let Some(open) = slot.as_ref() {
             return Ok(open.endpoint.clone());
         }
-        let logged = &LOGGED_OPEN_FAILURE;
         match self.open(family) {
             Ok(open) => {
-                if logged.swap(false, Ordering::Relaxed) {
+                let mut logged = lock(&OPEN_FAILURE_LOGGED);
+                if let Some(pos) = logged.iter().position(|k| *k == self.key) {
+                    logged.swap_remove(pos);
                     tracing::info!(
-                        "ping: ICMP {family:?} socket opened ({:?})",
+                        "ping: ICMP {} socket opened ({:?})",
+                        family.name(),
                         open.endpoint.kind
                     );
                 }
@@ -357,9 +359,11 @@ impl Pinger {
                 Ok(ep)
             }
             Err(e) => {
-                if !logged.swap(true, Ordering::Relaxed) {
+                let mut logged = lock(&OPEN_FAILURE_LOGGED);
+                if !logged.contains(&self.key) {
+                    logged.push(self.key.clone());
                     tracing::error!(
-                        "ping: {e}; every target of this family reports result_code=2 until this is fixed (logged once)"
+                        "ping: {e}; targets that need this socket report result_code=2 until it opens (logged once)"
                     );
                 }
                 Err(e)
@@ -368,6 +372,14 @@ impl Pinger {
     }
 
     fn open(&self, family: Family) -> Result<Open, OpenError> {
+        if let Bind::Address(ip) = &self.key.bind
+            && ip.is_ipv4() != (family == Family::V4)
+        {
+            return Err(OpenError(format!(
+                "interface = \"{ip}\" is an address of the other family: {} targets cannot be sent from it",
+                family.name()
+            )));
+        }
         let kinds: &[Kind] = match self.key.mode {
             SocketMode::Auto => &[Kind::Datagram, Kind::Raw],
             SocketMode::Raw => &[Kind::Raw],
@@ -408,10 +420,7 @@ impl Pinger {
 
 /// One message naming what to grant.
 fn describe_failure(family: Family, bind: &Bind, failures: &[(Kind, io::Error)]) -> String {
-    let fam = match family {
-        Family::V4 => "IPv4",
-        Family::V6 => "IPv6",
-    };
+    let fam = family.name();
     let mut parts = Vec::new();
     let mut permission = false;
     for (kind, e) in failures {
