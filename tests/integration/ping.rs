@@ -65,14 +65,9 @@ impl Drop for Netns {
     }
 }
 
-/// Runs the agent inside `ns` (as user nobody if `unprivileged`) with `args`; the config lives
-/// in a directory nobody can read. Returns (success, stdout lines, stderr).
-fn run_in(
-    ns: &Netns,
-    unprivileged: bool,
-    config: &str,
-    args: &[&str],
-) -> (bool, Vec<String>, String) {
+/// A command running the agent inside `ns` (as user nobody without capabilities if
+/// `unprivileged`) on `config`, written where nobody can read it; keep the directory alive.
+fn agent_in(ns: &Netns, unprivileged: bool, config: &str) -> (Command, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = dir.path().join("agent.toml");
@@ -90,11 +85,15 @@ fn run_in(
             "--",
         ]);
     }
+    cmd.arg(agent_bin()).arg("--config").arg(&path);
+    (cmd, dir)
+}
+
+/// `--once` inside `ns`: (success, stdout lines, stderr).
+fn once_in(ns: &Netns, unprivileged: bool, config: &str) -> (bool, Vec<String>, String) {
+    let (mut cmd, _dir) = agent_in(ns, unprivileged, config);
     let out = cmd
-        .arg(agent_bin())
-        .arg("--config")
-        .arg(&path)
-        .args(args)
+        .arg("--once")
         .stdin(Stdio::null())
         .output()
         .expect("run agent in namespace");
@@ -171,7 +170,7 @@ fn ping_with_unprivileged_datagram_sockets_in_a_namespace() {
             "[[inputs.ping]]\n  urls = [\"127.0.0.1\", \"::1\"]\n  count = 2\n  \
              ping_interval = 0.2\n  socket = \"{mode}\"\n"
         );
-        let (ok, lines, stderr) = run_in(&ns, true, &config, &["--once"]);
+        let (ok, lines, stderr) = once_in(&ns, true, &config);
         assert!(ok, "{stderr}");
         let pings = ping_lines(&lines);
         for url in ["127.0.0.1", "::1"] {
@@ -214,7 +213,7 @@ fn unreachable_target_is_total_loss_without_delaying_others() {
     let config = "[[inputs.ping]]\n  urls = [\"10.213.0.2\", \"127.0.0.1\"]\n  count = 3\n  \
                   ping_interval = 0.2\n  timeout = 0.5\n  socket = \"raw\"\n";
     let start = std::time::Instant::now();
-    let (ok, lines, stderr) = run_in(&ns, false, config, &["--once"]);
+    let (ok, lines, stderr) = once_in(&ns, false, config);
     let took = start.elapsed();
     assert!(ok, "{stderr}");
     let pings = ping_lines(&lines);
@@ -241,24 +240,8 @@ fn no_icmp_permission_is_one_clear_error_and_result_code_2() {
     ns.ping_group_range("1 0");
     let config = "[agent]\n  interval = \"1s\"\n  round_interval = false\n\
                   [[inputs.ping]]\n  urls = [\"127.0.0.1\", \"127.0.0.2\"]\n  timeout = 0.2\n";
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = dir.path().join("agent.toml");
-    std::fs::write(&path, config).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .args([
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--",
-        ])
-        .arg(agent_bin())
-        .arg("--config")
-        .arg(&path)
+    let (mut cmd, _dir) = agent_in(&ns, true, config);
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
