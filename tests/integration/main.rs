@@ -5,3 +5,4 @@ mod harness;
 
 mod agent;
 mod host;
+mod ping;
