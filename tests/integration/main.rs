@@ -4,4 +4,5 @@
 mod harness;
 
 mod agent;
+mod properties;
 mod reliability;
