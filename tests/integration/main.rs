@@ -4,5 +4,6 @@
 mod harness;
 
 mod agent;
+mod fuzz_regressions;
 mod properties;
 mod reliability;
