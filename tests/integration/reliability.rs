@@ -645,6 +645,13 @@ fn sigterm_delivers_tens_of_thousands_of_queued_lines() {
     cfg.push_str(
         "[[inputs.chaos]]\ninterval = \"1h\"\nlines = 5000\nmode = \"sleep\"\nname_override = \"held\"\n",
     );
+    // Many small ones, whose lines are all still in their accumulators (under one batch).
+    const SMALL: usize = 40;
+    for i in 0..SMALL {
+        cfg.push_str(&format!(
+            "[[inputs.chaos]]\ninterval = \"1h\"\nlines = 20\nmode = \"sleep\"\nname_override = \"small{i}\"\n"
+        ));
+    }
     let (mut a, mut r) = start_with_reader(&cfg);
     r.pause(true);
     // Wait until every line is gathered (the chaos gathers run at once on start).
@@ -667,6 +674,13 @@ fn sigterm_delivers_tens_of_thousands_of_queued_lines() {
         assert_eq!(seqs(&lines, &format!("q{i}")), (1..=*n).collect::<Vec<_>>());
     }
     assert_eq!(seqs(&lines, "held"), (1..=5000).collect::<Vec<_>>());
+    for i in 0..SMALL {
+        assert_eq!(
+            seqs(&lines, &format!("small{i}")),
+            (1..=20).collect::<Vec<_>>(),
+            "small{i}"
+        );
+    }
 }
 
 #[test]
