@@ -6,3 +6,6 @@ mod harness;
 mod agent;
 mod host;
 mod ping;
+mod fuzz_regressions;
+mod properties;
+mod reliability;
