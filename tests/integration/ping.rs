@@ -167,13 +167,14 @@ fn ping_with_unprivileged_datagram_sockets_in_a_namespace() {
     // datagram path (forced here, and chosen by "auto").
     for mode in ["datagram", "auto"] {
         let config = format!(
-            "[[inputs.ping]]\n  urls = [\"127.0.0.1\", \"::1\"]\n  count = 2\n  \
-             ping_interval = 0.2\n  socket = \"{mode}\"\n"
+            "[[inputs.ping]]\n  urls = [\"127.0.0.1\", \"::1\", \"localhost\"]\n  count = 2\n  \
+             ping_interval = 0.2\n  size = 1400\n  socket = \"{mode}\"\n"
         );
         let (ok, lines, stderr) = once_in(&ns, true, &config);
         assert!(ok, "{stderr}");
         let pings = ping_lines(&lines);
-        for url in ["127.0.0.1", "::1"] {
+        // Host names are resolved (IPv4 preferred) and tagged as written.
+        for url in ["127.0.0.1", "::1", "localhost"] {
             assert_healthy(by_url(&pings, url), 2);
         }
         influx().assert_accepts(&lines);
@@ -210,7 +211,7 @@ fn unreachable_target_is_total_loss_without_delaying_others() {
         ],
         true,
     );
-    let config = "[[inputs.ping]]\n  urls = [\"10.213.0.2\", \"127.0.0.1\"]\n  count = 3\n  \
+    let config = "[[inputs.ping]]\n  urls = [\"10.213.0.2\", \"127.0.0.1\", \"no-such-host.invalid\"]\n  count = 3\n  \
                   ping_interval = 0.2\n  timeout = 0.5\n  socket = \"raw\"\n";
     let start = std::time::Instant::now();
     let (ok, lines, stderr) = once_in(&ns, false, config);
@@ -224,6 +225,17 @@ fn unreachable_target_is_total_loss_without_delaying_others() {
     assert_eq!(dead.float("percent_packet_loss"), Some(100.0));
     assert_eq!(dead.float("average_response_ms"), None);
     assert_healthy(by_url(&pings, "127.0.0.1"), 3);
+    // A name that does not resolve: telegraf's error shape (result_code only), one warning.
+    let unknown = by_url(&pings, "no-such-host.invalid");
+    assert_eq!(unknown.fields.len(), 1, "{unknown:?}");
+    assert_eq!(unknown.int("result_code"), Some(2));
+    assert_eq!(
+        stderr
+            .matches("W! [inputs.ping] no-such-host.invalid")
+            .count(),
+        1,
+        "{stderr}"
+    );
     // Last request at ~0.4 s plus its 0.5 s timeout: the gather is bounded by that, not by
     // count × timeout.
     assert!(took < std::time::Duration::from_secs(3), "took {took:?}");

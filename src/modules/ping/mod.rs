@@ -300,23 +300,20 @@ struct TargetState {
     ttl: Option<u8>,
 }
 
-/// Forgets this gather's unanswered requests when it ends, also if it is aborted.
+/// The gather's sockets (index 0 = IPv4, 1 = IPv6) and the sequence numbers it used on each;
+/// dropping it forgets the unanswered ones, also when the gather is aborted.
 struct Outstanding {
     owner: u64,
-    sent: Vec<(Arc<pinger::Endpoint>, u16)>,
+    endpoints: [Option<Arc<pinger::Endpoint>>; 2],
+    sent: [Vec<u16>; 2],
 }
 
 impl Drop for Outstanding {
     fn drop(&mut self) {
-        let mut by_ep: Vec<(&Arc<pinger::Endpoint>, Vec<u16>)> = Vec::new();
-        for (ep, seq) in &self.sent {
-            match by_ep.iter_mut().find(|(e, _)| Arc::ptr_eq(e, ep)) {
-                Some((_, v)) => v.push(*seq),
-                None => by_ep.push((ep, vec![*seq])),
+        for (ep, seqs) in self.endpoints.iter().zip(&mut self.sent) {
+            if let Some(ep) = ep {
+                ep.forget(self.owner, seqs.drain(..));
             }
-        }
-        for (ep, seqs) in by_ep {
-            ep.forget(self.owner, seqs);
         }
     }
 }
@@ -339,7 +336,11 @@ impl Ping {
         let mut targets = resolve_all(&c.urls, c.family, c.timeout.min(c.deadline)).await;
 
         // One endpoint per family in use; an endpoint that cannot open fails its targets.
-        let mut endpoints: [Option<Arc<pinger::Endpoint>>; 2] = [None, None];
+        let mut out = Outstanding {
+            owner: pinger::new_owner(),
+            endpoints: [None, None],
+            sent: [Vec::new(), Vec::new()],
+        };
         for fam in [Family::V4, Family::V6] {
             let idx = usize::from(fam == Family::V6);
             if !targets
@@ -349,7 +350,7 @@ impl Ping {
                 continue;
             }
             match self.pinger.endpoint(fam) {
-                Ok(ep) => endpoints[idx] = Some(ep),
+                Ok(ep) => out.endpoints[idx] = Some(ep),
                 Err(e) => {
                     for t in targets
                         .iter_mut()
@@ -379,10 +380,6 @@ impl Ping {
             unanswered: 0,
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ReplyEvent>();
-        let mut out = Outstanding {
-            owner: pinger::new_owner(),
-            sent: Vec::with_capacity(sendable.len() * rounds as usize),
-        };
         let mut templates: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         packet::encode_request(&mut templates[0], Family::V4, 0, 0, c.size);
         packet::encode_request(&mut templates[1], Family::V6, 0, 0, c.size);
@@ -412,7 +409,9 @@ impl Ping {
                         continue;
                     };
                     let idx = usize::from(family_of(addr) == Family::V6);
-                    let Some(ep) = &endpoints[idx] else { continue };
+                    let Some(ep) = &out.endpoints[idx] else {
+                        continue;
+                    };
                     let slot = u64::from(round) * n as u64 + i as u64;
                     match ep.send(
                         &mut templates[idx],
@@ -425,7 +424,7 @@ impl Ping {
                         Ok(seq) => {
                             tally.targets[i].sent += 1;
                             tally.unanswered += 1;
-                            out.sent.push((ep.clone(), seq));
+                            out.sent[idx].push(seq);
                         }
                         Err(e) => {
                             let msg = e.to_string();

@@ -248,18 +248,37 @@ async fn receive_loop(ep: Arc<Endpoint>) {
                 return;
             }
         };
+        // A pending socket error (an ICMP error on a datagram socket) is returned once by
+        // recvmsg and cleared; more than a few in a row would be a persistent failure, so the
+        // readiness is cleared instead of spinning.
+        let mut errors = 0;
+        // Packets handled before giving the worker back to other tasks (a raw socket sees every
+        // echo reply of the host, so a flood must not monopolise a worker thread).
+        let mut budget = 512;
         loop {
+            if budget == 0 {
+                drop(guard);
+                tokio::task::yield_now().await;
+                break;
+            }
             match socket::recv(ep.fd.as_raw_fd(), &mut buf) {
-                Ok(rcv) => ep.on_packet(&buf[..rcv.len.min(buf.len())], rcv),
+                Ok(rcv) => {
+                    errors = 0;
+                    budget -= 1;
+                    ep.on_packet(&buf[..rcv.len.min(buf.len())], rcv);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     guard.clear_ready();
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Queued ICMP errors and the like: not ours to report; keep reading.
                 Err(e) => {
                     tracing::debug!("ping: recvmsg: {e}");
-                    break;
+                    errors += 1;
+                    if errors > 8 {
+                        guard.clear_ready();
+                        break;
+                    }
                 }
             }
         }
