@@ -26,42 +26,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::GatherError;
-use crate::config::{SpanError, parse_duration};
+use crate::config::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 use packet::Family;
 use pinger::{Pinger, ReplyEvent, SocketMode};
 use socket::Bind;
-
-/// Seconds as telegraf writes them for this input (`timeout = 1.0`, `deadline = 10`), or a
-/// duration string (`"500ms"`).
-#[derive(Debug, Clone, Copy)]
-pub struct Seconds(Duration);
-
-impl<'de> Deserialize<'de> for Seconds {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Seconds;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("seconds (1, 0.5) or a duration such as \"500ms\"")
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Seconds, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(Seconds)
-                    .map_err(|_| E::custom(format!("invalid number of seconds {v}")))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Seconds, E> {
-                u64::try_from(v)
-                    .map(|s| Seconds(Duration::from_secs(s)))
-                    .map_err(|_| E::custom(format!("negative duration {v}")))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Seconds, E> {
-                parse_duration(v).map(Seconds).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 /// `[[inputs.ping]]`
 #[derive(Debug, Deserialize)]
@@ -77,12 +46,12 @@ pub struct Raw {
     count: Option<Spanned<i64>>,
     /// Time between the requests to one target when `count` > 1 (default 1 s, at least 0.2 s:
     /// smaller values are raised to 0.2 s, like ping for unprivileged users).
-    ping_interval: Option<Spanned<Seconds>>,
+    ping_interval: Option<Spanned<ConfigDuration>>,
     /// How long to wait for each reply (default 1 s). A reply arriving later counts as lost.
-    timeout: Option<Spanned<Seconds>>,
+    timeout: Option<Spanned<ConfigDuration>>,
     /// Upper bound on one whole gather: no request is sent and no reply awaited after it
     /// (default 10 s).
-    deadline: Option<Spanned<Seconds>>,
+    deadline: Option<Spanned<ConfigDuration>>,
     /// ICMP payload bytes (default 56, giving 64-byte ICMP messages like ping).
     size: Option<Spanned<i64>>,
     /// Send from this interface (name, bound with SO_BINDTODEVICE) or source address.
@@ -174,11 +143,11 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     };
     let ping_interval = raw
         .ping_interval
-        .map_or(Duration::from_secs(1), |d| d.get_ref().0)
+        .map_or(Duration::from_secs(1), |d| d.get_ref().get())
         .max(MIN_PING_INTERVAL);
-    let positive = |v: Option<Spanned<Seconds>>, key: &str, default: u64| match v {
-        Some(d) if d.get_ref().0.is_zero() => Err(SpanError::new(d.span(), key, "must be > 0")),
-        Some(d) => Ok(d.get_ref().0),
+    let positive = |v: Option<Spanned<ConfigDuration>>, key: &str, default: u64| match v {
+        Some(d) if d.get_ref().get().is_zero() => Err(SpanError::new(d.span(), key, "must be > 0")),
+        Some(d) => Ok(d.get_ref().get()),
         None => Ok(Duration::from_secs(default)),
     };
     let timeout = positive(raw.timeout, "timeout", 1)?;
