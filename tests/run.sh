@@ -24,3 +24,8 @@ fi
 cargo fmt --check
 cargo clippy --all-targets --all-features -- -D warnings
 cargo test --all-features
+
+# Deployment artefacts: the hardening drop-in keeps its score, the Debian package builds, holds
+# what it should and passes lintian.
+bash packaging/check-hardening.sh
+bash packaging/build-deb.sh >/dev/null

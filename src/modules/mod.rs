@@ -6,6 +6,7 @@
 #[cfg(feature = "chaos")]
 pub mod chaos;
 pub mod internal;
+pub mod ping;
 pub mod system;
 
 // Host inputs (Linux /proc and /sys).
@@ -34,6 +35,7 @@ use crate::stats::Registry;
 /// Every input name the config accepts, in the order `--help` lists them.
 pub const NAMES: &[&str] = &[
     "internal",
+    "ping",
     "system",
     "cpu",
     "mem",
@@ -59,6 +61,7 @@ pub fn lookup(name: &str) -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub enum InputConfig {
     Internal(internal::Config),
+    Ping(ping::Config),
     System(system::Config),
     Cpu(cpu::Config),
     Mem(mem::Config),
@@ -79,6 +82,7 @@ pub enum InputConfig {
 pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, SpanError> {
     Ok(match module {
         "internal" => InputConfig::Internal(internal::resolve(deserialize_value(table)?)?),
+        "ping" => InputConfig::Ping(ping::resolve(deserialize_value(table)?)?),
         "system" => InputConfig::System(system::resolve(deserialize_value(table)?)?),
         "cpu" => InputConfig::Cpu(cpu::resolve(deserialize_value(table)?)?),
         "mem" => InputConfig::Mem(mem::resolve(deserialize_value(table)?)?),
@@ -111,6 +115,7 @@ pub struct ModuleContext {
 /// Large module states are boxed so the enum (moved in and out of gather tasks) stays small.
 pub enum Module {
     Internal(internal::Internal),
+    Ping(ping::Ping),
     System(system::System),
     Cpu(Box<cpu::Cpu>),
     Mem(Box<mem::Mem>),
@@ -157,6 +162,7 @@ impl Module {
             InputConfig::Internal(c) => {
                 Module::Internal(internal::Internal::new(c.clone(), ctx.clone()))
             }
+            InputConfig::Ping(c) => Module::Ping(ping::Ping::new(c.clone())),
             InputConfig::System(c) => Module::System(system::System::new(c.clone())),
             InputConfig::Cpu(c) => Module::Cpu(Box::new(cpu::Cpu::new(c.clone()))),
             InputConfig::Mem(c) => Module::Mem(Box::new(mem::Mem::new(c.clone()))),
@@ -180,6 +186,7 @@ impl Module {
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         match self {
             Module::Internal(m) => m.gather(acc).await,
+            Module::Ping(m) => m.gather(acc).await,
             Module::System(m) => m.gather(acc).await,
             Module::Cpu(m) => m.gather(acc).await,
             Module::Mem(m) => m.gather(acc).await,

@@ -4,4 +4,8 @@
 mod harness;
 
 mod agent;
+mod fuzz_regressions;
 mod host;
+mod ping;
+mod properties;
+mod reliability;
