@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Soak: the release agent (with the test-only `chaos` input) runs many inputs at once — healthy
-# floods, inputs that panic, fail, overrun and hang now and then, `internal` and `system`, plus
-# whatever SOAK_EXTRA_CONFIG (a TOML file of [[inputs.*]] tables, e.g. probe inputs) adds — for
-# SOAK_SECONDS (default 600), with a SIGHUP reload every SOAK_HUP_EVERY seconds (default 60,
-# 0 = never). Every 10 s it samples RSS, open fds, threads and lines per second into a CSV
-# (path printed), then stops the agent with SIGTERM.
+# floods, inputs that panic, fail, overrun and hang now and then, `internal`, `system`, the host
+# inputs (cpu, mem, swap, kernel, processes, disk, diskio, net, netstat, procstat, cgroup) and
+# `ping` to loopback addresses, plus whatever SOAK_EXTRA_CONFIG (a TOML file of [[inputs.*]]
+# tables, e.g. probe inputs) adds — for SOAK_SECONDS (default 600), with a SIGHUP reload every
+# SOAK_HUP_EVERY seconds (default 60, 0 = never). Every 10 s it samples RSS, open fds, threads
+# and lines per second into a CSV (path printed), then stops the agent with SIGTERM.
 #
 # Fails (exit 1) when: RSS grows (least-squares slope after a 30 s warm-up, projected over the
 # run, above max(5 % of mean RSS, 1 MiB)); fds or threads end above where they started
@@ -78,6 +79,35 @@ every = 7
 interval = "10s"
 [[inputs.system]]
 interval = "1s"
+
+# Host inputs, like telegraf's default set, at a faster interval than usual.
+[[inputs.cpu]]
+percpu = true
+[[inputs.mem]]
+[[inputs.swap]]
+[[inputs.kernel]]
+[[inputs.processes]]
+interval = "5s"
+[[inputs.disk]]
+interval = "5s"
+[[inputs.diskio]]
+[[inputs.net]]
+[[inputs.netstat]]
+interval = "5s"
+[[inputs.procstat]]
+interval = "5s"
+pattern = "metrics-agent"
+[[inputs.cgroup]]
+interval = "5s"
+paths = ["/sys/fs/cgroup", "/sys/fs/cgroup/*"]
+files = ["cpu.stat", "memory.current", "pids.current"]
+
+# Probes: loopback only.
+[[inputs.ping]]
+interval = "2s"
+urls = ["127.0.0.1", "127.0.0.2", "::1"]
+count = 3
+ping_interval = 0.2
 TOML
 if [[ -n "$extra" ]]; then
   cat "$extra" >>"$cfg"
@@ -132,12 +162,23 @@ def proc_sample(pid):
                 rss = int(line.split()[1])
     return rss, len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
 
+def field(name):
+    with lock:
+        line = state["last_internal"].decode(errors="replace")
+    if not line:
+        return "?"
+    for part in line.split(" ")[1].split(","):
+        k, _, v = part.partition("=")
+        if k == name:
+            return v.rstrip("i")
+    return "?"
+
 rows = []
 start = time.monotonic()
 last_lines, last_t = 0, start
 next_hup = start + hup_every if hup_every > 0 else float("inf")
 with open(csv_path, "w") as out:
-    out.write("t_s,rss_kib,fds,threads,lines_total,lines_per_s\n")
+    out.write("t_s,rss_kib,fds,threads,lines_total,lines_per_s,queue_depth\n")
     k = 1
     while True:
         target = start + k * SAMPLE
@@ -157,7 +198,7 @@ with open(csv_path, "w") as out:
             total = state["lines"]
         rate = (total - last_lines) / (now - last_t)
         last_lines, last_t = total, now
-        row = (round(now - start), rss, fds, threads, total, round(rate, 1))
+        row = (round(now - start), rss, fds, threads, total, round(rate, 1), field("queue_depth"))
         rows.append(row)
         out.write(",".join(map(str, row)) + "\n")
         out.flush()
@@ -168,14 +209,6 @@ p.send_signal(signal.SIGTERM)
 code = p.wait(timeout=10)
 stop_s = time.monotonic() - t0
 t.join(timeout=5)
-
-def field(name):
-    line = state["last_internal"].decode(errors="replace")
-    for part in line.split(" ")[1].split(","):
-        k, _, v = part.partition("=")
-        if k == name:
-            return v.rstrip("i")
-    return "?"
 
 post = [r for r in rows if r[0] > WARMUP] or rows
 xs = [r[0] for r in post]
