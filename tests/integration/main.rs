@@ -4,8 +4,8 @@
 mod harness;
 
 mod agent;
+mod fuzz_regressions;
 mod host;
 mod ping;
-mod fuzz_regressions;
 mod properties;
 mod reliability;
