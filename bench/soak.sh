@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Soak: the release agent (with the test-only `chaos` input) runs many inputs at once — healthy
-# floods, inputs that panic, fail, overrun and hang now and then, `internal` and `system`, plus
-# whatever SOAK_EXTRA_CONFIG (a TOML file of [[inputs.*]] tables, e.g. probe inputs) adds — for
-# SOAK_SECONDS (default 600), with a SIGHUP reload every SOAK_HUP_EVERY seconds (default 60,
-# 0 = never). Every 10 s it samples RSS, open fds, threads and lines per second into a CSV
-# (path printed), then stops the agent with SIGTERM.
+# floods, inputs that panic, fail, overrun and hang now and then, `internal`, `system`, the host
+# inputs (cpu, mem, swap, kernel, processes, disk, diskio, net, netstat, procstat, cgroup) and
+# `ping` to loopback addresses, plus whatever SOAK_EXTRA_CONFIG (a TOML file of [[inputs.*]]
+# tables, e.g. probe inputs) adds — for SOAK_SECONDS (default 600), with a SIGHUP reload every
+# SOAK_HUP_EVERY seconds (default 60, 0 = never). Every 10 s it samples RSS, open fds, threads
+# and lines per second into a CSV (path printed), then stops the agent with SIGTERM.
 #
-# Fails (exit 1) when: RSS grows (least-squares slope after a 30 s warm-up, projected over the
-# run, above max(5 % of mean RSS, 1 MiB)); fds or threads end above where they started
+# Fails (exit 1) when: RSS grows (least-squares slope after a warm-up of a fifth of the run, at
+# least 30 s, projected over the rest of the run, above max(5 % of mean RSS, 1 MiB)); fds or
+# threads end above where they started
 # (lowest of the last three samples vs highest of the first three after warm-up); a 10 s
 # window delivers under half the median rate; a line arrives partial; SIGTERM takes >= 1 s or
 # the exit status is not 0.
@@ -78,6 +80,35 @@ every = 7
 interval = "10s"
 [[inputs.system]]
 interval = "1s"
+
+# Host inputs, like telegraf's default set, at a faster interval than usual.
+[[inputs.cpu]]
+percpu = true
+[[inputs.mem]]
+[[inputs.swap]]
+[[inputs.kernel]]
+[[inputs.processes]]
+interval = "5s"
+[[inputs.disk]]
+interval = "5s"
+[[inputs.diskio]]
+[[inputs.net]]
+[[inputs.netstat]]
+interval = "5s"
+[[inputs.procstat]]
+interval = "5s"
+pattern = "metrics-agent"
+[[inputs.cgroup]]
+interval = "5s"
+paths = ["/sys/fs/cgroup", "/sys/fs/cgroup/*"]
+files = ["cpu.stat", "memory.current", "pids.current"]
+
+# Probes: loopback only.
+[[inputs.ping]]
+interval = "2s"
+urls = ["127.0.0.1", "127.0.0.2", "::1"]
+count = 3
+ping_interval = 0.2
 TOML
 if [[ -n "$extra" ]]; then
   cat "$extra" >>"$cfg"
@@ -92,7 +123,9 @@ import os, signal, subprocess, sys, threading, time, statistics
 bin_, cfg, secs, hup_every, csv_path, log_path = sys.argv[1:7]
 secs, hup_every = int(secs), int(hup_every)
 SAMPLE = 10
-WARMUP = 30
+# Allocator arenas and tokio's blocking pool fill up over the first minutes (with the host
+# inputs the pool reaches its peak after about 90 s): judge growth after a fifth of the run.
+WARMUP = max(30, secs // 5)
 
 log = open(log_path, "wb")
 p = subprocess.Popen([bin_, "--config", cfg], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -132,12 +165,23 @@ def proc_sample(pid):
                 rss = int(line.split()[1])
     return rss, len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
 
+def field(name):
+    with lock:
+        line = state["last_internal"].decode(errors="replace")
+    if not line:
+        return "?"
+    for part in line.split(" ")[1].split(","):
+        k, _, v = part.partition("=")
+        if k == name:
+            return v.rstrip("i")
+    return "?"
+
 rows = []
 start = time.monotonic()
 last_lines, last_t = 0, start
 next_hup = start + hup_every if hup_every > 0 else float("inf")
 with open(csv_path, "w") as out:
-    out.write("t_s,rss_kib,fds,threads,lines_total,lines_per_s\n")
+    out.write("t_s,rss_kib,fds,threads,lines_total,lines_per_s,queue_depth\n")
     k = 1
     while True:
         target = start + k * SAMPLE
@@ -157,7 +201,7 @@ with open(csv_path, "w") as out:
             total = state["lines"]
         rate = (total - last_lines) / (now - last_t)
         last_lines, last_t = total, now
-        row = (round(now - start), rss, fds, threads, total, round(rate, 1))
+        row = (round(now - start), rss, fds, threads, total, round(rate, 1), field("queue_depth"))
         rows.append(row)
         out.write(",".join(map(str, row)) + "\n")
         out.flush()
@@ -168,14 +212,6 @@ p.send_signal(signal.SIGTERM)
 code = p.wait(timeout=10)
 stop_s = time.monotonic() - t0
 t.join(timeout=5)
-
-def field(name):
-    line = state["last_internal"].decode(errors="replace")
-    for part in line.split(" ")[1].split(","):
-        k, _, v = part.partition("=")
-        if k == name:
-            return v.rstrip("i")
-    return "?"
 
 post = [r for r in rows if r[0] > WARMUP] or rows
 xs = [r[0] for r in post]

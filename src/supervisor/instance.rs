@@ -148,7 +148,12 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
             _ = tick => {
                 let now = Instant::now();
                 if let Ticks::Interval(s) = &r.ticks {
-                    next_tick = s.next_after(now, r.instance.interval / 2);
+                    // The gap to the next boundary is measured from when this tick was due, not
+                    // from when it fired: a tick that fires late (a busy machine) must not push
+                    // the next one a whole interval further and lose an interval.
+                    let late = now.saturating_duration_since(next_tick);
+                    let min_gap = (r.instance.interval / 2).saturating_sub(late);
+                    next_tick = s.next_after(now, min_gap);
                 }
                 if running.is_some() {
                     stats::inc(&r.stats.ticks_skipped);

@@ -317,9 +317,10 @@ fn panic_storm_costs_other_inputs_nothing() {
             ts.len(),
             gather_stat(&lines, m, "ticks_skipped"),
         );
-        // Tolerance: a tick that fires more than half an interval late under CI load moves to
-        // the next boundary. Allow 1 % of the ticks at 10 ms (20 of 2000), 1 tick at 100 ms.
-        let allowed = if iv < 100 * MS { expected / 100 } else { 1 };
+        // Tolerance: a tick that fires a whole interval late (the machine's two cores busy with
+        // other tests) is lost. Allow 2 % of the ticks at 10 ms (40 of 2000; measured 0-5 lost
+        // alone, up to 29 with four CPU-bound test processes beside it), 1 tick at 100 ms.
+        let allowed = if iv < 100 * MS { expected / 50 } else { 1 };
         assert!(
             missed <= allowed && expected - ts.len() as i64 <= allowed + 1,
             "{m}: {} gathers of {expected} expected, {missed} missed intervals (allowed {allowed})",
