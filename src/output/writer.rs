@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use super::queue::Queue;
 use crate::stats::{self, AgentStats};
 
+/// How long the writer waits for more batches after the first one of a round arrives.
+const LINGER: Duration = Duration::from_millis(2);
 /// How long the writer sleeps on an empty queue before looking at the closed flag again.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 /// Bytes the writer takes off the queue per write round. Taken lines are outside the queue's
@@ -70,22 +72,35 @@ impl Writer {
 }
 
 fn run<W: Write>(mut out: W, queue: &Queue, stats: &AgentStats) -> WriterExit {
+    let mut buf: Vec<u8> = Vec::with_capacity(TAKE_BYTES);
     loop {
-        let batches = queue.take(IDLE_WAIT, TAKE_BYTES);
+        let mut batches = queue.take(IDLE_WAIT, TAKE_BYTES);
         if batches.is_empty() {
             if queue.is_closed() {
                 return WriterExit::Drained;
             }
             continue;
         }
-        for batch in &batches {
-            if let Err(e) = out.write_all(&batch.bytes) {
-                return classify(e);
-            }
-            stats::add(&stats.lines_written, batch.lines);
+        let taken: usize = batches.iter().map(|b| b.bytes.len()).sum();
+        if taken < TAKE_BYTES && !queue.is_closed() {
+            // Inputs that share a tick finish within a millisecond or two of each other: wait
+            // that long so one write and one reader wake-up carry all of them.
+            std::thread::sleep(LINGER);
+            batches.extend(queue.take(Duration::ZERO, TAKE_BYTES - taken));
         }
-        if let Err(e) = out.flush() {
+        buf.clear();
+        let mut lines = 0;
+        for batch in &batches {
+            buf.extend_from_slice(&batch.bytes);
+            lines += batch.lines;
+        }
+        drop(batches);
+        if let Err(e) = out.write_all(&buf).and_then(|()| out.flush()) {
             return classify(e);
+        }
+        stats::add(&stats.lines_written, lines);
+        if buf.capacity() > 2 * TAKE_BYTES {
+            buf = Vec::with_capacity(TAKE_BYTES);
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::stats::{self, InstanceStats};
 
 /// A task still running this long after `abort()` is blocking its thread without yielding.
 pub const STUCK_AFTER: Duration = Duration::from_secs(5);
+/// On stop, how long an instance waits for its aborted gather before leaving it to the reaper.
+const STOP_WAIT: Duration = Duration::from_millis(100);
 /// The same error is logged again at most this often; the counter records every occurrence.
 const REPEAT_LOG_EVERY: Duration = Duration::from_secs(300);
 
@@ -198,8 +200,14 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
         }
     }
 
+    // Wait (briefly) for the aborted gather to end, so the lines it hands over as it ends are
+    // queued before the next config's lines and before a shutdown drains the queue.
     if let Some(run) = running.take() {
-        reap(run.handle, name, r.module_ctx.clone());
+        let mut handle = run.handle;
+        handle.abort();
+        if tokio::time::timeout(STOP_WAIT, &mut handle).await.is_err() {
+            reap(handle, name, r.module_ctx.clone());
+        }
     }
 }
 

@@ -439,6 +439,30 @@ fn free_port() -> u16 {
 
 /// The shared InfluxDB, started on first use. Fails the test if `influxd` is not installed: the
 /// test script (`tests/run.sh`) installs Debian's `influxdb` package.
+/// Starts a server that lives as long as the test binary: the static that owns it is never
+/// dropped, so the child is told to die with us (PR_SET_PDEATHSIG). That signal follows the
+/// *thread* that forked, so the fork happens on a thread that never ends.
+pub fn spawn_for_life_of_tests(cmd: &mut Command) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let cmd = std::mem::replace(cmd, Command::new("true"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut cmd = cmd;
+        let _ = tx.send(cmd.spawn());
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().expect("spawner thread")
+}
+
 pub fn influx() -> &'static Influx {
     static INFLUX: OnceLock<Influx> = OnceLock::new();
     INFLUX.get_or_init(|| {
@@ -454,15 +478,14 @@ pub fn influx() -> &'static Influx {
         );
         let conf_path = dir.path().join("influxdb.conf");
         std::fs::write(&conf_path, conf).expect("write influx conf");
-        let child = Command::new("influxd")
-            .arg("-config")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "influxd not found: run tests via tests/run.sh, which installs Debian's influxdb",
-            );
+        let child = spawn_for_life_of_tests(
+            Command::new("influxd")
+                .arg("-config")
+                .arg(&conf_path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("influxd not found: run tests via tests/run.sh, which installs Debian's influxdb");
         let addr = format!("127.0.0.1:{http}");
         let start = Instant::now();
         while http_request(&addr, "GET", "/ping", b"").map(|(s, _)| s) != Ok(204) {
