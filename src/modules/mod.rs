@@ -5,8 +5,14 @@
 
 #[cfg(feature = "chaos")]
 pub mod chaos;
+pub mod dns_query;
+pub mod http_response;
 pub mod internal;
+pub mod net_response;
+pub mod probe;
 pub mod system;
+pub mod tls;
+pub mod x509_cert;
 
 use std::sync::Arc;
 
@@ -21,6 +27,10 @@ use crate::stats::Registry;
 pub const NAMES: &[&str] = &[
     "internal",
     "system",
+    "net_response",
+    "http_response",
+    "dns_query",
+    "x509_cert",
     #[cfg(feature = "chaos")]
     "chaos",
 ];
@@ -35,6 +45,10 @@ pub fn lookup(name: &str) -> Option<&'static str> {
 pub enum InputConfig {
     Internal(internal::Config),
     System(system::Config),
+    NetResponse(net_response::Config),
+    HttpResponse(http_response::Config),
+    DnsQuery(dns_query::Config),
+    X509Cert(x509_cert::Config),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Config),
 }
@@ -44,6 +58,14 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
     Ok(match module {
         "internal" => InputConfig::Internal(internal::resolve(deserialize_value(table)?)?),
         "system" => InputConfig::System(system::resolve(deserialize_value(table)?)?),
+        "net_response" => {
+            InputConfig::NetResponse(net_response::resolve(deserialize_value(table)?)?)
+        }
+        "http_response" => {
+            InputConfig::HttpResponse(http_response::resolve(deserialize_value(table)?)?)
+        }
+        "dns_query" => InputConfig::DnsQuery(dns_query::resolve(deserialize_value(table)?)?),
+        "x509_cert" => InputConfig::X509Cert(x509_cert::resolve(deserialize_value(table)?)?),
         #[cfg(feature = "chaos")]
         "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
         other => {
@@ -64,6 +86,10 @@ pub struct ModuleContext {
 pub enum Module {
     Internal(internal::Internal),
     System(system::System),
+    NetResponse(net_response::NetResponse),
+    HttpResponse(http_response::HttpResponse),
+    DnsQuery(dns_query::DnsQuery),
+    X509Cert(x509_cert::X509Cert),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Chaos),
 }
@@ -99,6 +125,14 @@ impl Module {
                 Module::Internal(internal::Internal::new(c.clone(), ctx.clone()))
             }
             InputConfig::System(c) => Module::System(system::System::new(c.clone())),
+            InputConfig::NetResponse(c) => {
+                Module::NetResponse(net_response::NetResponse::new(c.clone()))
+            }
+            InputConfig::HttpResponse(c) => {
+                Module::HttpResponse(http_response::HttpResponse::new(c.clone()))
+            }
+            InputConfig::DnsQuery(c) => Module::DnsQuery(dns_query::DnsQuery::new(c.clone())),
+            InputConfig::X509Cert(c) => Module::X509Cert(x509_cert::X509Cert::new(c.clone())),
             #[cfg(feature = "chaos")]
             InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
         })
@@ -109,6 +143,10 @@ impl Module {
         match self {
             Module::Internal(m) => m.gather(acc).await,
             Module::System(m) => m.gather(acc).await,
+            Module::NetResponse(m) => m.gather(acc).await,
+            Module::HttpResponse(m) => m.gather(acc).await,
+            Module::DnsQuery(m) => m.gather(acc).await,
+            Module::X509Cert(m) => m.gather(acc).await,
             #[cfg(feature = "chaos")]
             Module::Chaos(m) => m.gather(acc).await,
         }
