@@ -508,7 +508,7 @@ impl HttpResponse {
 /// The Authorization header value for this gather (bearer files and variables are read anew).
 fn authorization(c: &Config) -> Option<HeaderValue> {
     let token = match &c.bearer {
-        None => return c.basic.as_ref().and_then(|b| basic_value(b)),
+        None => return c.basic.as_ref().and_then(basic_value),
         Some(Bearer::Inline(s)) => Some(s.0.clone()),
         Some(Bearer::File(p)) => match std::fs::read_to_string(p) {
             Ok(s) => Some(s.trim().to_owned()),
@@ -554,14 +554,8 @@ fn to_metric(c: &Config, t: &Target, ip: Option<IpAddr>, r: &Report, ts: i64) ->
         .field_opt("response_time", secs(r.response_time))
         .field_opt("http_response_code", r.status.map(i64::from))
         .field_opt("content_length", r.content_length)
-        .field_opt(
-            "response_string_match",
-            r.string_match.map(|b| i64::from(b)),
-        )
-        .field_opt(
-            "response_status_code_match",
-            r.status_match.map(|b| i64::from(b)),
-        )
+        .field_opt("response_string_match", r.string_match.map(i64::from))
+        .field_opt("response_status_code_match", r.status_match.map(i64::from))
         .field_opt("dns_time", secs(r.phases.dns))
         .field_opt("connect_time", secs(r.phases.connect))
         .field_opt("tls_time", secs(r.phases.tls))

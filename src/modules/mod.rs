@@ -46,7 +46,7 @@ pub enum InputConfig {
     Internal(internal::Config),
     System(system::Config),
     NetResponse(net_response::Config),
-    HttpResponse(http_response::Config),
+    HttpResponse(Box<http_response::Config>),
     DnsQuery(dns_query::Config),
     X509Cert(x509_cert::Config),
     #[cfg(feature = "chaos")]
@@ -62,7 +62,7 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
             InputConfig::NetResponse(net_response::resolve(deserialize_value(table)?)?)
         }
         "http_response" => {
-            InputConfig::HttpResponse(http_response::resolve(deserialize_value(table)?)?)
+            InputConfig::HttpResponse(Box::new(http_response::resolve(deserialize_value(table)?)?))
         }
         "dns_query" => InputConfig::DnsQuery(dns_query::resolve(deserialize_value(table)?)?),
         "x509_cert" => InputConfig::X509Cert(x509_cert::resolve(deserialize_value(table)?)?),
@@ -129,7 +129,7 @@ impl Module {
                 Module::NetResponse(net_response::NetResponse::new(c.clone()))
             }
             InputConfig::HttpResponse(c) => {
-                Module::HttpResponse(http_response::HttpResponse::new(c.clone()))
+                Module::HttpResponse(http_response::HttpResponse::new((**c).clone()))
             }
             InputConfig::DnsQuery(c) => Module::DnsQuery(dns_query::DnsQuery::new(c.clone())),
             InputConfig::X509Cert(c) => Module::X509Cert(x509_cert::X509Cert::new(c.clone())),

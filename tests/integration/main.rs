@@ -4,3 +4,4 @@
 mod harness;
 
 mod agent;
+mod netprobes;
