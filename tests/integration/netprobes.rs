@@ -730,3 +730,76 @@ fn x509_cert_file_verified_with_ca() {
     assert_eq!(x[0].tag("verification"), Some("valid"), "{x:#?}");
     assert_eq!(x[1].tag("type"), Some("root"));
 }
+
+/// Answers 200 when the request's Authorization header is one of `accepted`, else 401.
+fn auth_server(accepted: &'static [&'static str]) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().take(16).flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let (mut line, mut auth) = (String::new(), String::new());
+                while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("authorization: ") {
+                        auth = v.trim().to_owned();
+                    }
+                    line.clear();
+                }
+                let status = if accepted.contains(&auth.as_str()) {
+                    "200 OK"
+                } else {
+                    "401 Unauthorized"
+                };
+                let _ = (&c).write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                );
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn http_auth_source_and_every_address() {
+    let port = auth_server(&["Basic cHJvYmU6czNjcmV0", "Bearer tok-123"]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tok-123\n").unwrap();
+    let config = format!(
+        "[[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{port}/basic\"]\n  username = \"probe\"\n  password = \"s3cret\"\n\
+         [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{port}/bearer\"]\n  bearer_token = \"{}\"\n  source_address = \"127.0.0.1\"\n\
+         [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{port}/none\"]\n  interface = \"lo\"\n\
+         [[inputs.http_response]]\n  urls = [\"http://localhost:{port}/all\"]\n  probe_all_addresses = true\n  ip_version = \"ipv4\"\n  bearer_token = \"{}\"\n",
+        token.display(),
+        token.display()
+    );
+    let (status, lines, stderr) = run_once(&config);
+    assert!(status.success(), "{stderr}");
+    influx().assert_accepts(&lines);
+    let all = lines.join("\n") + &stderr;
+    assert!(!all.contains("s3cret") && !all.contains("tok-123") && !all.contains("cHJvYmU6"));
+    let parsed = parse_all(&lines);
+    let http = only(&parsed, "http_response");
+    let by = |p: &str| *http.iter().find(|l| l.tag("server").unwrap().ends_with(p)).unwrap();
+    assert_eq!(by("/basic").tag("status_code"), Some("200"));
+    assert_eq!(by("/bearer").tag("status_code"), Some("200"));
+    assert_eq!(by("/none").tag("status_code"), Some("401"), "{:?}", by("/none"));
+    let every: Vec<_> = http.iter().filter(|l| l.tag("server").unwrap().ends_with("/all")).collect();
+    assert!(!every.is_empty());
+    for l in every {
+        assert_eq!(l.tag("ip"), Some("127.0.0.1"));
+        assert_eq!(l.tag("status_code"), Some("200"));
+        assert!(l.float("dns_time").is_some());
+        let sum: f64 = ["dns_time", "connect_time", "request_write_time", "ttfb"]
+            .iter()
+            .map(|f| l.float(f).unwrap())
+            .sum();
+        let rt = l.float("response_time").unwrap();
+        assert!((sum - rt).abs() <= rt * 0.01, "{sum} vs {rt}");
+    }
+}
