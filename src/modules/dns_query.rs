@@ -296,7 +296,7 @@ async fn query(c: &Config, server: &str, domain: &str, id: u16, in_flight: &InFl
         Ok(ip) => SocketAddr::new(ip, c.port),
         Err(_) => match probe::lookup(server, c.port, c.timeout, in_flight).await {
             Ok(a) => a[0],
-            Err(probe::LookupError::Timeout) => return Answer::Timeout,
+            Err(probe::LookupError::Timeout | probe::LookupError::Busy) => return Answer::Timeout,
             Err(e) => return Answer::Error(e.to_string()),
         },
     };

@@ -632,7 +632,7 @@ fn empty_report(outcome: Outcome) -> Report {
 
 fn lookup_failure(e: LookupError, _took: Duration) -> Report {
     match e {
-        LookupError::Timeout => empty_report(Outcome::Timeout),
+        LookupError::Timeout | LookupError::Busy => empty_report(Outcome::Timeout),
         e => {
             tracing::debug!("{e}");
             empty_report(Outcome::DnsError)
@@ -687,7 +687,12 @@ async fn probe(
             report.cert_expiry_s = hop.cert_expiry_s;
         }
         let Some(resp) = hop.response else {
+            // The last request got no response: no response time nor status (telegraf's
+            // rule), even if earlier redirect hops had them.
             report.outcome = hop.failure.unwrap_or(Outcome::ConnectionFailed);
+            report.response_time = None;
+            report.status = None;
+            report.http_version = None;
             return report;
         };
         response_time += hop.response_time.unwrap_or_default();

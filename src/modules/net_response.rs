@@ -177,7 +177,7 @@ async fn resolve_addr(c: &Config, in_flight: &InFlight) -> Result<std::net::Sock
     }
     match probe::lookup(&c.host, c.port, c.timeout, in_flight).await {
         Ok(a) => Ok(a[0]),
-        Err(LookupError::Timeout) => Err(Outcome::Timeout),
+        Err(LookupError::Timeout | LookupError::Busy) => Err(Outcome::Timeout),
         Err(e) => {
             tracing::debug!(host = %c.host, "{e}");
             Err(Outcome::ConnectionFailed)

@@ -1,7 +1,7 @@
 //! Small pieces the network probes share: name resolution bounded by a timeout, TCP connect with
 //! an optional source address or interface, address-family selection and `host:port` parsing.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -50,8 +50,8 @@ impl IpVersion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupError {
     Timeout,
-    /// A lookup for this name started by an earlier gather is still stuck in getaddrinfo; a new
-    /// one is not started, so a dead resolver cannot pile up blocking threads.
+    /// An earlier lookup of this name timed out and is still stuck in getaddrinfo; no new one
+    /// is started (reported as a timeout).
     Busy,
     Failed(String),
     NoAddress,
@@ -68,45 +68,68 @@ impl std::fmt::Display for LookupError {
     }
 }
 
-/// Names whose getaddrinfo call is running, per input instance.
+/// Per input instance: for each name, how many lookups were given up on (timed out) while
+/// getaddrinfo still runs on the blocking pool. While any is stuck, new lookups of that name are
+/// not started, so a dead resolver cannot pile up blocking threads gather after gather.
+/// Concurrent lookups of one name within a gather (several URLs on one host) are fine.
 #[derive(Debug, Default, Clone)]
-pub struct InFlight(Arc<Mutex<HashSet<String>>>);
+pub struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
 
-struct InFlightGuard(InFlight, String);
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if let Ok(mut s) = self.0.0.lock() {
-            s.remove(&self.1);
-        }
-    }
+#[derive(Default)]
+struct LookupState {
+    done: bool,
+    abandoned: bool,
 }
 
 /// Resolves `host` with the system resolver (getaddrinfo on tokio's blocking pool, so
 /// /etc/hosts and nsswitch apply as for curl and telegraf). The wait is bounded by `timeout`;
-/// the blocking call itself cannot be cancelled, so at most one per name and instance runs.
+/// the blocking call itself cannot be cancelled (see [`InFlight`]).
 pub async fn lookup(
     host: &str,
     port: u16,
     timeout: Duration,
     in_flight: &InFlight,
 ) -> Result<Vec<SocketAddr>, LookupError> {
-    let guard = {
-        let mut set = in_flight.0.lock().map_err(|_| LookupError::Busy)?;
-        if !set.insert(host.to_owned()) {
-            return Err(LookupError::Busy);
-        }
-        InFlightGuard(in_flight.clone(), host.to_owned())
-    };
-    let owned = host.to_owned();
+    if in_flight
+        .0
+        .lock()
+        .map(|m| m.get(host).copied().unwrap_or(0) > 0)
+        .unwrap_or(false)
+    {
+        return Err(LookupError::Busy);
+    }
+    let state = Arc::new(Mutex::new(LookupState::default()));
+    let (owned, st, fl) = (host.to_owned(), state.clone(), in_flight.clone());
     let task = tokio::spawn(async move {
-        let _guard = guard;
-        tokio::net::lookup_host((owned.as_str(), port))
+        let r = tokio::net::lookup_host((owned.as_str(), port))
             .await
-            .map(|it| it.collect::<Vec<_>>())
+            .map(|it| it.collect::<Vec<_>>());
+        if let Ok(mut s) = st.lock() {
+            s.done = true;
+            if s.abandoned
+                && let Ok(mut m) = fl.0.lock()
+                && let Some(n) = m.get_mut(&owned)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&owned);
+                }
+            }
+        }
+        r
     });
     match tokio::time::timeout(timeout, task).await {
-        Err(_) => Err(LookupError::Timeout),
+        Err(_) => {
+            if let Ok(mut s) = state.lock()
+                && !s.done
+            {
+                s.abandoned = true;
+                if let Ok(mut m) = in_flight.0.lock() {
+                    *m.entry(host.to_owned()).or_default() += 1;
+                }
+            }
+            Err(LookupError::Timeout)
+        }
         Ok(Err(e)) => Err(LookupError::Failed(e.to_string())),
         Ok(Ok(Err(e))) => Err(LookupError::Failed(e.to_string())),
         Ok(Ok(Ok(v))) if v.is_empty() => Err(LookupError::NoAddress),
@@ -206,5 +229,37 @@ mod tests {
         assert_eq!(IpVersion::PreferIpv4.apply(vec![v6, v4]), vec![v4, v6]);
         assert_eq!(IpVersion::Ipv6.apply(vec![v6, v4]), vec![v6]);
         assert_eq!(IpVersion::Any.apply(vec![v6, v4]), vec![v6, v4]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_of_one_name_both_run() {
+        let fl = InFlight::default();
+        let t = Duration::from_secs(5);
+        let (a, b) = tokio::join!(
+            lookup("localhost", 80, t, &fl),
+            lookup("localhost", 80, t, &fl)
+        );
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_lookup_blocks_the_name_until_it_ends() {
+        let fl = InFlight::default();
+        let first = lookup("localhost", 80, Duration::ZERO, &fl).await;
+        if first == Err(LookupError::Timeout) {
+            let again = lookup("localhost", 80, Duration::from_secs(5), &fl).await;
+            // Either still stuck (Busy) or already finished and cleared.
+            assert!(matches!(again, Err(LookupError::Busy) | Ok(_)), "{again:?}");
+        }
+        let start = std::time::Instant::now();
+        while fl.0.lock().unwrap().contains_key("localhost") {
+            assert!(start.elapsed() < Duration::from_secs(5), "never cleared");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            lookup("localhost", 80, Duration::from_secs(5), &fl)
+                .await
+                .is_ok()
+        );
     }
 }

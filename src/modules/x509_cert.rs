@@ -28,6 +28,13 @@ use crate::config::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.x509_cert]]`
+///
+/// One `x509_cert` line per certificate: the leaf first (`type=leaf`), then each further
+/// certificate the server sent or the file holds (`type=intermediate`, or `root` for a
+/// self-issued CA). `expiry`, `age`, `startdate`, `enddate`, `public_key_length` and the name,
+/// serial and algorithm tags on a line describe THAT line's certificate. The verdict
+/// (`verification` tag, `verification_code`, `verification_error`) is only on the leaf's line
+/// and covers the whole chain as presented, checked against the roots and the server name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Raw {

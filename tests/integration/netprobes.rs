@@ -785,11 +785,24 @@ fn http_auth_source_and_every_address() {
     assert!(!all.contains("s3cret") && !all.contains("tok-123") && !all.contains("cHJvYmU6"));
     let parsed = parse_all(&lines);
     let http = only(&parsed, "http_response");
-    let by = |p: &str| *http.iter().find(|l| l.tag("server").unwrap().ends_with(p)).unwrap();
+    let by = |p: &str| {
+        *http
+            .iter()
+            .find(|l| l.tag("server").unwrap().ends_with(p))
+            .unwrap()
+    };
     assert_eq!(by("/basic").tag("status_code"), Some("200"));
     assert_eq!(by("/bearer").tag("status_code"), Some("200"));
-    assert_eq!(by("/none").tag("status_code"), Some("401"), "{:?}", by("/none"));
-    let every: Vec<_> = http.iter().filter(|l| l.tag("server").unwrap().ends_with("/all")).collect();
+    assert_eq!(
+        by("/none").tag("status_code"),
+        Some("401"),
+        "{:?}",
+        by("/none")
+    );
+    let every: Vec<_> = http
+        .iter()
+        .filter(|l| l.tag("server").unwrap().ends_with("/all"))
+        .collect();
     assert!(!every.is_empty());
     for l in every {
         assert_eq!(l.tag("ip"), Some("127.0.0.1"));
