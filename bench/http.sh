@@ -9,7 +9,9 @@
 # Prints:
 #   bench http: ours_cpu_ms_per_probe=… blackbox=… ratio=… probes=N
 #   bench tcp: ours_cpu_ms_per_probe=… blackbox=… ratio=… probes=N
-# Needs: nginx, prometheus-blackbox-exporter, curl (Debian packages).
+#   bench https: ours_cpu_ms_per_probe=… blackbox=… ratio=… probes=N   (TLS 1.3, P-256 cert,
+#     verification skipped on both sides: the handshake and HTTP/1.1 request are what is measured)
+# Needs: nginx, prometheus-blackbox-exporter, curl, openssl (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 probes=${1:-2000}
@@ -38,13 +40,18 @@ def cpu_ms(pid):
     return (int(rest[11]) + int(rest[12])) * TICK_MS  # utime, stime (fields 14, 15)
 
 tmp = tempfile.mkdtemp()
-ng_port, bb_port = free_port(), free_port()
+ng_port, bb_port, tls_port = free_port(), free_port(), free_port()
+subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", f"{tmp}/key.pem", "-out", f"{tmp}/cert.pem", "-days", "2", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=CA:FALSE"],
+               check=True, capture_output=True)
 with open(f"{tmp}/nginx.conf", "w") as f:
     f.write(f"""daemon off; worker_processes 1; pid {tmp}/nginx.pid; error_log {tmp}/error.log;
 events {{ worker_connections 1024; }}
 http {{ access_log off; client_body_temp_path {tmp}/cb; proxy_temp_path {tmp}/px;
   fastcgi_temp_path {tmp}/fc; uwsgi_temp_path {tmp}/uw; scgi_temp_path {tmp}/sc;
-  server {{ listen 127.0.0.1:{ng_port};
+  server {{ listen 127.0.0.1:{ng_port}; listen 127.0.0.1:{tls_port} ssl;
+    ssl_certificate {tmp}/cert.pem; ssl_certificate_key {tmp}/key.pem; ssl_session_tickets off;
     location = /hello {{ default_type text/plain; return 200 "hello metrics world\\n"; }} }} }}
 """)
 with open(f"{tmp}/blackbox.yml", "w") as f:
@@ -54,6 +61,13 @@ with open(f"{tmp}/blackbox.yml", "w") as f:
     timeout: 5s
     http:
       preferred_ip_protocol: ip4
+  https_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        insecure_skip_verify: true
   tcp_connect:
     prober: tcp
     timeout: 5s
@@ -68,7 +82,7 @@ try:
                            f"--web.listen-address=127.0.0.1:{bb_port}"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(bb)
-    wait_port(ng_port); wait_port(bb_port)
+    wait_port(ng_port); wait_port(bb_port); wait_port(tls_port)
 
     def blackbox(module, target, n):
         url = f"http://127.0.0.1:{bb_port}/probe?module={module}&target={target}"
@@ -125,11 +139,15 @@ try:
 
     url = f"http://127.0.0.1:{ng_port}/hello"
     http_table = "[[inputs.http_response]]\n  urls = [" + ", ".join([f'"{url}"'] * PER_ROUND) + "]\n"
+    tls_url = f"https://127.0.0.1:{tls_port}/hello"
+    https_table = ("[[inputs.http_response]]\n  insecure_skip_verify = true\n  http2 = false\n  urls = ["
+                   + ", ".join([f'"{tls_url}"'] * PER_ROUND) + "]\n")
     tcp_table = "".join(f'[[inputs.net_response]]\n  protocol = "tcp"\n  address = "127.0.0.1:{ng_port}"\n'
                         for _ in range(PER_ROUND))
     for name, module, target, table, meas in [
         ("http", "http_2xx", url, http_table, "http_response"),
         ("tcp", "tcp_connect", f"127.0.0.1:{ng_port}", tcp_table, "net_response"),
+        ("https", "https_2xx", tls_url, https_table, "http_response"),
     ]:
         o, on = ours(table, meas, N)
         b, bn = blackbox(module, target, N)
