@@ -1,7 +1,7 @@
 //! Network probes against real servers on loopback: nginx (HTTP, HTTPS with a generated CA),
 //! dnsmasq, in-test TCP/UDP servers, a header-delaying HTTP server for the phase timings.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -313,33 +313,43 @@ fn http_failures_keep_the_phases_reached() {
     // A server that accepts and never answers.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let sp = silent.local_addr().unwrap().port();
+    // Four more URLs on the silent server: probed one after another they would take 5 × 500 ms.
+    let slow: String = (0..4)
+        .map(|i| format!(", \"http://127.0.0.1:{sp}/slow{i}\""))
+        .collect();
     let config = format!(
-        "[[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{closed}/\", \"http://127.0.0.1:{sp}/\", \"http://no-such-host.invalid/\"]\n  response_timeout = \"300ms\"\n"
+        "[[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{closed}/\", \"http://127.0.0.1:{sp}/\", \"http://no-such-host.invalid/\"{slow}]\n  response_timeout = \"500ms\"\n"
     );
     let start = Instant::now();
-    let lines = once(&config);
+    let (status, raw, stderr) = run_once(&config);
+    let took = start.elapsed();
+    assert!(status.success(), "{stderr}");
     // Concurrent probes: one slow target does not add to another.
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    influx().assert_accepts(&raw);
+    let lines = parse_all(&raw);
     let http = only(&lines, "http_response");
+    assert_eq!(http.len(), 7);
+    let timeouts = http
+        .iter()
+        .filter(|l| l.tag("result") == Some("timeout"))
+        .count();
+    assert!(timeouts >= 5, "{http:#?}");
     let by = |p: &str| {
         *http
             .iter()
-            .find(|l| l.tag("server").unwrap().contains(p))
+            .find(|l| l.tag("server").unwrap().ends_with(p))
             .unwrap()
     };
-    let refused = by(&closed.to_string());
+    let refused = by(&format!("{closed}/"));
     assert_eq!(refused.tag("result"), Some("connection_failed"));
     assert!(refused.float("connect_time").is_none());
-    let slow = by(&sp.to_string());
+    let slow = by(&format!("{sp}/"));
     assert_eq!(slow.tag("result"), Some("timeout"));
     assert_eq!(slow.int("result_code"), Some(4));
     assert!(slow.float("connect_time").is_some());
     assert!(slow.float("ttfb").is_none() && slow.float("response_time").is_none());
-    let dns = by("no-such-host");
+    let dns = by("no-such-host.invalid/");
     assert!(
         matches!(dns.tag("result"), Some("dns_error") | Some("timeout")),
         "{dns:?}"
@@ -815,4 +825,64 @@ fn http_auth_source_and_every_address() {
         let rt = l.float("response_time").unwrap();
         assert!((sum - rt).abs() <= rt * 0.01, "{sum} vs {rt}");
     }
+}
+
+/// A DNS server that answers every UDP query with an empty truncated reply (TC bit) and every
+/// TCP query with NOERROR and two (fake-counted) answers, so the TCP retry is visible.
+fn truncating_dns() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tcp_queries = std::sync::Arc::new(AtomicUsize::new(0));
+    let (udp, tcp) = loop {
+        let t = TcpListener::bind("127.0.0.1:0").unwrap();
+        if let Ok(u) = UdpSocket::bind(t.local_addr().unwrap()) {
+            break (u, t);
+        }
+    };
+    let port = tcp.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        for _ in 0..4 {
+            if let Ok((n, from)) = udp.recv_from(&mut buf) {
+                let mut reply = buf[..n].to_vec();
+                reply[2] = 0x83; // QR, TC, RD
+                reply[3] = 0x80; // RA, NOERROR
+                let _ = udp.send_to(&reply, from);
+            }
+        }
+    });
+    let count = tcp_queries.clone();
+    std::thread::spawn(move || {
+        for mut c in tcp.incoming().take(4).flatten() {
+            let mut len = [0u8; 2];
+            if c.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+            if c.read_exact(&mut q).is_err() {
+                continue;
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            q[2] = 0x81;
+            q[3] = 0x80;
+            q[7] = 2; // ANCOUNT = 2 (header only: the probe reads counts, not records)
+            let mut out = (q.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(&q);
+            let _ = c.write_all(&out);
+        }
+    });
+    (port, tcp_queries)
+}
+
+#[test]
+fn dns_query_retries_over_tcp_when_truncated() {
+    let (port, tcp_queries) = truncating_dns();
+    let config = format!(
+        "[[inputs.dns_query]]\n  servers = [\"127.0.0.1\"]\n  port = {port}\n  domains = [\"big.example\"]\n  record_type = \"TXT\"\n  timeout = \"2s\"\n"
+    );
+    let lines = once(&config);
+    let q = only(&lines, "dns_query");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].tag("result"), Some("success"), "{:?}", q[0]);
+    assert_eq!(q[0].int("answer_count"), Some(2));
+    assert_eq!(tcp_queries.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
