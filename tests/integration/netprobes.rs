@@ -886,3 +886,83 @@ fn dns_query_retries_over_tcp_when_truncated() {
     assert_eq!(q[0].int("answer_count"), Some(2));
     assert_eq!(tcp_queries.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+struct Tinyproxy {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_tinyproxy() -> Tinyproxy {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListen 127.0.0.1\nTimeout 10\nLogLevel Error\nMaxClients 50\nUser nobody\nGroup nogroup\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("tinyproxy")
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tinyproxy not found: tests/run.sh installs it");
+    wait_port(port, "tinyproxy");
+    Tinyproxy {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn http_through_a_proxy() {
+    let ng = start_nginx();
+    let proxy = start_tinyproxy();
+    let (h, s, p) = (ng.http, ng.https, proxy.port);
+    let dead = free_port();
+    let ca = ng.pki.path("ca.pem");
+    let config = format!(
+        "[[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/hello\", \"https://127.0.0.1:{s}/hello\"]\n  http_proxy = \"http://127.0.0.1:{p}\"\n  tls_ca = \"{}\"\n\
+         [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/hello\"]\n  http_proxy = \"http://127.0.0.1:{dead}\"\n  alias = \"dead\"\n",
+        ca.display()
+    );
+    let lines = once(&config);
+    let http = only(&lines, "http_response");
+    assert_eq!(http.len(), 3, "{http:#?}");
+    let plain: Vec<_> = http
+        .iter()
+        .filter(|l| l.tag("server") == Some(format!("http://127.0.0.1:{h}/hello").as_str()))
+        .collect();
+    let ok = plain
+        .iter()
+        .find(|l| l.tag("result") == Some("success"))
+        .expect("proxied http line");
+    assert_eq!(ok.int("http_response_code"), Some(200));
+    assert_eq!(ok.int("content_length"), Some(HELLO.len() as i64));
+    let failed = plain
+        .iter()
+        .find(|l| l.tag("result") != Some("success"))
+        .expect("dead proxy line");
+    assert_eq!(failed.tag("result"), Some("connection_failed"));
+    let tls = http
+        .iter()
+        .find(|l| l.tag("server") == Some(format!("https://127.0.0.1:{s}/hello").as_str()))
+        .unwrap();
+    assert_eq!(tls.tag("result"), Some("success"), "{tls:?}");
+    assert_eq!(tls.int("tls_verification_code"), Some(0));
+    assert_eq!(tls.string("http_version").as_deref(), Some("2"));
+    assert!(tls.float("tls_time").is_some() && tls.float("dns_time").is_none());
+}
