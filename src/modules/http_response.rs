@@ -111,6 +111,12 @@ pub struct Raw {
     probe_all_addresses: Option<bool>,
     /// Offer HTTP/2 by ALPN on https (default true). Plain http always uses HTTP/1.1.
     http2: Option<bool>,
+    /// Response headers written as tags: `{ "Server" = "server_header" }` tags the line
+    /// `server_header=<value of Server>` (telegraf's option). Absent headers add no tag.
+    http_header_tags: Option<Spanned<BTreeMap<String, String>>>,
+    /// Name of a string field that receives the body (at most `response_body_max_size` bytes,
+    /// invalid UTF-8 replaced), as telegraf's option. Default: none.
+    response_body_field: Option<String>,
 }
 
 /// A secret kept out of `Debug` output (and so out of logs).
@@ -167,6 +173,9 @@ pub struct Config {
     pub http2: bool,
     /// The proxy's host and port.
     pub proxy: Option<Target>,
+    /// (response header, tag key).
+    pub header_tags: Vec<(HeaderName, String)>,
+    pub body_field: Option<String>,
 }
 
 fn base64(input: &[u8]) -> String {
@@ -381,6 +390,19 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
             })?),
             None => None,
         };
+    let mut header_tags = Vec::new();
+    if let Some(h) = &raw.http_header_tags {
+        for (header, tag) in h.get_ref() {
+            let name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                SpanError::new(
+                    h.span(),
+                    "http_header_tags",
+                    format!("invalid header {header:?}"),
+                )
+            })?;
+            header_tags.push((name, tag.clone()));
+        }
+    }
     let ip_version = match &raw.ip_version {
         Some(v) => IpVersion::parse(v.get_ref()).ok_or_else(|| {
             SpanError::new(
@@ -419,6 +441,8 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
         probe_all: raw.probe_all_addresses.unwrap_or(false),
         http2: raw.http2.unwrap_or(true),
         proxy,
+        header_tags,
+        body_field: raw.response_body_field.filter(|f| !f.is_empty()),
     })
 }
 
@@ -478,6 +502,10 @@ pub struct Report {
     pub verification: Option<Result<(), String>>,
     pub redirects: u32,
     pub http_version: Option<&'static str>,
+    /// (tag key, header value) from `http_header_tags`.
+    pub header_tags: Vec<(String, String)>,
+    /// The body, when `response_body_field` is set.
+    pub body: Option<String>,
 }
 
 pub struct HttpResponse {
@@ -565,6 +593,9 @@ fn to_metric(c: &Config, t: &Target, ip: Option<IpAddr>, r: &Report, ts: i64) ->
     if let Some(s) = r.status {
         m = m.tag("status_code", s.to_string());
     }
+    for (k, v) in &r.header_tags {
+        m = m.tag(k.clone(), v.clone());
+    }
     let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
     m = m
         .tag("result", r.outcome.name())
@@ -595,6 +626,9 @@ fn to_metric(c: &Config, t: &Target, ip: Option<IpAddr>, r: &Report, ts: i64) ->
         .field_opt("http_version", r.http_version);
     if r.status.is_some() {
         m = m.field("redirects", i64::from(r.redirects));
+    }
+    if let (Some(f), Some(b)) = (&c.body_field, &r.body) {
+        m = m.field(f.clone(), b.clone());
     }
     m
 }
@@ -646,6 +680,8 @@ fn empty_report(outcome: Outcome) -> Report {
         verification: None,
         redirects: 0,
         http_version: None,
+        header_tags: Vec::new(),
+        body: None,
     }
 }
 
@@ -731,6 +767,10 @@ async fn probe(
             continue;
         }
         report.content_length = Some(resp.body_len);
+        report.header_tags = resp.header_tags;
+        if c.body_field.is_some() {
+            report.body = Some(String::from_utf8_lossy(&resp.body).into_owned());
+        }
         if let Some(o) = hop.failure {
             report.outcome = o;
             return report;
@@ -775,6 +815,7 @@ struct HopResponse {
     status: u16,
     version: &'static str,
     location: Option<String>,
+    header_tags: Vec<(String, String)>,
     body: Vec<u8>,
     body_len: u64,
 }
@@ -1080,8 +1121,16 @@ async fn hop(
         .get(hyper::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // The body: counted up to body_max, kept only for the string match.
-    let keep = c.string_match.is_some();
+    let header_tags = c
+        .header_tags
+        .iter()
+        .filter_map(|(h, tag)| {
+            let v = resp.headers().get(h)?.to_str().ok()?;
+            Some((tag.clone(), v.to_owned()))
+        })
+        .collect();
+    // The body: counted up to body_max, kept only for the string match or the body field.
+    let keep = c.string_match.is_some() || c.body_field.is_some();
     let mut body = resp.into_body();
     let mut data = Vec::new();
     let mut len: u64 = 0;
@@ -1114,6 +1163,7 @@ async fn hop(
         status,
         version,
         location,
+        header_tags,
         body: data,
         body_len: len,
     });

@@ -230,11 +230,12 @@ fn http_against_nginx() {
          [[inputs.http_response]]\n  urls = [\"https://127.0.0.1:{s}/hello\"]\n  alias = \"noca\"\n\
          [[inputs.http_response]]\n  urls = [\"https://127.0.0.1:{s}/hello\"]\n  insecure_skip_verify = true\n  http2 = false\n\
          [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/redirect\"]\n  follow_redirects = true\n\
-         [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/redirect\"]\n"
+         [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/redirect\"]\n\
+         [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/hello\"]\n  response_body_field = \"body\"\n  http_header_tags = {{ \"Server\" = \"server_software\", \"X-Absent\" = \"absent\" }}\n"
     );
     let lines = once(&config);
     let http = only(&lines, "http_response");
-    assert_eq!(http.len(), 8, "{http:#?}");
+    assert_eq!(http.len(), 9, "{http:#?}");
     let find = |url: &str, pred: &dyn Fn(&Line) -> bool| -> Line {
         http.iter()
             .find(|l| l.tag("server") == Some(url) && pred(l))
@@ -256,6 +257,12 @@ fn http_against_nginx() {
         assert!(ok.float(f).unwrap() >= 0.0, "{f}");
     }
     assert!(ok.int("tls_cert_expiry_s").is_none());
+    // telegraf's http_header_tags and response_body_field.
+    let tagged = find(&hello, &|l| l.tag("server_software").is_some());
+    assert!(tagged.tag("server_software").unwrap().starts_with("nginx"));
+    assert!(tagged.tag("absent").is_none());
+    // The encoder writes the newline as `\n` (telegraf's serializer does the same).
+    assert_eq!(tagged.string("body"), Some(HELLO.replace('\n', "\\n")));
     // String mismatch.
     let mis = find(&hello, &|l| l.int("response_string_match") == Some(0));
     assert_eq!(mis.tag("result"), Some("response_string_mismatch"));
