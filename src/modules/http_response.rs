@@ -93,7 +93,10 @@ pub struct Raw {
     /// in memory when `response_string_match` is set.
     response_body_max_size: Option<Spanned<toml::Value>>,
     /// PEM file of CA certificates that replaces the system roots for verification.
-    tls_ca: Option<String>,
+    tls_ca: Option<Spanned<String>>,
+    /// Client certificate (PEM, leaf first) and key (PEM) for servers that require mutual TLS.
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<String>,
     /// Name used for SNI and certificate verification instead of the URL's host.
     tls_server_name: Option<String>,
     /// Complete the probe even if the certificate does not verify (the verdict is still
@@ -381,8 +384,30 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
             .map_err(|e| SpanError::new(v.span(), "response_body_max_size", e))?,
         None => 32 * 1024 * 1024,
     };
-    let trust = Trust::new(raw.tls_ca.as_deref().map(std::path::Path::new))
-        .map_err(|e| SpanError::new(0..0, "tls_ca", e))?;
+    let mut trust = Trust::new(
+        raw.tls_ca
+            .as_ref()
+            .map(|p| std::path::Path::new(p.get_ref())),
+    )
+    .map_err(|e| {
+        let span = raw.tls_ca.as_ref().map_or(0..0, |p| p.span());
+        SpanError::new(span, "tls_ca", e)
+    })?;
+    match (&raw.tls_cert, &raw.tls_key) {
+        (None, None) => {}
+        (Some(c), Some(k)) => {
+            trust = trust
+                .with_client_cert(std::path::Path::new(c.get_ref()), std::path::Path::new(k))
+                .map_err(|e| SpanError::new(c.span(), "tls_cert", e))?;
+        }
+        (c, _) => {
+            return Err(SpanError::new(
+                c.as_ref().map_or(0..0, |c| c.span()),
+                "tls_cert",
+                "tls_cert and tls_key go together",
+            ));
+        }
+    }
     let source_address =
         match &raw.source_address {
             Some(s) => Some(s.get_ref().parse::<IpAddr>().map_err(|_| {

@@ -25,7 +25,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -69,6 +69,8 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Strin
 #[derive(Clone)]
 pub struct Trust {
     verifier: Arc<WebPkiServerVerifier>,
+    /// Client certificate chain and key for servers that ask for one (mutual TLS).
+    client: Option<Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>,
 }
 
 impl std::fmt::Debug for Trust {
@@ -95,7 +97,25 @@ impl Trust {
         let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
             .map_err(|e| format!("TLS verifier: {e}"))?;
-        Ok(Trust { verifier })
+        Ok(Trust {
+            verifier,
+            client: None,
+        })
+    }
+
+    /// Adds a client certificate (PEM chain, leaf first) and its PEM private key.
+    pub fn with_client_cert(mut self, cert: &Path, key: &Path) -> Result<Trust, String> {
+        let chain = read_pem_certs(cert)?;
+        let data = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+        let key_der = PrivateKeyDer::from_pem_slice(&data)
+            .map_err(|e| format!("{}: no usable private key: {e}", key.display()))?;
+        // Checks that the key type is supported now rather than at the first handshake.
+        provider()
+            .key_provider
+            .load_private_key(key_der.clone_key())
+            .map_err(|e| format!("{}: {e}", key.display()))?;
+        self.client = Some(Arc::new((chain, key_der)));
+        Ok(self)
     }
 
     /// Verifies a chain (leaf first) for `name` now, without a handshake (certificate files).
@@ -203,10 +223,14 @@ pub async fn handshake(
     });
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map(|b| {
-            b.dangerous()
-                .with_custom_certificate_verifier(verifier.clone())
-                .with_no_client_auth()
+        .and_then(|b| {
+            let b = b
+                .dangerous()
+                .with_custom_certificate_verifier(verifier.clone());
+            match &trust.client {
+                None => Ok(b.with_no_client_auth()),
+                Some(c) => b.with_client_auth_cert(c.0.clone(), c.1.clone_key()),
+            }
         });
     let stream = match config {
         Ok(mut config) => {

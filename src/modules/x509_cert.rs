@@ -48,7 +48,7 @@ pub struct Raw {
     /// Leave out self-issued CA certificates. Default false.
     exclude_root_certs: Option<bool>,
     /// PEM file of CA certificates used instead of the system roots for verification.
-    tls_ca: Option<String>,
+    tls_ca: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,8 +114,15 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
             .unwrap_or(Duration::from_secs(5)),
         server_name: raw.server_name,
         exclude_root_certs: raw.exclude_root_certs.unwrap_or(false),
-        trust: Trust::new(raw.tls_ca.as_deref().map(std::path::Path::new))
-            .map_err(|e| SpanError::new(0..0, "tls_ca", e))?,
+        trust: Trust::new(
+            raw.tls_ca
+                .as_ref()
+                .map(|p| std::path::Path::new(p.get_ref())),
+        )
+        .map_err(|e| {
+            let span = raw.tls_ca.as_ref().map_or(0..0, |p| p.span());
+            SpanError::new(span, "tls_ca", e)
+        })?,
     })
 }
 

@@ -143,6 +143,49 @@ pub fn make_pki() -> Pki {
             "ext.cnf",
         ],
     );
+    // A client certificate for mutual TLS.
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=probe client",
+        ],
+    );
+    std::fs::write(
+        d.join("client.cnf"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "10",
+            "-extfile",
+            "client.cnf",
+        ],
+    );
     let chain = std::fs::read_to_string(d.join("leaf.pem")).unwrap()
         + &std::fs::read_to_string(d.join("ca.pem")).unwrap();
     std::fs::write(d.join("fullchain.pem"), chain).unwrap();
@@ -153,6 +196,8 @@ pub struct Nginx {
     child: Child,
     pub http: u16,
     pub https: u16,
+    /// HTTPS requiring a client certificate signed by the test CA.
+    pub mtls: u16,
     pub pki: Pki,
     _dir: tempfile::TempDir,
 }
@@ -171,7 +216,8 @@ pub fn start_nginx() -> Nginx {
     let pki = make_pki();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
-    let (http, https) = (free_port(), free_port());
+    let (http, https, mtls) = (free_port(), free_port(), free_port());
+    let ca = pki.path("ca.pem");
     let cert = pki.path("fullchain.pem");
     let key = pki.path("leaf.key");
     let conf = format!(
@@ -184,10 +230,15 @@ pub fn start_nginx() -> Nginx {
            location = /hello {{ default_type text/plain; return 200 \"{}\"; }}\n\
            location = /missing {{ return 404; }}\n\
            location = /redirect {{ return 302 /hello; }}\n\
-           location / {{ return 204; }}\n  }}\n}}\n",
+           location / {{ return 204; }}\n  }}\n\
+          server {{\n  listen 127.0.0.1:{mtls} ssl;\n  ssl_certificate {};\n  ssl_certificate_key {};\n\
+           ssl_client_certificate {};\n  ssl_verify_client on;\n  location / {{ return 200 \"mtls ok\"; }}\n  }}\n}}\n",
         cert.display(),
         key.display(),
         HELLO.replace('\n', "\\n"),
+        cert.display(),
+        key.display(),
+        ca.display(),
     );
     let conf_path = dir.path().join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
@@ -204,10 +255,12 @@ pub fn start_nginx() -> Nginx {
         .expect("nginx not found: tests/run.sh installs it");
     wait_port(http, "nginx");
     wait_port(https, "nginx");
+    wait_port(mtls, "nginx");
     Nginx {
         child,
         http,
         https,
+        mtls,
         pki,
         _dir: dir,
     }
@@ -972,4 +1025,37 @@ fn http_through_a_proxy() {
     assert_eq!(tls.int("tls_verification_code"), Some(0));
     assert_eq!(tls.string("http_version").as_deref(), Some("2"));
     assert!(tls.float("tls_time").is_some() && tls.float("dns_time").is_none());
+}
+
+#[test]
+fn http_mutual_tls() {
+    let ng = start_nginx();
+    let (ca, cert, key) = (
+        ng.pki.path("ca.pem"),
+        ng.pki.path("client.pem"),
+        ng.pki.path("client.key"),
+    );
+    let url = format!("https://127.0.0.1:{}/", ng.mtls);
+    let config = format!(
+        "[[inputs.http_response]]\n  urls = [\"{url}\"]\n  tls_ca = \"{}\"\n  tls_cert = \"{}\"\n  tls_key = \"{}\"\n  response_string_match = \"mtls ok\"\n\
+         [[inputs.http_response]]\n  urls = [\"{url}\"]\n  tls_ca = \"{}\"\n  alias = \"nocert\"\n",
+        ca.display(),
+        cert.display(),
+        key.display(),
+        ca.display(),
+    );
+    let lines = once(&config);
+    let http = only(&lines, "http_response");
+    assert_eq!(http.len(), 2);
+    let with = http
+        .iter()
+        .find(|l| l.int("response_string_match") == Some(1))
+        .unwrap_or_else(|| panic!("{http:#?}"));
+    assert_eq!(with.tag("status_code"), Some("200"));
+    // nginx answers a missing client certificate with 400.
+    let without = http
+        .iter()
+        .find(|l| l.tag("status_code") != Some("200"))
+        .unwrap();
+    assert_eq!(without.tag("status_code"), Some("400"), "{without:?}");
 }
