@@ -35,6 +35,9 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// serial and algorithm tags on a line describe THAT line's certificate. The verdict
 /// (`verification` tag, `verification_code`, `verification_error`) is only on the leaf's line
 /// and covers the whole chain as presented, checked against the roots and the server name.
+/// Difference from telegraf: telegraf also verifies each non-leaf certificate on its own and
+/// tags every line; webpki (rustls) verifies chains for an end-entity certificate only, so
+/// non-leaf lines carry no verdict rather than a guessed one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Raw {
