@@ -1,5 +1,6 @@
 //! Durations written the way telegraf (Go's `time.ParseDuration`) writes them: `"10s"`,
-//! `"1m30s"`, `"250ms"`, `"1.5h"`; a bare integer means seconds, as in telegraf's config.
+//! `"1m30s"`, `"250ms"`, `"1.5h"`; a bare number means seconds, as in telegraf's config (some
+//! telegraf inputs document float seconds, e.g. ping's `timeout = 1.0`).
 
 use std::fmt;
 use std::time::Duration;
@@ -91,10 +92,17 @@ impl<'de> serde::Deserialize<'de> for ConfigDuration {
         impl Visitor<'_> for V {
             type Value = ConfigDuration;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as \"10s\", \"1m30s\" or \"500ms\", or whole seconds")
+                f.write_str(
+                    "a duration such as \"10s\", \"1m30s\" or \"500ms\", or seconds (10, 0.5)",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 parse_duration(v).map(ConfigDuration).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Duration::try_from_secs_f64(v)
+                    .map(ConfigDuration)
+                    .map_err(|_| E::custom(format!("invalid number of seconds {v}")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
                 u64::try_from(v)

@@ -2,6 +2,7 @@
 //! integration tests can prove isolation. Every mode first writes `lines` metrics carrying a
 //! per-instance sequence number, so tests can check that no line is lost or duplicated.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -27,8 +28,10 @@ pub struct Raw {
     text: Option<String>,
     /// Misbehave only on every Nth gather (default 1 = every gather).
     every: Option<u64>,
-    /// Misbehave at most this many times in the life of the process, across restarts of the
+    /// Misbehave at most this many times in the life of this instance, across restarts of the
     /// input (default unlimited): one blocked worker without the restart blocking the next.
+    /// Counted per instance (a reload starts the count again), so other chaos instances do not
+    /// use up this one's budget.
     times: Option<u64>,
 }
 
@@ -52,6 +55,9 @@ pub struct Config {
     text: Option<String>,
     every: u64,
     times: u64,
+    /// Shared by every rebuild of this instance (the supervisor builds from a clone of the
+    /// resolved config), fresh for each parsed config.
+    misbehaved: Arc<AtomicU64>,
 }
 
 pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
@@ -65,6 +71,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
         text: raw.text,
         every: raw.every.unwrap_or(1).max(1),
         times: raw.times.unwrap_or(u64::MAX),
+        misbehaved: Arc::new(AtomicU64::new(0)),
     })
 }
 
@@ -97,9 +104,8 @@ impl Chaos {
         if !self.gathers.is_multiple_of(self.config.every) {
             return Ok(());
         }
-        static MISBEHAVED: AtomicU64 = AtomicU64::new(0);
         if self.config.mode != Mode::Ok
-            && MISBEHAVED.fetch_add(1, Ordering::Relaxed) >= self.config.times
+            && self.config.misbehaved.fetch_add(1, Ordering::Relaxed) >= self.config.times
         {
             return Ok(());
         }

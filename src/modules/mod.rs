@@ -9,10 +9,25 @@ pub mod dns_query;
 pub mod http_response;
 pub mod internal;
 pub mod net_response;
+pub mod ping;
 pub mod probe;
 pub mod system;
 pub mod tls;
 pub mod x509_cert;
+
+// Host inputs (Linux /proc and /sys).
+pub mod cgroup;
+pub mod cpu;
+pub mod disk;
+pub mod diskio;
+pub mod hostutil;
+pub mod kernel;
+pub mod mem;
+pub mod net;
+pub mod netstat;
+pub mod processes;
+pub mod procstat;
+pub mod swap;
 
 use std::sync::Arc;
 
@@ -26,11 +41,23 @@ use crate::stats::Registry;
 /// Every input name the config accepts, in the order `--help` lists them.
 pub const NAMES: &[&str] = &[
     "internal",
+    "ping",
     "system",
     "net_response",
     "http_response",
     "dns_query",
     "x509_cert",
+    "cpu",
+    "mem",
+    "swap",
+    "kernel",
+    "processes",
+    "disk",
+    "diskio",
+    "net",
+    "netstat",
+    "procstat",
+    "cgroup",
     #[cfg(feature = "chaos")]
     "chaos",
 ];
@@ -44,11 +71,23 @@ pub fn lookup(name: &str) -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub enum InputConfig {
     Internal(internal::Config),
+    Ping(ping::Config),
     System(system::Config),
     NetResponse(net_response::Config),
     HttpResponse(Box<http_response::Config>),
     DnsQuery(dns_query::Config),
     X509Cert(x509_cert::Config),
+    Cpu(cpu::Config),
+    Mem(mem::Config),
+    Swap(swap::Config),
+    Kernel(kernel::Config),
+    Processes(processes::Config),
+    Disk(disk::Config),
+    DiskIo(diskio::Config),
+    Net(net::Config),
+    Netstat(netstat::Config),
+    Procstat(procstat::Config),
+    Cgroup(cgroup::Config),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Config),
 }
@@ -57,6 +96,7 @@ pub enum InputConfig {
 pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, SpanError> {
     Ok(match module {
         "internal" => InputConfig::Internal(internal::resolve(deserialize_value(table)?)?),
+        "ping" => InputConfig::Ping(ping::resolve(deserialize_value(table)?)?),
         "system" => InputConfig::System(system::resolve(deserialize_value(table)?)?),
         "net_response" => {
             InputConfig::NetResponse(net_response::resolve(deserialize_value(table)?)?)
@@ -66,6 +106,17 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
         }
         "dns_query" => InputConfig::DnsQuery(dns_query::resolve(deserialize_value(table)?)?),
         "x509_cert" => InputConfig::X509Cert(x509_cert::resolve(deserialize_value(table)?)?),
+        "cpu" => InputConfig::Cpu(cpu::resolve(deserialize_value(table)?)?),
+        "mem" => InputConfig::Mem(mem::resolve(deserialize_value(table)?)?),
+        "swap" => InputConfig::Swap(swap::resolve(deserialize_value(table)?)?),
+        "kernel" => InputConfig::Kernel(kernel::resolve(deserialize_value(table)?)?),
+        "processes" => InputConfig::Processes(processes::resolve(deserialize_value(table)?)?),
+        "disk" => InputConfig::Disk(disk::resolve(deserialize_value(table)?)?),
+        "diskio" => InputConfig::DiskIo(diskio::resolve(deserialize_value(table)?)?),
+        "net" => InputConfig::Net(net::resolve(deserialize_value(table)?)?),
+        "netstat" => InputConfig::Netstat(netstat::resolve(deserialize_value(table)?)?),
+        "procstat" => InputConfig::Procstat(procstat::resolve(deserialize_value(table)?)?),
+        "cgroup" => InputConfig::Cgroup(cgroup::resolve(deserialize_value(table)?)?),
         #[cfg(feature = "chaos")]
         "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
         other => {
@@ -83,13 +134,26 @@ pub struct ModuleContext {
 }
 
 /// A running module instance with its state between gathers (previous counters, sockets...).
+/// Large module states are boxed so the enum (moved in and out of gather tasks) stays small.
 pub enum Module {
     Internal(internal::Internal),
+    Ping(ping::Ping),
     System(system::System),
     NetResponse(net_response::NetResponse),
     HttpResponse(http_response::HttpResponse),
     DnsQuery(dns_query::DnsQuery),
     X509Cert(x509_cert::X509Cert),
+    Cpu(Box<cpu::Cpu>),
+    Mem(mem::Mem),
+    Swap(swap::Swap),
+    Kernel(kernel::Kernel),
+    Processes(processes::Processes),
+    Disk(Box<disk::Disk>),
+    DiskIo(Box<diskio::DiskIo>),
+    Net(net::Net),
+    Netstat(netstat::Netstat),
+    Procstat(Box<procstat::Procstat>),
+    Cgroup(cgroup::Cgroup),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Chaos),
 }
@@ -124,6 +188,7 @@ impl Module {
             InputConfig::Internal(c) => {
                 Module::Internal(internal::Internal::new(c.clone(), ctx.clone()))
             }
+            InputConfig::Ping(c) => Module::Ping(ping::Ping::new(c.clone())),
             InputConfig::System(c) => Module::System(system::System::new(c.clone())),
             InputConfig::NetResponse(c) => {
                 Module::NetResponse(net_response::NetResponse::new(c.clone()))
@@ -133,6 +198,19 @@ impl Module {
             }
             InputConfig::DnsQuery(c) => Module::DnsQuery(dns_query::DnsQuery::new(c.clone())),
             InputConfig::X509Cert(c) => Module::X509Cert(x509_cert::X509Cert::new(c.clone())),
+            InputConfig::Cpu(c) => Module::Cpu(Box::new(cpu::Cpu::new(c.clone()))),
+            InputConfig::Mem(c) => Module::Mem(mem::Mem::new(c.clone())),
+            InputConfig::Swap(c) => Module::Swap(swap::Swap::new(c.clone())),
+            InputConfig::Kernel(c) => Module::Kernel(kernel::Kernel::new(c.clone())),
+            InputConfig::Processes(c) => Module::Processes(processes::Processes::new(c.clone())),
+            InputConfig::Disk(c) => Module::Disk(Box::new(disk::Disk::new(c.clone()))),
+            InputConfig::DiskIo(c) => Module::DiskIo(Box::new(diskio::DiskIo::new(c.clone()))),
+            InputConfig::Net(c) => Module::Net(net::Net::new(c.clone())),
+            InputConfig::Netstat(c) => Module::Netstat(netstat::Netstat::new(c.clone())),
+            InputConfig::Procstat(c) => {
+                Module::Procstat(Box::new(procstat::Procstat::new(c.clone())))
+            }
+            InputConfig::Cgroup(c) => Module::Cgroup(cgroup::Cgroup::new(c.clone())),
             #[cfg(feature = "chaos")]
             InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
         })
@@ -142,11 +220,23 @@ impl Module {
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         match self {
             Module::Internal(m) => m.gather(acc).await,
+            Module::Ping(m) => m.gather(acc).await,
             Module::System(m) => m.gather(acc).await,
             Module::NetResponse(m) => m.gather(acc).await,
             Module::HttpResponse(m) => m.gather(acc).await,
             Module::DnsQuery(m) => m.gather(acc).await,
             Module::X509Cert(m) => m.gather(acc).await,
+            Module::Cpu(m) => m.gather(acc).await,
+            Module::Mem(m) => m.gather(acc).await,
+            Module::Swap(m) => m.gather(acc).await,
+            Module::Kernel(m) => m.gather(acc).await,
+            Module::Processes(m) => m.gather(acc).await,
+            Module::Disk(m) => m.gather(acc).await,
+            Module::DiskIo(m) => m.gather(acc).await,
+            Module::Net(m) => m.gather(acc).await,
+            Module::Netstat(m) => m.gather(acc).await,
+            Module::Procstat(m) => m.gather(acc).await,
+            Module::Cgroup(m) => m.gather(acc).await,
             #[cfg(feature = "chaos")]
             Module::Chaos(m) => m.gather(acc).await,
         }

@@ -92,6 +92,13 @@ impl Accumulator {
         }
     }
 
+    /// Counts a partial failure inside a gather (one file, one mount, one process), like
+    /// telegraf's `acc.AddError`: it shows in `internal_gather` `gather_errors`/`errors` while the
+    /// rest of the gather still delivers its metrics. The module logs it (once) itself.
+    pub fn add_error(&mut self) {
+        stats::inc(&self.instance.gather_errors);
+    }
+
     /// Hands buffered lines to the queue.
     pub fn flush(&mut self) {
         if self.lines == 0 {

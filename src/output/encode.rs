@@ -12,8 +12,9 @@
 //!   parsers disagree on backslashes before a delimiter (telegraf pairs `\\` in measurement and
 //!   field keys, InfluxDB 1.x and telegraf's tag scanner look only at the previous byte), so
 //!   backslashes directly before an escaped delimiter, and trailing ones, are dropped.
-//! * Empty names, keys or tag values, the reserved key `time`, duplicate keys and non-finite
-//!   floats cannot be written; they are dropped and reported in [`EncodeReport`].
+//! * Empty names, keys or tag values, the reserved key `time`, duplicate keys (judged on the key
+//!   as written: `a\` and `a` are the same key) and non-finite floats cannot be written; they
+//!   are dropped and reported in [`EncodeReport`].
 //! * Integers carry `i` (unsigned values are clipped to `i64::MAX`), floats use Rust's shortest
 //!   round-trip form (exponent notation for very large/small magnitudes, which Go parses).
 
@@ -107,9 +108,12 @@ fn encode_inner(
         return Err(Rejected::CommentName);
     }
 
-    for (i, (k, v)) in metric.tags.iter().enumerate() {
-        let duplicate = metric.tags[..i].iter().any(|(pk, _)| pk == k);
-        if duplicate || !writable_key(k) || v.is_empty() || !write_tag(out, k, v, &mut report) {
+    // Tags and fields are judged on the key as written: two different keys can read the same
+    // once sanitised (`a\` and `a`; two control characters that both become U+FFFD), and
+    // InfluxDB refuses a point with a repeated field key or a `time` key.
+    let mut tag_keys = Written::default();
+    for (k, v) in &metric.tags {
+        if !write_tag(out, k, v, &mut tag_keys, &mut report) {
             report.tags_dropped += 1;
         }
     }
@@ -117,23 +121,22 @@ fn encode_inner(
         if metric.has_tag(k) || deco.tags[..i].iter().any(|(pk, _)| pk == k) {
             continue;
         }
-        if !writable_key(k) || v.is_empty() || !write_tag(out, k, v, &mut report) {
+        if !write_tag(out, k, v, &mut tag_keys, &mut report) {
             report.tags_dropped += 1;
         }
     }
 
     let mut written = 0usize;
-    for (i, (k, v)) in metric.fields.iter().enumerate() {
-        let duplicate = metric.fields[..i].iter().any(|(pk, _)| pk == k);
-        let finite = !matches!(v, FieldValue::Float(f) if !f.is_finite());
-        if duplicate || !writable_key(k) || !finite {
+    let mut field_keys = Written::default();
+    for (k, v) in &metric.fields {
+        if matches!(v, FieldValue::Float(f) if !f.is_finite()) {
             report.fields_dropped += 1;
             continue;
         }
         let field_start = out.len();
         out.push(if written == 0 { b' ' } else { b',' });
         report.sanitised |= escape(out, k, Part::Key);
-        if out.len() == field_start + 1 {
+        if !field_keys.add(out, field_start + 1, out.len()) {
             out.truncate(field_start);
             report.fields_dropped += 1;
             continue;
@@ -166,26 +169,68 @@ fn encode_inner(
     Ok(report)
 }
 
-/// InfluxDB 1.x refuses a point whose tag or field key is `time`; an empty key cannot be written.
-fn writable_key(k: &str) -> bool {
-    !k.is_empty() && k != "time"
+/// Byte ranges in the output of the keys written so far in one tag set or field set.
+#[derive(Default)]
+struct Written {
+    /// Most metrics have few keys: no allocation for up to this many.
+    inline: [(usize, usize); 8],
+    len: usize,
+    spill: Vec<(usize, usize)>,
 }
 
-/// Writes `,key=value`; nothing (and false) if either is empty once escaped.
-fn write_tag(out: &mut Vec<u8>, k: &str, v: &str, report: &mut EncodeReport) -> bool {
+impl Written {
+    /// The key just written is `out[start..end]`. Records it and returns true when it may
+    /// stay: not empty, not `time` (InfluxDB 1.x refuses a point with that tag or field key),
+    /// not a repeat of an earlier key.
+    fn add(&mut self, out: &[u8], start: usize, end: usize) -> bool {
+        let key = &out[start..end];
+        if key.is_empty() || key == b"time" {
+            return false;
+        }
+        let seen = self.inline[..self.len.min(8)]
+            .iter()
+            .chain(&self.spill)
+            .any(|&(s, e)| &out[s..e] == key);
+        if seen {
+            return false;
+        }
+        if self.len < 8 {
+            self.inline[self.len] = (start, end);
+        } else {
+            self.spill.push((start, end));
+        }
+        self.len += 1;
+        true
+    }
+}
+
+/// Writes `,key=value`; nothing (and false) if the key is not writable (see [`Written::add`])
+/// or the value is empty once escaped.
+fn write_tag(
+    out: &mut Vec<u8>,
+    k: &str,
+    v: &str,
+    keys: &mut Written,
+    report: &mut EncodeReport,
+) -> bool {
     let start = out.len();
     out.push(b',');
     let mut altered = escape(out, k, Part::Key);
     let key_end = out.len();
     out.push(b'=');
     altered |= escape(out, v, Part::Key);
-    if key_end == start + 1 || out.len() == key_end + 1 {
+    report.sanitised |= altered;
+    if out.len() == key_end + 1 {
         out.truncate(start);
-        report.sanitised = true;
         return false;
     }
-    report.sanitised |= altered;
-    true
+    // Judge the key only once the value is known to be writable, so a dropped tag does not
+    // shadow a later one with the same key.
+    let ok = keys.add(out, start + 1, key_end);
+    if !ok {
+        out.truncate(start);
+    }
+    ok
 }
 
 /// Escapes `s` into `out`; returns true when the text had to be altered beyond plain escaping.
@@ -368,6 +413,29 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "m,a=1 ok=1.0 1\n");
         assert_eq!(r.tags_dropped, 4);
         assert_eq!(r.fields_dropped, 3);
+    }
+
+    #[test]
+    fn keys_are_judged_as_written() {
+        // Found by the property tests: InfluxDB refused these points ("invalid tag key: time",
+        // "field type conflict" between two fields that both read `a` or both read U+FFFD).
+        let m = Metric::new("m", 1)
+            .tag("time\\", "x")
+            .tag("k", "")
+            .tag("k", "kept")
+            .field("a", 1i64)
+            .field("a\\", true)
+            .field("\u{1}", 1.0)
+            .field("\u{2}", "s")
+            .field("time\\", 2i64);
+        let mut out = Vec::new();
+        let r = encode_line(&mut out, &m, &Decoration::default()).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "m,k=kept a=1i,\u{FFFD}=1.0 1\n"
+        );
+        assert_eq!((r.tags_dropped, r.fields_dropped), (2, 3));
+        assert!(r.sanitised);
     }
 
     #[test]

@@ -122,6 +122,17 @@ impl Queue {
     /// Takes everything queued, waiting up to `wait` for something to arrive. Returns an empty
     /// vector on time-out, and also once the queue is closed and drained.
     pub fn take_all(&self, wait: Duration) -> Vec<Batch> {
+        self.take(wait, usize::MAX)
+    }
+
+    /// Takes the oldest batches, at least one and then more while their cost stays within
+    /// `budget` bytes, waiting up to `wait` for something to arrive. Returns an empty vector on
+    /// time-out, and also once the queue is closed and drained.
+    ///
+    /// What is taken no longer counts against the queue's bounds, so a writer blocked on a
+    /// stalled reader must take little at a time: taking everything would let memory reach
+    /// twice `metric_buffer_bytes` (the taken batches plus a refilled queue).
+    pub fn take(&self, wait: Duration, budget: usize) -> Vec<Batch> {
         let deadline = Instant::now() + wait;
         let mut st = lock(&self.state);
         while st.batches.is_empty() && !self.is_closed() {
@@ -135,9 +146,21 @@ impl Queue {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        st.lines = 0;
-        st.bytes = 0;
-        st.batches.drain(..).collect()
+        let mut taken = Vec::new();
+        let mut cost = 0usize;
+        while let Some(b) = st.batches.front() {
+            if !taken.is_empty() && cost + b.cost() > budget {
+                break;
+            }
+            let Some(b) = st.batches.pop_front() else {
+                break;
+            };
+            cost += b.cost();
+            st.lines -= usize::try_from(b.lines).unwrap_or(0);
+            st.bytes -= b.cost();
+            taken.push(b);
+        }
+        taken
     }
 
     /// Lines currently queued.
@@ -193,6 +216,21 @@ mod tests {
         q.push(batch(1, 5000), &stats);
         assert_eq!(q.depth(), 2, "an oversized batch is dropped, not queued");
         assert_eq!(stats::get(&stats.lines_dropped), 2);
+    }
+
+    #[test]
+    fn take_respects_its_budget_but_always_takes_one() {
+        let stats = AgentStats::default();
+        let q = Queue::new(1000, 1 << 20);
+        for _ in 0..4 {
+            q.push(batch(1, 1000), &stats);
+        }
+        let one = batch(1, 1000).cost();
+        assert_eq!(q.take(Duration::ZERO, 1).len(), 1);
+        assert_eq!(q.take(Duration::ZERO, 2 * one).len(), 2);
+        assert_eq!(q.depth(), 1);
+        assert_eq!(q.take(Duration::ZERO, 0).len(), 1);
+        assert_eq!(q.depth(), 0);
     }
 
     #[test]

@@ -12,6 +12,11 @@ use crate::stats::{self, AgentStats};
 
 /// How long the writer sleeps on an empty queue before looking at the closed flag again.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// Bytes the writer takes off the queue per write round. Taken lines are outside the queue's
+/// bounds while a stalled reader blocks the write, so this is what memory can exceed
+/// `metric_buffer_bytes` by (plus one batch); small enough for that, large enough that a
+/// round is still one big write.
+const TAKE_BYTES: usize = 64 * 1024;
 
 /// Why the writer stopped.
 #[derive(Debug)]
@@ -66,7 +71,7 @@ impl Writer {
 
 fn run<W: Write>(mut out: W, queue: &Queue, stats: &AgentStats) -> WriterExit {
     loop {
-        let batches = queue.take_all(IDLE_WAIT);
+        let batches = queue.take(IDLE_WAIT, TAKE_BYTES);
         if batches.is_empty() {
             if queue.is_closed() {
                 return WriterExit::Drained;

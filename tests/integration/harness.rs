@@ -341,23 +341,30 @@ fn unescape(s: &str, specials: &[char]) -> String {
     out
 }
 
-/// Splits at unescaped `delim` outside quotes (quotes only matter in the field set).
+/// Splits at unescaped `delim` outside quotes (quotes only matter in the field set, and there
+/// only in values: a `"` in a field key is a plain character, as InfluxDB 1.x reads it).
 fn split_unescaped(s: &str, delim: u8, quotes: bool) -> Vec<&str> {
     let b = s.as_bytes();
     let mut parts = Vec::new();
-    let (mut start, mut i, mut in_q) = (0, 0, false);
+    let (mut start, mut i, mut in_q, mut in_value) = (0, 0, false, false);
     while i < b.len() {
-        match b[i] {
-            b'\\' => {
-                i += 2;
-                continue;
+        let c = b[i];
+        if c == b'\\' {
+            i += 2;
+            continue;
+        }
+        if quotes && in_value && c == b'"' {
+            in_q = !in_q;
+        } else if !in_q {
+            match c {
+                b'=' => in_value = true,
+                b',' | b' ' => in_value = false,
+                _ => {}
             }
-            b'"' if quotes => in_q = !in_q,
-            c if c == delim && !in_q => {
+            if c == delim {
                 parts.push(&s[start..i]);
                 start = i + 1;
             }
-            _ => {}
         }
         i += 1;
     }

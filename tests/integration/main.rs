@@ -4,4 +4,9 @@
 mod harness;
 
 mod agent;
+mod fuzz_regressions;
+mod host;
 mod netprobes;
+mod ping;
+mod properties;
+mod reliability;

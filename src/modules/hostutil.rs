@@ -1,0 +1,375 @@
+//! Helpers shared by the host inputs (`cpu`, `mem`, `disk`, `procstat` ...): reading /proc and
+//! /sys files into reused buffers, the glob matcher for `devices`/`interfaces`/`mount_points`,
+//! once-per-cause error reporting, and running blocking work on the blocking pool with at most
+//! one call in flight.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::output::Accumulator;
+
+/// Reads a whole file into `buf` (cleared first), reusing its allocation.
+pub fn read_into(path: impl AsRef<Path>, buf: &mut String) -> std::io::Result<()> {
+    buf.clear();
+    std::fs::File::open(path)?.read_to_string(buf)?;
+    Ok(())
+}
+
+/// Like [`read_into`] for files that may hold non-UTF-8 bytes (cmdline, comm, mountinfo paths).
+pub fn read_bytes_into(path: impl AsRef<Path>, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    std::fs::File::open(path)?.read_to_end(buf)?;
+    Ok(())
+}
+
+/// Bytes per page (for /proc counters in pages).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
+
+/// Clock ticks per second (USER_HZ) for /proc times.
+pub fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// Shell-style glob as telegraf's filters use: `*` any run, `?` one char, `[abc]`/`[a-z]`/`[!a]`
+/// classes. Iterative with one backtrack point, so no pattern can make it exponential.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi, ni));
+                    pi += 1;
+                    continue;
+                }
+                '?' => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                '[' => {
+                    if let Some((matched, next)) = class_match(&p, pi, n[ni])
+                        && matched
+                    {
+                        pi = next;
+                        ni += 1;
+                        continue;
+                    }
+                }
+                c if c == n[ni] => {
+                    pi += 1;
+                    ni += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, sn)) => {
+                pi = sp + 1;
+                ni = sn + 1;
+                star = Some((sp, sn + 1));
+            }
+            None => return false,
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Matches `c` against the class starting at `p[start] == '['`; returns (matched, index after
+/// `]`), or `None` for an unterminated class (then `[` is treated as a literal mismatch).
+fn class_match(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < p.len() && (first || p[i] != ']') {
+        first = false;
+        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+            if p[i] <= c && c <= p[i + 2] {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if p[i] == c {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    if i >= p.len() {
+        return None;
+    }
+    Some((matched != negate, i + 1))
+}
+
+/// A list of globs; empty = no filter configured.
+#[derive(Debug, Clone, Default)]
+pub struct Globs(pub Vec<String>);
+
+impl Globs {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.0.iter().any(|g| glob_match(g, name))
+    }
+}
+
+/// Partial failures of one module instance: each is counted in `internal_gather` on every
+/// occurrence and logged once per cause, so a host without `/proc/pressure` does not repeat the
+/// same warning every 10 s.
+#[derive(Debug, Default)]
+pub struct ErrorOnce {
+    logged: HashSet<String>,
+}
+
+impl ErrorOnce {
+    pub fn report(
+        &mut self,
+        acc: &mut Accumulator,
+        input: &str,
+        what: &str,
+        err: &dyn std::fmt::Display,
+    ) {
+        acc.add_error();
+        if !self.logged.contains(what) {
+            tracing::warn!(
+                "[inputs.{input}] {what}: {err} (logged once; further errors only counted in internal_gather)"
+            );
+            self.logged.insert(what.to_owned());
+        }
+    }
+
+    /// Forgets a cause so it is logged again if it comes back after recovering.
+    pub fn clear(&mut self, what: &str) {
+        self.logged.remove(what);
+    }
+}
+
+/// Why an offloaded call produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum OffloadError {
+    #[error("did not finish within {0:?} (still running on the blocking pool)")]
+    TimedOut(Duration),
+    #[error("the previous call has still not returned (hung); not started again")]
+    Busy,
+    #[error("panicked: {0}")]
+    Panicked(String),
+}
+
+/// Runs a blocking call with state `S` on tokio's blocking pool, with a timeout and never more
+/// than one call in flight: a call that times out keeps running (blocking calls cannot be
+/// cancelled) and holds the state; until it returns, later calls fail with `Busy` at once instead
+/// of piling up threads behind a hung NFS mount or a stuck process.
+pub struct Offload<S, R> {
+    state: Option<S>,
+    pending: Option<JoinHandle<(S, R)>>,
+}
+
+impl<S: Default + Send + 'static, R: Send + 'static> Default for Offload<S, R> {
+    fn default() -> Self {
+        Offload {
+            state: Some(S::default()),
+            pending: None,
+        }
+    }
+}
+
+impl<S: Default + Send + 'static, R: Send + 'static> Offload<S, R> {
+    pub fn with_state(state: S) -> Self {
+        Offload {
+            state: Some(state),
+            pending: None,
+        }
+    }
+
+    /// True while an earlier call is still running.
+    pub fn busy(&self) -> bool {
+        self.pending.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    pub async fn run(
+        &mut self,
+        timeout: Duration,
+        f: impl FnOnce(&mut S) -> R + Send + 'static,
+    ) -> Result<R, OffloadError> {
+        if let Some(h) = self.pending.take() {
+            if !h.is_finished() {
+                self.pending = Some(h);
+                return Err(OffloadError::Busy);
+            }
+            // A late result is stale: keep only the state (buffers, previous samples).
+            self.state = Some(match h.await {
+                Ok((s, _)) => s,
+                Err(_) => S::default(),
+            });
+        }
+        let mut state = self.state.take().unwrap_or_default();
+        let mut handle = tokio::task::spawn_blocking(move || {
+            let r = f(&mut state);
+            (state, r)
+        });
+        match tokio::time::timeout(timeout, &mut handle).await {
+            Ok(Ok((s, r))) => {
+                self.state = Some(s);
+                Ok(r)
+            }
+            Ok(Err(join)) => {
+                self.state = Some(S::default());
+                let msg = if join.is_panic() {
+                    crate::supervisor::panic_message(join.into_panic())
+                } else {
+                    "cancelled".to_owned()
+                };
+                Err(OffloadError::Panicked(msg))
+            }
+            Err(_) => {
+                self.pending = Some(handle);
+                Err(OffloadError::TimedOut(timeout))
+            }
+        }
+    }
+}
+
+/// Parses a `Key:   123 kB` style value (meminfo, status): the first number after the colon and
+/// whether it carries a `kB` unit.
+pub fn kv_number(rest: &str) -> Option<(u64, bool)> {
+    let rest = rest.trim();
+    let (num, unit) = match rest.split_once(' ') {
+        Some((n, u)) => (n, u.trim()),
+        None => (rest, ""),
+    };
+    Some((num.parse().ok()?, unit == "kB"))
+}
+
+#[cfg(test)]
+pub mod testing {
+    //! Runs a gather into a real accumulator and returns the encoded lines.
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::output::{Accumulator, Decoration, Queue};
+    use crate::stats::{InstanceStats, Registry};
+
+    pub struct TestAcc {
+        pub acc: Accumulator,
+        queue: Arc<Queue>,
+        pub stats: Arc<InstanceStats>,
+    }
+
+    impl Default for TestAcc {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl TestAcc {
+        pub fn new() -> Self {
+            let queue = Arc::new(Queue::new(100_000, 64 << 20));
+            let stats = Arc::new(InstanceStats::new("t[0]", "t", "t", None));
+            let acc = Accumulator::new(
+                Arc::new(Decoration::default()),
+                queue.clone(),
+                Arc::new(Registry::default()),
+                stats.clone(),
+            );
+            TestAcc { acc, queue, stats }
+        }
+
+        pub fn lines(&mut self) -> Vec<String> {
+            self.acc.flush();
+            let mut out = Vec::new();
+            for b in self.queue.take_all(Duration::from_millis(1)) {
+                let text = String::from_utf8(b.bytes).expect("utf8");
+                out.extend(text.lines().map(str::to_owned));
+            }
+            out
+        }
+
+        pub fn errors(&self) -> u64 {
+            crate::stats::get(&self.stats.gather_errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("eth*", "eth0"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("sd?", "sda"));
+        assert!(!glob_match("sd?", "sda1"));
+        assert!(glob_match("sd[a-c]*", "sdb2"));
+        assert!(!glob_match("sd[!a-c]*", "sdb2"));
+        assert!(glob_match("sd[!a-c]*", "sdd"));
+        assert!(glob_match("nvme*n1", "nvme0n1"));
+        assert!(!glob_match("nvme*n1", "nvme0n1p1"));
+        assert!(glob_match("we,ird=1", "we,ird=1"));
+        assert!(glob_match("a*b*c", "aXbYbZc"));
+        assert!(!glob_match("a*b*c", "aXbYbZ"));
+        assert!(glob_match("[", "[") || !glob_match("[", "["));
+        assert!(glob_match("/mnt/*", "/mnt/a b"));
+        // Linear in practice even on a pathological pattern.
+        let long = "a".repeat(2000);
+        assert!(!glob_match(
+            &"*a".repeat(50).to_string().replace("**", "*"),
+            "b"
+        ));
+        assert!(glob_match("*a*a*a*a*a*a", &long));
+    }
+
+    #[test]
+    fn kv_numbers() {
+        assert_eq!(kv_number("   16384 kB"), Some((16384, true)));
+        assert_eq!(kv_number(" 12"), Some((12, false)));
+        assert_eq!(kv_number("x"), None);
+    }
+
+    #[tokio::test]
+    async fn offload_one_in_flight() {
+        let mut o: Offload<u32, u32> = Offload::default();
+        let r = o
+            .run(Duration::from_secs(5), |s| {
+                *s += 1;
+                *s
+            })
+            .await;
+        assert_eq!(r.unwrap(), 1);
+        let r = o
+            .run(Duration::from_millis(20), |_| {
+                std::thread::sleep(Duration::from_millis(300));
+                0
+            })
+            .await;
+        assert!(matches!(r, Err(OffloadError::TimedOut(_))));
+        let r = o.run(Duration::from_secs(1), |_| 7).await;
+        assert!(matches!(r, Err(OffloadError::Busy)));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // The state held by the late call comes back.
+        let r = o.run(Duration::from_secs(1), |s| *s).await;
+        assert_eq!(r.unwrap(), 1);
+    }
+}

@@ -1,0 +1,248 @@
+//! `kernel`: kernel counters, as telegraf's `kernel` input: measurement `kernel`, no tags, fields
+//! `boot_time` (unix s), `context_switches`, `interrupts`, `processes_forked` (from `/proc/stat`),
+//! `disk_pages_in`, `disk_pages_out`, `entropy_avail`.
+//!
+//! `disk_pages_in/out`: telegraf reads them from the `page` line of `/proc/stat`, which kernels
+//! since 2.6 no longer have, so telegraf omits them; we take `pgpgin`/`pgpgout` from
+//! `/proc/vmstat` instead (KiB paged in/out, the same counters under their current name).
+//!
+//! `collect = ["psi"]` adds telegraf's measurement `pressure` from `/proc/pressure/{cpu,memory,io}`:
+//! tags `resource` (cpu|memory|io) and `type` (some|full), fields `avg10, avg60, avg300` (float, %
+//! of time stalled) and `total` (int, µs stalled since boot). A kernel without PSI (< 4.20, or
+//! `psi=0`) gives one logged, counted error per gather and no `pressure` lines.
+
+use serde::Deserialize;
+
+use super::GatherError;
+use super::hostutil::{ErrorOnce, read_into};
+use super::swap::parse_keyed;
+use crate::config::SpanError;
+use crate::output::{Accumulator, Metric, now_ns};
+
+/// `[[inputs.kernel]]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    /// Extra collections: `"psi"` (pressure stall information, measurement `pressure`).
+    collect: Option<toml::Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub psi: bool,
+}
+
+pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+    let mut psi = false;
+    if let Some(c) = raw.collect {
+        for item in c.get_ref() {
+            match item.as_str() {
+                "psi" => psi = true,
+                other => {
+                    return Err(SpanError::new(
+                        c.span(),
+                        "collect",
+                        format!("unsupported collection {other:?} (supported: \"psi\")"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Config { psi })
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct StatCounters {
+    pub boot_time: Option<u64>,
+    pub context_switches: Option<u64>,
+    pub interrupts: Option<u64>,
+    pub processes_forked: Option<u64>,
+}
+
+/// The non-cpu lines of `/proc/stat`.
+pub fn parse_stat(text: &str) -> StatCounters {
+    let mut c = StatCounters::default();
+    for line in text.lines() {
+        let Some((key, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let first = || rest.split_ascii_whitespace().next()?.parse().ok();
+        match key {
+            "btime" => c.boot_time = first(),
+            "ctxt" => c.context_switches = first(),
+            "intr" => c.interrupts = first(),
+            "processes" => c.processes_forked = first(),
+            _ => {}
+        }
+    }
+    c
+}
+
+/// One line of a `/proc/pressure/*` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pressure<'a> {
+    pub kind: &'a str,
+    pub avg10: f64,
+    pub avg60: f64,
+    pub avg300: f64,
+    pub total: u64,
+}
+
+/// `some avg10=0.00 avg60=0.00 avg300=0.00 total=0` lines.
+pub fn parse_pressure(text: &str) -> Vec<Pressure<'_>> {
+    text.lines()
+        .filter_map(|line| {
+            let mut it = line.split_ascii_whitespace();
+            let kind = it.next()?;
+            let mut p = Pressure {
+                kind,
+                avg10: f64::NAN,
+                avg60: f64::NAN,
+                avg300: f64::NAN,
+                total: 0,
+            };
+            let mut have_total = false;
+            for kv in it {
+                let (k, v) = kv.split_once('=')?;
+                match k {
+                    "avg10" => p.avg10 = v.parse().ok()?,
+                    "avg60" => p.avg60 = v.parse().ok()?,
+                    "avg300" => p.avg300 = v.parse().ok()?,
+                    "total" => {
+                        p.total = v.parse().ok()?;
+                        have_total = true;
+                    }
+                    _ => {}
+                }
+            }
+            (have_total && p.avg10.is_finite() && p.avg60.is_finite() && p.avg300.is_finite())
+                .then_some(p)
+        })
+        .collect()
+}
+
+pub struct Kernel {
+    config: Config,
+    buf: String,
+    errors: ErrorOnce,
+}
+
+impl Kernel {
+    pub fn new(config: Config) -> Self {
+        Kernel {
+            config,
+            buf: String::with_capacity(8192),
+            errors: ErrorOnce::default(),
+        }
+    }
+
+    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+        let ts = now_ns();
+        read_into("/proc/stat", &mut self.buf).map_err(|e| GatherError::io("/proc/stat", e))?;
+        let s = parse_stat(&self.buf);
+        let mut m = Metric::new("kernel", ts)
+            .field_opt("boot_time", s.boot_time)
+            .field_opt("context_switches", s.context_switches)
+            .field_opt("interrupts", s.interrupts)
+            .field_opt("processes_forked", s.processes_forked);
+        match read_into("/proc/vmstat", &mut self.buf) {
+            Ok(()) => {
+                let [i, o] = parse_keyed(&self.buf, ["pgpgin", "pgpgout"]);
+                m = m
+                    .field_opt("disk_pages_in", i)
+                    .field_opt("disk_pages_out", o);
+            }
+            Err(e) => self.errors.report(acc, "kernel", "/proc/vmstat", &e),
+        }
+        match read_into("/proc/sys/kernel/random/entropy_avail", &mut self.buf) {
+            Ok(()) => m = m.field_opt("entropy_avail", self.buf.trim().parse::<u64>().ok()),
+            Err(e) => self.errors.report(acc, "kernel", "entropy_avail", &e),
+        }
+        acc.add(m);
+        if self.config.psi {
+            for resource in ["cpu", "memory", "io"] {
+                let path = match resource {
+                    "cpu" => "/proc/pressure/cpu",
+                    "memory" => "/proc/pressure/memory",
+                    _ => "/proc/pressure/io",
+                };
+                if let Err(e) = read_into(path, &mut self.buf) {
+                    self.errors.report(acc, "kernel", path, &e);
+                    continue;
+                }
+                for p in parse_pressure(&self.buf) {
+                    acc.add(
+                        Metric::new("pressure", ts)
+                            .tag("resource", resource)
+                            .tag("type", p.kind)
+                            .field("avg10", p.avg10)
+                            .field("avg60", p.avg60)
+                            .field("avg300", p.avg300)
+                            .field("total", p.total),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::hostutil::testing::TestAcc;
+
+    #[test]
+    fn stat_fixture() {
+        let s = parse_stat(include_str!("../../tests/fixtures/kernel/stat"));
+        assert!(s.boot_time.unwrap() > 1_000_000_000);
+        assert!(s.context_switches.unwrap() > 0);
+        assert!(s.interrupts.unwrap() > 0);
+        assert!(s.processes_forked.unwrap() > 0);
+    }
+
+    #[test]
+    fn pressure_fixtures() {
+        let p = parse_pressure(include_str!("../../tests/fixtures/pressure/memory"));
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].kind, "some");
+        assert_eq!(p[1].kind, "full");
+        let cpu = parse_pressure(include_str!("../../tests/fixtures/pressure/cpu"));
+        assert!(cpu[0].total > 0);
+        assert_eq!(
+            parse_pressure("some avg10=1.50 avg60=0.25 avg300=0.00 total=42\nbad line\n"),
+            vec![Pressure {
+                kind: "some",
+                avg10: 1.5,
+                avg60: 0.25,
+                avg300: 0.0,
+                total: 42
+            }]
+        );
+    }
+
+    #[test]
+    fn collect_validation() {
+        let raw: Raw = toml::from_str("collect = [\"ksm\"]").unwrap();
+        assert!(resolve(raw).is_err());
+        let raw: Raw = toml::from_str("collect = [\"psi\"]").unwrap();
+        assert!(resolve(raw).unwrap().psi);
+    }
+
+    #[tokio::test]
+    async fn gather_with_psi() {
+        let mut k = Kernel::new(Config { psi: true });
+        let mut t = TestAcc::new();
+        k.gather(&mut t.acc).await.unwrap();
+        let lines = t.lines();
+        assert!(lines[0].starts_with("kernel boot_time="), "{lines:?}");
+        assert!(lines[0].contains("entropy_avail="));
+        if std::path::Path::new("/proc/pressure/cpu").exists() {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("pressure,resource=io,type=full avg10="))
+            );
+        }
+    }
+}

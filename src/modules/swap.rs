@@ -1,0 +1,130 @@
+//! `swap`: swap space and swap traffic, as telegraf's `swap` input: measurement `swap`, no tags,
+//! two lines per gather — a gauge line `total, used, free` (bytes) and `used_percent`, and a
+//! counter line `in, out` (bytes swapped in/out since boot: `/proc/vmstat` `pswpin`/`pswpout`
+//! pages × page size). Sizes come from `/proc/meminfo` `SwapTotal`/`SwapFree`; used = total − free.
+
+use serde::Deserialize;
+
+use super::GatherError;
+use super::hostutil::{ErrorOnce, kv_number, page_size, read_into};
+use crate::config::SpanError;
+use crate::output::{Accumulator, Metric, now_ns};
+
+/// `[[inputs.swap]]` (no options, like telegraf's).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {}
+
+#[derive(Debug, Clone)]
+pub struct Config;
+
+pub fn resolve(_raw: Raw) -> Result<Config, SpanError> {
+    Ok(Config)
+}
+
+/// (SwapTotal, SwapFree) in bytes.
+pub fn parse_meminfo_swap(text: &str) -> Option<(u64, u64)> {
+    let (mut total, mut free) = (None, None);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("SwapTotal:") {
+            total = kv_number(rest).map(|(n, _)| n * 1024);
+        } else if let Some(rest) = line.strip_prefix("SwapFree:") {
+            free = kv_number(rest).map(|(n, _)| n * 1024);
+        }
+        if total.is_some() && free.is_some() {
+            break;
+        }
+    }
+    Some((total?, free?))
+}
+
+/// Values of the named keys of a `key value` file such as `/proc/vmstat` (one pass).
+pub fn parse_keyed<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
+    let mut out = [None; N];
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(' ') else {
+            continue;
+        };
+        if let Some(i) = keys.iter().position(|x| *x == k) {
+            out[i] = v.trim().parse().ok();
+        }
+    }
+    out
+}
+
+pub struct Swap {
+    buf: String,
+    page: u64,
+    errors: ErrorOnce,
+}
+
+impl Swap {
+    pub fn new(_config: Config) -> Self {
+        Swap {
+            buf: String::with_capacity(4096),
+            page: page_size(),
+            errors: ErrorOnce::default(),
+        }
+    }
+
+    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+        let ts = now_ns();
+        read_into("/proc/meminfo", &mut self.buf)
+            .map_err(|e| GatherError::io("/proc/meminfo", e))?;
+        let (total, free) = parse_meminfo_swap(&self.buf)
+            .ok_or_else(|| GatherError::Failed("/proc/meminfo has no SwapTotal/SwapFree".into()))?;
+        let used = total.saturating_sub(free);
+        let pct = if total == 0 {
+            0.0
+        } else {
+            100.0 * used as f64 / total as f64
+        };
+        acc.add(
+            Metric::new("swap", ts)
+                .field("total", total)
+                .field("used", used)
+                .field("free", free)
+                .field("used_percent", pct),
+        );
+        match read_into("/proc/vmstat", &mut self.buf) {
+            Ok(()) => {
+                if let [Some(i), Some(o)] = parse_keyed(&self.buf, ["pswpin", "pswpout"]) {
+                    acc.add(
+                        Metric::new("swap", ts)
+                            .field("in", i * self.page)
+                            .field("out", o * self.page),
+                    );
+                }
+            }
+            Err(e) => self.errors.report(acc, "swap", "/proc/vmstat", &e),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modules::hostutil::testing::TestAcc;
+
+    #[test]
+    fn fixtures() {
+        let meminfo = include_str!("../../tests/fixtures/mem/meminfo");
+        let (total, free) = parse_meminfo_swap(meminfo).unwrap();
+        assert!(free <= total);
+        let vmstat = include_str!("../../tests/fixtures/swap/vmstat");
+        let [i, o, x] = parse_keyed(vmstat, ["pswpin", "pswpout", "nope"]);
+        assert!(i.is_some() && o.is_some() && x.is_none());
+    }
+
+    #[tokio::test]
+    async fn two_lines() {
+        let mut s = Swap::new(Config);
+        let mut t = TestAcc::new();
+        s.gather(&mut t.acc).await.unwrap();
+        let lines = t.lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("used_percent="));
+        assert!(lines[1].starts_with("swap in=") && lines[1].contains(",out="));
+    }
+}
