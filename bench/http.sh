@@ -160,7 +160,13 @@ try:
         print(f"bench {name}: ours_cpu_ms_per_probe={o:.4f} blackbox={b:.4f} ratio={o / b:.3f} probes={on}/{bn}",
               flush=True)
 finally:
+    # SIGTERM first: nginx's master stops its workers (SIGKILL would orphan them).
     for p in procs:
         if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             p.kill(); p.wait()
 PY
