@@ -5,9 +5,15 @@
 
 #[cfg(feature = "chaos")]
 pub mod chaos;
+pub mod dns_query;
+pub mod http_response;
 pub mod internal;
+pub mod net_response;
 pub mod ping;
+pub mod probe;
 pub mod system;
+pub mod tls;
+pub mod x509_cert;
 
 // Host inputs (Linux /proc and /sys).
 pub mod cgroup;
@@ -37,6 +43,10 @@ pub const NAMES: &[&str] = &[
     "internal",
     "ping",
     "system",
+    "net_response",
+    "http_response",
+    "dns_query",
+    "x509_cert",
     "cpu",
     "mem",
     "swap",
@@ -63,6 +73,10 @@ pub enum InputConfig {
     Internal(internal::Config),
     Ping(ping::Config),
     System(system::Config),
+    NetResponse(net_response::Config),
+    HttpResponse(Box<http_response::Config>),
+    DnsQuery(dns_query::Config),
+    X509Cert(x509_cert::Config),
     Cpu(cpu::Config),
     Mem(mem::Config),
     Swap(swap::Config),
@@ -84,6 +98,14 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
         "internal" => InputConfig::Internal(internal::resolve(deserialize_value(table)?)?),
         "ping" => InputConfig::Ping(ping::resolve(deserialize_value(table)?)?),
         "system" => InputConfig::System(system::resolve(deserialize_value(table)?)?),
+        "net_response" => {
+            InputConfig::NetResponse(net_response::resolve(deserialize_value(table)?)?)
+        }
+        "http_response" => {
+            InputConfig::HttpResponse(Box::new(http_response::resolve(deserialize_value(table)?)?))
+        }
+        "dns_query" => InputConfig::DnsQuery(dns_query::resolve(deserialize_value(table)?)?),
+        "x509_cert" => InputConfig::X509Cert(x509_cert::resolve(deserialize_value(table)?)?),
         "cpu" => InputConfig::Cpu(cpu::resolve(deserialize_value(table)?)?),
         "mem" => InputConfig::Mem(mem::resolve(deserialize_value(table)?)?),
         "swap" => InputConfig::Swap(swap::resolve(deserialize_value(table)?)?),
@@ -117,6 +139,10 @@ pub enum Module {
     Internal(internal::Internal),
     Ping(ping::Ping),
     System(system::System),
+    NetResponse(net_response::NetResponse),
+    HttpResponse(http_response::HttpResponse),
+    DnsQuery(dns_query::DnsQuery),
+    X509Cert(x509_cert::X509Cert),
     Cpu(Box<cpu::Cpu>),
     Mem(Box<mem::Mem>),
     Swap(Box<swap::Swap>),
@@ -164,6 +190,14 @@ impl Module {
             }
             InputConfig::Ping(c) => Module::Ping(ping::Ping::new(c.clone())),
             InputConfig::System(c) => Module::System(system::System::new(c.clone())),
+            InputConfig::NetResponse(c) => {
+                Module::NetResponse(net_response::NetResponse::new(c.clone()))
+            }
+            InputConfig::HttpResponse(c) => {
+                Module::HttpResponse(http_response::HttpResponse::new((**c).clone()))
+            }
+            InputConfig::DnsQuery(c) => Module::DnsQuery(dns_query::DnsQuery::new(c.clone())),
+            InputConfig::X509Cert(c) => Module::X509Cert(x509_cert::X509Cert::new(c.clone())),
             InputConfig::Cpu(c) => Module::Cpu(Box::new(cpu::Cpu::new(c.clone()))),
             InputConfig::Mem(c) => Module::Mem(Box::new(mem::Mem::new(c.clone()))),
             InputConfig::Swap(c) => Module::Swap(Box::new(swap::Swap::new(c.clone()))),
@@ -188,6 +222,10 @@ impl Module {
             Module::Internal(m) => m.gather(acc).await,
             Module::Ping(m) => m.gather(acc).await,
             Module::System(m) => m.gather(acc).await,
+            Module::NetResponse(m) => m.gather(acc).await,
+            Module::HttpResponse(m) => m.gather(acc).await,
+            Module::DnsQuery(m) => m.gather(acc).await,
+            Module::X509Cert(m) => m.gather(acc).await,
             Module::Cpu(m) => m.gather(acc).await,
             Module::Mem(m) => m.gather(acc).await,
             Module::Swap(m) => m.gather(acc).await,

@@ -6,6 +6,7 @@ mod harness;
 mod agent;
 mod fuzz_regressions;
 mod host;
+mod netprobes;
 mod ping;
 mod properties;
 mod reliability;
