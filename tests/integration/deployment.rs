@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use crate::netprobes::{Nginx, start_dnsmasq, start_nginx};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -36,8 +37,11 @@ fn forward(agent: &Agent, sent: &mut usize, host: &str) {
 
 /// The dashboard's queries with Grafana's variables replaced as Grafana would for "All".
 fn dashboard_queries(host: &str) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/grafana/metrics-agent.json"))
-        .expect("dashboard");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/grafana/metrics-agent.json"
+    ))
+    .expect("dashboard");
     let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
     let mut out = Vec::new();
     for p in dash["panels"].as_array().expect("panels") {
@@ -51,8 +55,14 @@ fn dashboard_queries(host: &str) -> Vec<(String, String)> {
                 .replace("/^$http_server$/", "/.*/")
                 .replace("/^$tcp_server$/", "/.*/")
                 .replace("/^$dns_server$/", "/.*/");
-            assert!(!q.contains('$') || q.contains("$tag_") , "unreplaced variable in {q}");
-            out.push((format!("{} / {}", p["title"].as_str().unwrap_or("?"), t["refId"]), q));
+            let unreplaced = q.match_indices('$').any(|(i, _)| {
+                q[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            });
+            assert!(!unreplaced, "unreplaced variable in {q}");
+            out.push((
+                format!("{} / {}", p["title"].as_str().unwrap_or("?"), t["refId"]),
+                q,
+            ));
         }
     }
     assert!(out.len() >= 15, "dashboard has {} queries", out.len());
@@ -72,11 +82,28 @@ fn e2e_config(ping_urls: &[&str], extra: &str) -> String {
     )
 }
 
+/// HTTP, HTTPS, TCP, DNS and certificate probes of the loopback nginx and dnsmasq.
+fn probe_config(nginx: &Nginx, dns_port: u16) -> String {
+    let ca = nginx.pki.path("ca.pem");
+    format!(
+        "[[inputs.http_response]]\nurls = [\"http://127.0.0.1:{http}/\", \"https://localhost:{https}/\"]\n\
+         tls_ca = \"{ca}\"\nresponse_timeout = \"2s\"\n\
+         [[inputs.net_response]]\nprotocol = \"tcp\"\naddress = \"127.0.0.1:{http}\"\n\
+         [[inputs.dns_query]]\nservers = [\"127.0.0.1\"]\nport = {dns_port}\ndomains = [\"test.example\"]\nrecord_type = \"A\"\n\
+         [[inputs.x509_cert]]\nsources = [\"https://localhost:{https}\"]\ntls_ca = \"{ca}\"\n",
+        http = nginx.http,
+        https = nginx.https,
+        ca = ca.display(),
+    )
+}
+
 #[test]
 fn dashboard_queries_return_data_from_a_real_influxdb() {
     let host = format!("e2e-{}", std::process::id());
-    let probes = crate::netprobes_targets::start();
-    let mut a = Agent::start(&e2e_config(&["127.0.0.1"], &probes.config()));
+    let nginx = start_nginx();
+    let dns = start_dnsmasq();
+    let probes = probe_config(&nginx, dns.port);
+    let mut a = Agent::start(&e2e_config(&["127.0.0.1"], &probes));
     let mut sent = 0;
     let start = Instant::now();
     // Run long enough for counters to have two samples (derivatives) and cpu to have a delta.
@@ -86,7 +113,7 @@ fn dashboard_queries_return_data_from_a_real_influxdb() {
     }
 
     // SIGHUP with a changed config: a new ping target appears in InfluxDB.
-    a.write_config(&e2e_config(&["127.0.0.1", "127.0.0.2"], &probes.config()));
+    a.write_config(&e2e_config(&["127.0.0.1", "127.0.0.2"], &probes));
     a.signal(libc::SIGHUP);
     let t = Instant::now();
     loop {
@@ -97,7 +124,11 @@ fn dashboard_queries_return_data_from_a_real_influxdb() {
         if r.contains("\"values\"") {
             break;
         }
-        assert!(t.elapsed() < 10 * SEC, "new ping target never reached InfluxDB: {r}\n{}", a.stderr());
+        assert!(
+            t.elapsed() < 10 * SEC,
+            "new ping target never reached InfluxDB: {r}\n{}",
+            a.stderr()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -112,8 +143,13 @@ fn dashboard_queries_return_data_from_a_real_influxdb() {
         .find(|l| l.measurement == "internal_agent")
         .and_then(|l| l.int("metrics_written"))
         .expect("internal_agent line");
-    assert!(sent as i64 >= written, "agent wrote {written} lines, {sent} arrived");
-    let stored = influx().query(&format!("SELECT count(\"uptime\") FROM \"system\" WHERE \"host\" = '{host}'"));
+    assert!(
+        sent as i64 >= written,
+        "agent wrote {written} lines, {sent} arrived"
+    );
+    let stored = influx().query(&format!(
+        "SELECT count(\"uptime\") FROM \"system\" WHERE \"host\" = '{host}'"
+    ));
     assert!(stored.contains("\"values\""), "{stored}");
 
     let mut empty = Vec::new();
@@ -124,5 +160,9 @@ fn dashboard_queries_return_data_from_a_real_influxdb() {
             empty.push(format!("{panel}: {q}\n  -> {r}"));
         }
     }
-    assert!(empty.is_empty(), "dashboard queries without data:\n{}", empty.join("\n"));
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without data:\n{}",
+        empty.join("\n")
+    );
 }

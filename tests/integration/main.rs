@@ -4,6 +4,7 @@
 mod harness;
 
 mod agent;
+mod deployment;
 mod fuzz_regressions;
 mod host;
 mod netprobes;

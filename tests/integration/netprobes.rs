@@ -641,9 +641,9 @@ fn net_response_tcp_and_udp() {
 // ---------------------------------------------------------------------------------------------
 // dns_query
 
-struct Dnsmasq {
+pub struct Dnsmasq {
     child: Child,
-    port: u16,
+    pub port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -654,7 +654,7 @@ impl Drop for Dnsmasq {
     }
 }
 
-fn start_dnsmasq() -> Dnsmasq {
+pub fn start_dnsmasq() -> Dnsmasq {
     let dir = tempfile::tempdir().unwrap();
     // dnsmasq listens on TCP and UDP on the same port: find one free for both.
     let port = loop {
