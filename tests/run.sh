@@ -29,3 +29,7 @@ cargo test --all-features
 # what it should and passes lintian.
 bash packaging/check-hardening.sh
 bash packaging/build-deb.sh >/dev/null
+
+# Coverage-guided fuzzing, bounded: each target 30 s from its seed corpus; a crash input is kept
+# under tests/fixtures/fuzz-regressions/ (replayed by cargo test) and fails this run.
+bash fuzz/run.sh 30
