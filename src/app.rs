@@ -82,6 +82,7 @@ fn load(path: &Option<PathBuf>) -> Result<Config, ConfigError> {
 fn run(config: Config, once: bool) -> ExitCode {
     let log = logging::init(config.agent.log_level, config.agent.log_format);
     logging::install_panic_hook();
+    raise_fd_limit();
     let registry = Arc::new(Registry::default());
     let queue = Arc::new(Queue::new(
         config.agent.metric_buffer_limit,
@@ -154,6 +155,28 @@ fn run(config: Config, once: bool) -> ExitCode {
     // Blocking work stuck in the kernel (a hung statvfs) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
+}
+
+/// Thousands of concurrent probes need thousands of sockets, but a child of telegraf inherits the
+/// usual soft limit of 1024 open files (Go raises its own limit and restores it for children).
+/// Raise the soft limit to the hard limit, as Go programs do for themselves.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                tracing::debug!("cannot raise the open-file limit above {}", lim.rlim_cur);
+            }
+        }
+    }
 }
 
 async fn serve(

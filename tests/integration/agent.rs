@@ -508,3 +508,35 @@ fn gathers_fall_on_interval_boundaries() {
         );
     }
 }
+
+#[test]
+fn open_file_soft_limit_is_raised_to_the_hard_limit() {
+    // Start the agent with a soft limit of 1024 (what a child of telegraf under systemd gets).
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("a.toml");
+    std::fs::write(&cfg, "[[inputs.internal]]\ninterval = \"1h\"\n").unwrap();
+    let mut child = std::process::Command::new("prlimit")
+        .args(["--nofile=1024:4096", agent_bin(), "--config"])
+        .arg(&cfg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_owned();
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let nums: Vec<&str> = line
+        .split_whitespace()
+        .filter(|w| w.parse::<u64>().is_ok())
+        .collect();
+    assert_eq!(nums, ["4096", "4096"], "{line}");
+}
