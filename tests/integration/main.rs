@@ -7,6 +7,7 @@ mod agent;
 mod deployment;
 mod fuzz_regressions;
 mod host;
+mod hostile;
 mod netprobes;
 mod ping;
 mod properties;
