@@ -384,15 +384,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
             .map_err(|e| SpanError::new(v.span(), "response_body_max_size", e))?,
         None => 32 * 1024 * 1024,
     };
-    let mut trust = Trust::new(
-        raw.tls_ca
-            .as_ref()
-            .map(|p| std::path::Path::new(p.get_ref())),
-    )
-    .map_err(|e| {
-        let span = raw.tls_ca.as_ref().map_or(0..0, |p| p.span());
-        SpanError::new(span, "tls_ca", e)
-    })?;
+    let mut trust = Trust::from_config(&raw.tls_ca)?;
     match (&raw.tls_cert, &raw.tls_key) {
         (None, None) => {}
         (Some(c), Some(k)) => {

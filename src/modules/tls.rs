@@ -80,6 +80,16 @@ impl std::fmt::Debug for Trust {
 }
 
 impl Trust {
+    /// `Trust::new` for a config's `tls_ca` key, with errors pointing at that key.
+    pub fn from_config(
+        tls_ca: &Option<toml::Spanned<String>>,
+    ) -> Result<Trust, crate::config::SpanError> {
+        Trust::new(tls_ca.as_ref().map(|p| Path::new(p.get_ref()))).map_err(|e| {
+            let span = tls_ca.as_ref().map_or(0..0, |p| p.span());
+            crate::config::SpanError::new(span, "tls_ca", e)
+        })
+    }
+
     /// System roots, or only the certificates in `tls_ca` when given.
     pub fn new(tls_ca: Option<&Path>) -> Result<Trust, String> {
         let roots = match tls_ca {

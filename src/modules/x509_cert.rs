@@ -117,15 +117,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
             .unwrap_or(Duration::from_secs(5)),
         server_name: raw.server_name,
         exclude_root_certs: raw.exclude_root_certs.unwrap_or(false),
-        trust: Trust::new(
-            raw.tls_ca
-                .as_ref()
-                .map(|p| std::path::Path::new(p.get_ref())),
-        )
-        .map_err(|e| {
-            let span = raw.tls_ca.as_ref().map_or(0..0, |p| p.span());
-            SpanError::new(span, "tls_ca", e)
-        })?,
+        trust: Trust::from_config(&raw.tls_ca)?,
     })
 }
 
