@@ -138,22 +138,7 @@ impl Agent {
         timeout: Duration,
         pred: impl Fn(&[String]) -> bool,
     ) -> Vec<String> {
-        let start = Instant::now();
-        loop {
-            let lines = self.lines();
-            if pred(&lines) {
-                return lines;
-            }
-            if start.elapsed() > timeout {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}; {} lines so far, last: {:?}\nstderr:\n{}",
-                    lines.len(),
-                    lines.last(),
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_lines(what, timeout, || self.lines(), || self.stderr(), pred)
     }
 
     /// Waits until stderr contains `needle`.
@@ -215,6 +200,32 @@ impl Agent {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
+    }
+}
+
+/// Polls `lines` until `pred` holds; on time-out panics with `stderr` (the agent's log) for context.
+pub fn wait_for_lines(
+    what: &str,
+    timeout: Duration,
+    lines: impl Fn() -> Vec<String>,
+    stderr: impl Fn() -> String,
+    pred: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let lines = lines();
+        if pred(&lines) {
+            return lines;
+        }
+        if start.elapsed() > timeout {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; {} lines so far, last: {:?}\nstderr:\n{}",
+                lines.len(),
+                lines.last(),
+                stderr()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -227,20 +227,7 @@ impl Reader {
         timeout: Duration,
         pred: impl Fn(&[String]) -> bool,
     ) -> Vec<String> {
-        let start = Instant::now();
-        loop {
-            let lines = self.lines();
-            if pred(&lines) {
-                return lines;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "timed out after {timeout:?} waiting for {what}; {} lines; stderr:\n{}",
-                lines.len(),
-                agent.stderr()
-            );
-            std::thread::sleep(20 * MS);
-        }
+        wait_for_lines(what, timeout, || self.lines(), || agent.stderr(), pred)
     }
 }
 
