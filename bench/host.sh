@@ -38,6 +38,10 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# The agents' stdin: a fifo this script holds open (read-write, so opening never blocks),
+# like telegraf's pipe; it closes when the script exits. No feeder process to outlive us.
+mkfifo "$tmp/stdin"
+exec 9<>"$tmp/stdin"
 
 # utime+stime of a process in clock ticks (fields 14 and 15; counted after the `(comm)`).
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
@@ -74,7 +78,7 @@ cat >"$tmp/host.toml" <<'EOF'
 [[inputs.net]]
 [[inputs.netstat]]
 EOF
-"$bin" --config "$tmp/host.toml" < <(sleep 3600) >"$tmp/host.out" 2>"$tmp/host.err" &
+"$bin" --config "$tmp/host.toml" <"$tmp/stdin" 9>&- >"$tmp/host.out" 2>"$tmp/host.err" &
 ag=$!
 pids+=("$ag")
 sleep 1 # start-up and first (priming) gathers
@@ -111,7 +115,7 @@ for props in '"cpu", "memory", "mmap"' '"cpu", "memory"'; do
   pattern = "^$marker"
   properties = [$props]
 EOF
-  "$bin" --config "$tmp/procstat.toml" < <(sleep 3600) >"$tmp/ps.out" 2>"$tmp/ps.err" &
+  "$bin" --config "$tmp/procstat.toml" <"$tmp/stdin" 9>&- >"$tmp/ps.out" 2>"$tmp/ps.err" &
   ag=$!
   pids+=("$ag")
   sleep 1

@@ -16,6 +16,10 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
+# The agents' stdin: a fifo this script holds open (read-write, so opening never blocks),
+# like telegraf's pipe; it closes when the script exits. No feeder process to outlive us.
+mkfifo "$tmp/stdin"
+exec 9<>"$tmp/stdin"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$tmp/nginx"
@@ -57,7 +61,7 @@ urls = [{http}]
 response_timeout = "5s"
 """)
 PY
-"$bin" --config "$tmp/agent.toml" < <(sleep 3600) >"$tmp/out" 2>"$tmp/err" &
+"$bin" --config "$tmp/agent.toml" <"$tmp/stdin" 9>&- >"$tmp/out" 2>"$tmp/err" &
 ag=$!
 pids+=("$ag")
 hz=$(getconf CLK_TCK)
