@@ -4,11 +4,13 @@
 //!
 //! The files read (`/proc/loadavg`, `/proc/uptime`, `/sys/devices/system/cpu/online`, utmp) are
 //! kernel- or tmpfs-backed and answer in microseconds, so they are read inline rather than on the
-//! blocking pool.
+//! blocking pool; the /proc and /sys files stay open between gathers and utmp is re-read only
+//! when it changes.
 
 use serde::Deserialize;
 
 use super::GatherError;
+use super::hostutil::ProcFile;
 use crate::config::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
@@ -38,7 +40,11 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
 }
 
 pub struct System {
-    utmp_path: &'static str,
+    loadavg: ProcFile,
+    uptime: ProcFile,
+    online: ProcFile,
+    buf: String,
+    utmp: Utmp,
 }
 
 /// glibc's `struct utmp` on Linux (x86_64, aarch64): 384 bytes, `ut_type` (i16) at 0, `ut_user`
@@ -48,40 +54,89 @@ const UTMP_USER_OFFSET: usize = 44;
 const UTMP_USER_LEN: usize = 32;
 const USER_PROCESS: i16 = 7;
 
+/// The user counts of utmp, re-read only when the file changes: logins are rare and a `stat`
+/// costs a fraction of an open, read and close per gather.
+struct Utmp {
+    path: &'static str,
+    /// The file counted, and its (sessions, unique users).
+    seen: Option<(FileKey, (i64, i64))>,
+}
+
+/// Inode, size and mtime (ns) of a file: any login or logout changes at least the mtime.
+type FileKey = (u64, u64, i128);
+
+impl Utmp {
+    /// `None` when there is no utmp (containers, minimal hosts): the fields are omitted then.
+    fn counts(&mut self) -> Option<(i64, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(self.path) else {
+            self.seen = None;
+            return None;
+        };
+        let key = (
+            meta.ino(),
+            meta.size(),
+            i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        );
+        if let Some((k, counts)) = self.seen
+            && k == key
+        {
+            return Some(counts);
+        }
+        let data = std::fs::read(self.path).ok()?;
+        let counts = count_users(&data);
+        self.seen = Some((key, counts));
+        Some(counts)
+    }
+}
+
 impl System {
     pub fn new(_config: Config) -> Self {
         System {
-            utmp_path: "/var/run/utmp",
+            loadavg: ProcFile::new("/proc/loadavg"),
+            uptime: ProcFile::new("/proc/uptime"),
+            online: ProcFile::new("/sys/devices/system/cpu/online"),
+            buf: String::with_capacity(128),
+            utmp: Utmp {
+                path: "/var/run/utmp",
+                seen: None,
+            },
         }
     }
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        let loadavg = std::fs::read_to_string("/proc/loadavg")
+        self.loadavg
+            .read(&mut self.buf)
             .map_err(|e| GatherError::io("/proc/loadavg", e))?;
-        let (l1, l5, l15) = parse_loadavg(&loadavg).ok_or_else(|| {
-            GatherError::Failed(format!("/proc/loadavg: unexpected content {loadavg:?}"))
+        let (l1, l5, l15) = parse_loadavg(&self.buf).ok_or_else(|| {
+            GatherError::Failed(format!("/proc/loadavg: unexpected content {:?}", self.buf))
         })?;
         let mut gauge = Metric::new("system", ts)
             .field("load1", l1)
             .field("load5", l5)
             .field("load15", l15);
-        if let Some(n) = online_cpus() {
+        let n_cpus = match self.online.read(&mut self.buf) {
+            Ok(()) => count_cpu_list(&self.buf),
+            Err(_) => std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as u64),
+        };
+        if let Some(n) = n_cpus {
             gauge = gauge.field("n_cpus", n);
         }
-        // Missing utmp (containers, minimal hosts) omits the user fields, as telegraf does.
-        if let Ok(data) = std::fs::read(self.utmp_path) {
-            let (users, unique) = count_users(&data);
+        if let Some((users, unique)) = self.utmp.counts() {
             gauge = gauge
                 .field("n_users", users)
                 .field("n_unique_users", unique);
         }
         acc.add(gauge);
 
-        let uptime = std::fs::read_to_string("/proc/uptime")
+        self.uptime
+            .read(&mut self.buf)
             .map_err(|e| GatherError::io("/proc/uptime", e))?;
-        let secs = parse_uptime(&uptime).ok_or_else(|| {
-            GatherError::Failed(format!("/proc/uptime: unexpected content {uptime:?}"))
+        let secs = parse_uptime(&self.buf).ok_or_else(|| {
+            GatherError::Failed(format!("/proc/uptime: unexpected content {:?}", self.buf))
         })?;
         acc.add(Metric::new("system", ts).field("uptime", secs));
         acc.add(Metric::new("system", ts).field("uptime_format", format_uptime(secs)));
@@ -114,15 +169,6 @@ pub fn count_cpu_list(s: &str) -> Option<u64> {
         };
     }
     Some(n)
-}
-
-fn online_cpus() -> Option<u64> {
-    match std::fs::read_to_string("/sys/devices/system/cpu/online") {
-        Ok(s) => count_cpu_list(&s),
-        Err(_) => std::thread::available_parallelism()
-            .ok()
-            .map(|n| n.get() as u64),
-    }
 }
 
 /// Sessions and distinct user names among `USER_PROCESS` records of a utmp file.
@@ -207,5 +253,30 @@ mod tests {
         put(2, USER_PROCESS, "alice");
         put(3, USER_PROCESS, "bob");
         assert_eq!(count_users(&data), (3, 2));
+    }
+
+    #[test]
+    fn utmp_is_recounted_when_it_changes_and_absent_is_none() {
+        let dir = std::env::temp_dir().join(format!("ma-utmp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path: &'static str = Box::leak(dir.join("utmp").to_string_lossy().into_owned().into());
+        let record = |user: &str| {
+            let mut rec = vec![0u8; UTMP_RECORD];
+            rec[..2].copy_from_slice(&USER_PROCESS.to_ne_bytes());
+            rec[UTMP_USER_OFFSET..UTMP_USER_OFFSET + user.len()].copy_from_slice(user.as_bytes());
+            rec
+        };
+        let mut u = Utmp { path, seen: None };
+        assert_eq!(u.counts(), None);
+        std::fs::write(path, record("alice")).unwrap();
+        assert_eq!(u.counts(), Some((1, 1)));
+        assert_eq!(u.counts(), Some((1, 1)), "unchanged file: cached counts");
+        // A login appends a record: the size changes, so it is counted again.
+        let mut two = record("alice");
+        two.extend(record("bob"));
+        std::fs::write(path, &two).unwrap();
+        assert_eq!(u.counts(), Some((2, 2)));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(u.counts(), None);
     }
 }

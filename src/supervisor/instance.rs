@@ -42,7 +42,7 @@ pub struct InstanceRun {
 type GatherOutput = (Module, Result<(), GatherError>);
 
 enum GatherEvent {
-    Finished(Result<GatherOutput, tokio::task::JoinError>),
+    Finished(Box<Result<GatherOutput, tokio::task::JoinError>>),
     Overrun,
 }
 
@@ -95,7 +95,7 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
         let gather_event = async {
             match running.as_mut() {
                 Some(run) => tokio::select! {
-                    outcome = &mut run.handle => GatherEvent::Finished(outcome),
+                    outcome = &mut run.handle => GatherEvent::Finished(Box::new(outcome)),
                     _ = tokio::time::sleep_until(run.deadline.into()) => GatherEvent::Overrun,
                 },
                 None => std::future::pending().await,
@@ -122,7 +122,7 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
                 };
                 let now = Instant::now();
                 let took = now.duration_since(run.started);
-                match outcome {
+                match *outcome {
                     Ok((m, result)) => {
                         record_gather(&r.stats, took);
                         module = Some(m);
