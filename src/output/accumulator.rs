@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::encode::{Decoration, EncodeReport, encode_line};
 use super::metric::Metric;
-use super::queue::{Batch, Queue};
+use super::queue::{Batch, Queue, RoundTicket};
 use crate::stats::{self, InstanceStats, Registry};
 
 /// A batch is handed to the queue once it reaches this size, so one batch stays near telegraf's
@@ -20,6 +20,9 @@ pub struct Accumulator {
     queue: Arc<Queue>,
     registry: Arc<Registry>,
     instance: Arc<InstanceStats>,
+    /// Set for a gather that is part of a round: its lines wake the writer when the round ends.
+    /// Dropped after the last flush (field order: after `buf`, in `Drop` after `flush`).
+    round: Option<RoundTicket>,
 }
 
 impl Accumulator {
@@ -36,7 +39,14 @@ impl Accumulator {
             queue,
             registry,
             instance,
+            round: None,
         }
+    }
+
+    /// Makes this gather part of the round `ticket` belongs to (see `Queue::expect_round`).
+    pub fn join_round(&mut self, mut ticket: RoundTicket) {
+        ticket.start();
+        self.round = Some(ticket);
     }
 
     /// Encodes and buffers one metric. Parts that line protocol cannot carry are dropped or
@@ -108,7 +118,11 @@ impl Accumulator {
             bytes: std::mem::take(&mut self.buf),
             lines: std::mem::take(&mut self.lines),
         };
-        self.queue.push(batch, &self.registry.agent);
+        if self.round.is_some() {
+            self.queue.push_in_round(batch, &self.registry.agent);
+        } else {
+            self.queue.push(batch, &self.registry.agent);
+        }
     }
 }
 
@@ -116,5 +130,7 @@ impl Accumulator {
 impl Drop for Accumulator {
     fn drop(&mut self) {
         self.flush();
+        // Only now leave the round, so the last one out finds its own lines queued.
+        self.round = None;
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::stats::{self, AgentStats, lock};
@@ -50,17 +50,73 @@ struct State {
     bytes: usize,
     max_lines: usize,
     max_bytes: usize,
+    /// Open rounds: tickets held per boundary (see [`Queue::expect_round`]). A handful at most
+    /// (one per distinct next boundary), so a vector.
+    rounds: Vec<(u128, usize)>,
+    /// Tickets whose gather is running.
+    gathering: usize,
 }
 
 #[derive(Debug)]
 pub struct Queue {
     state: Mutex<State>,
     ready: Condvar,
+    /// Signalled when the last running gather of the rounds ends (for the writer's linger).
+    gathered: Condvar,
     closed: AtomicBool,
     /// When drops were last logged (ms since `origin`), so a stalled reader costs one log line a
     /// minute, not one per batch.
     last_drop_log_ms: AtomicU64,
     origin: Instant,
+}
+
+/// A round's batches wake the writer before the round ends once this much is queued, so a big
+/// round is written while it is still gathering (one write's worth, see the writer's take).
+const ROUND_NOTIFY_BYTES: usize = 64 * 1024;
+
+/// One instance's place in the round of one tick; dropping it (the gather ended, panicked or
+/// was aborted, or the tick was skipped) ends its part, and the last one out wakes the writer.
+#[derive(Debug)]
+pub struct RoundTicket {
+    queue: Arc<Queue>,
+    boundary: u128,
+    gathering: bool,
+}
+
+impl RoundTicket {
+    /// The gather of this tick starts.
+    pub fn start(&mut self) {
+        if !self.gathering {
+            self.gathering = true;
+            lock(&self.queue.state).gathering += 1;
+        }
+    }
+}
+
+impl Drop for RoundTicket {
+    fn drop(&mut self) {
+        let mut st = lock(&self.queue.state);
+        let mut all_gathered = false;
+        if self.gathering {
+            st.gathering = st.gathering.saturating_sub(1);
+            all_gathered = st.gathering == 0;
+        }
+        let mut round_over = false;
+        if let Some(i) = st.rounds.iter().position(|(b, _)| *b == self.boundary) {
+            st.rounds[i].1 -= 1;
+            if st.rounds[i].1 == 0 {
+                st.rounds.swap_remove(i);
+                round_over = !st.batches.is_empty();
+            }
+        }
+        drop(st);
+        if round_over {
+            self.queue.ready.notify_all();
+        }
+        if all_gathered {
+            self.queue.gathered.notify_all();
+        }
+    }
 }
 
 /// Drops are logged at most this often; every dropped line is counted regardless.
@@ -75,8 +131,11 @@ impl Queue {
                 bytes: 0,
                 max_lines,
                 max_bytes,
+                rounds: Vec::new(),
+                gathering: 0,
             }),
             ready: Condvar::new(),
+            gathered: Condvar::new(),
             closed: AtomicBool::new(false),
             last_drop_log_ms: AtomicU64::new(0),
             origin: Instant::now(),
@@ -90,8 +149,60 @@ impl Queue {
         st.max_bytes = max_bytes;
     }
 
-    /// Enqueues a batch, evicting the oldest batches if needed. Never blocks on the reader.
+    /// Enqueues a batch and wakes the writer, evicting the oldest batches if needed. Never
+    /// blocks on the reader.
     pub fn push(&self, batch: Batch, stats: &AgentStats) {
+        self.enqueue(batch, stats, true);
+    }
+
+    /// Enqueues the batch of a gather that is part of a round: the writer is woken when the
+    /// round ends (or when a write's worth of bytes is waiting), not for every batch.
+    pub fn push_in_round(&self, batch: Batch, stats: &AgentStats) {
+        self.enqueue(batch, stats, false);
+    }
+
+    /// A ticket for the round of the tick on `boundary`: held from when an instance schedules
+    /// that tick until its gather ends (or the tick is skipped). The writer is woken when the
+    /// last ticket of a round is dropped.
+    ///
+    /// Why: inputs that tick together (the host inputs on one interval) finish within a
+    /// millisecond or so of each other, but their tasks run one after another, so "nobody is
+    /// gathering" happens between them; tickets taken one interval ahead know how many are
+    /// still to come. One writer wake-up and one write per round instead of one per input (or a
+    /// timed linger, a wake-up of its own): on a VM a wake-up costs tens of µs, more than most
+    /// host gathers.
+    pub fn expect_round(self: &Arc<Self>, boundary: u128) -> RoundTicket {
+        let mut st = lock(&self.state);
+        match st.rounds.iter_mut().find(|(b, _)| *b == boundary) {
+            Some((_, n)) => *n += 1,
+            None => st.rounds.push((boundary, 1)),
+        }
+        RoundTicket {
+            queue: Arc::clone(self),
+            boundary,
+            gathering: false,
+        }
+    }
+
+    /// Waits up to `limit` for the gathers of rounds in progress to end (the writer's linger
+    /// after a wake-up that came from outside a round).
+    pub fn wait_round_end(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut st = lock(&self.state);
+        while st.gathering > 0 && !self.is_closed() {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            st = self
+                .gathered
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn enqueue(&self, batch: Batch, stats: &AgentStats, notify: bool) {
         if batch.lines == 0 {
             return;
         }
@@ -116,8 +227,11 @@ impl Queue {
         st.bytes += cost;
         st.batches.push_back(batch);
         stats::add(&stats.lines_queued, lines as u64);
+        let notify = notify || st.bytes >= ROUND_NOTIFY_BYTES;
         drop(st);
-        self.ready.notify_one();
+        if notify {
+            self.ready.notify_one();
+        }
         if evicted > 0 {
             self.dropped(evicted, stats);
         }
@@ -193,6 +307,7 @@ impl Queue {
         self.closed.store(true, Ordering::SeqCst);
         let _guard = lock(&self.state);
         self.ready.notify_all();
+        self.gathered.notify_all();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -251,6 +366,63 @@ mod tests {
         assert_eq!(q.depth(), 1);
         assert_eq!(q.take(Duration::ZERO, 0).len(), 1);
         assert_eq!(q.depth(), 0);
+    }
+
+    #[test]
+    fn a_round_wakes_the_writer_once_when_its_last_ticket_is_dropped() {
+        let stats = AgentStats::default();
+        let q = Arc::new(Queue::new(1000, 1 << 20));
+        let mut a = q.expect_round(10);
+        let b = q.expect_round(10);
+        let next = q.expect_round(20);
+        let writer = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let got = q.take_all(Duration::from_secs(10));
+                (t.elapsed(), got.iter().map(|b| b.lines).sum::<u64>())
+            })
+        };
+        // Let the writer reach its wait (it takes at once whatever is queued when it looks).
+        std::thread::sleep(Duration::from_millis(100));
+        // `a` gathers and ends while `b` has not started yet: not the end of the round.
+        a.start();
+        q.push_in_round(batch(1, 10), &stats);
+        drop(a);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!writer.is_finished(), "woken before the round ended");
+        // `b` skips its tick: the round is over (the ticket for the next one does not count).
+        drop(b);
+        let (took, lines) = writer.join().unwrap();
+        assert_eq!(lines, 1);
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(5));
+        drop(next);
+        assert!(lock(&q.state).rounds.is_empty());
+    }
+
+    #[test]
+    fn a_push_outside_the_round_wakes_the_writer_and_linger_waits_for_the_gathers() {
+        let stats = AgentStats::default();
+        let q = Arc::new(Queue::new(1000, 1 << 20));
+        let mut member = q.expect_round(1);
+        member.start();
+        q.push(batch(1, 10), &stats);
+        assert_eq!(q.take_all(Duration::from_secs(5)).len(), 1);
+        let t = Instant::now();
+        q.wait_round_end(Duration::from_millis(50));
+        assert!(
+            t.elapsed() >= Duration::from_millis(50),
+            "a gather is running"
+        );
+        let ender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            drop(member);
+        });
+        let t = Instant::now();
+        q.wait_round_end(Duration::from_secs(5));
+        assert!(t.elapsed() < Duration::from_secs(4));
+        ender.join().unwrap();
+        assert_eq!(lock(&q.state).gathering, 0);
     }
 
     #[test]

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use super::queue::Queue;
 use crate::stats::{self, AgentStats};
 
-/// How long the writer waits for more batches after the first one of a round arrives.
+/// How long the writer waits, after a wake-up from outside a round (a probe's result), for a
+/// round in progress to end so that one write carries both.
 const LINGER: Duration = Duration::from_millis(2);
-/// How long the writer sleeps on an empty queue before looking at the closed flag again.
-const IDLE_WAIT: Duration = Duration::from_millis(200);
+/// Longest sleep of the writer. Closing the queue and the end of a round wake it at once; this
+/// bounds how long a round's lines wait when one of its gathers hangs until its timeout.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Bytes the writer takes off the queue per write round. Taken lines are outside the queue's
 /// bounds while a stalled reader blocks the write, so this is what memory can exceed
 /// `metric_buffer_bytes` by (plus one batch); small enough for that, large enough that a
@@ -83,9 +85,9 @@ fn run<W: Write>(mut out: W, queue: &Queue, stats: &AgentStats) -> WriterExit {
         }
         let taken: usize = batches.iter().map(|b| b.bytes.len()).sum();
         if taken < TAKE_BYTES && !queue.is_closed() {
-            // Inputs that share a tick finish within a millisecond or two of each other: wait
-            // that long so one write and one reader wake-up carry all of them.
-            std::thread::sleep(LINGER);
+            // Woken by a batch from outside a round while a round is gathering: wait (briefly)
+            // for the round, so one write and one reader wake-up carry both.
+            queue.wait_round_end(LINGER);
             batches.extend(queue.take(Duration::ZERO, TAKE_BYTES - taken));
         }
         buf.clear();

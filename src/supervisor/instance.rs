@@ -13,7 +13,7 @@ use super::backoff::Backoff;
 use super::schedule::Schedule;
 use crate::config::InputInstance;
 use crate::modules::{GatherError, Module, ModuleContext};
-use crate::output::{Accumulator, now_ns};
+use crate::output::{Accumulator, RoundTicket, now_ns};
 use crate::stats::{self, InstanceStats};
 
 /// A task still running this long after `abort()` is blocking its thread without yielding.
@@ -22,6 +22,10 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(5);
 const STOP_WAIT: Duration = Duration::from_millis(100);
 /// The same error is logged again at most this often; the counter records every occurrence.
 const REPEAT_LOG_EVERY: Duration = Duration::from_secs(300);
+/// An instance takes part in the output queue's rounds (one writer wake-up when the last gather
+/// of a tick ends) while its previous gather took less than this: quick collectors (host inputs)
+/// tick and end together; a probe that waits on the network would hold the others' lines back.
+const ROUND_GATHER_MAX: Duration = Duration::from_millis(50);
 
 /// How ticks arrive.
 pub enum Ticks {
@@ -78,6 +82,10 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
     let mut not_before: Option<Instant> = None;
     let mut running: Option<Running> = None;
     let mut errors = ErrorLog::default();
+    // How long the previous gather took (zero before the first: assumed quick).
+    let mut last_took = Duration::ZERO;
+    // This instance's place in the output round of its next tick (quick gathers only).
+    let mut next_ticket: Option<RoundTicket> = None;
     // Interval mode gathers at once on start, then on aligned ticks.
     let mut next_tick = Instant::now();
 
@@ -110,6 +118,7 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
                     let now = Instant::now();
                     stats::inc(&r.stats.gather_timeouts);
                     stats::inc(&r.stats.restarts);
+                    last_took = r.gather_timeout;
                     let delay = backoff.failure(now);
                     not_before = Some(now + delay);
                     tracing::error!(
@@ -122,6 +131,7 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
                 };
                 let now = Instant::now();
                 let took = now.duration_since(run.started);
+                last_took = took;
                 match *outcome {
                     Ok((m, result)) => {
                         record_gather(&r.stats, took);
@@ -149,13 +159,20 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
             }
             _ = tick => {
                 let now = Instant::now();
+                // Used by this tick's gather, or dropped when the tick is skipped.
+                let due_ticket = next_ticket.take();
                 if let Ticks::Interval(s) = &r.ticks {
                     // The gap to the next boundary is measured from when this tick was due, not
                     // from when it fired: a tick that fires late (a busy machine) must not push
                     // the next one a whole interval further and lose an interval.
                     let late = now.saturating_duration_since(next_tick);
                     let min_gap = (r.instance.interval / 2).saturating_sub(late);
-                    next_tick = s.next_after(now, min_gap);
+                    let next = s.next_after(now, min_gap);
+                    next_tick = next.at;
+                    next_ticket = next
+                        .boundary
+                        .filter(|_| last_took < ROUND_GATHER_MAX)
+                        .map(|b| r.module_ctx.queue.expect_round(b));
                 }
                 if running.is_some() {
                     stats::inc(&r.stats.ticks_skipped);
@@ -185,12 +202,15 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
                         }
                     },
                 };
-                let acc = Accumulator::new(
+                let mut acc = Accumulator::new(
                     deco.clone(),
                     r.module_ctx.queue.clone(),
                     r.module_ctx.registry.clone(),
                     r.stats.clone(),
                 );
+                if let Some(ticket) = due_ticket {
+                    acc.join_round(ticket);
+                }
                 running = Some(Running {
                     handle: tokio::spawn(gather_task(m, acc)),
                     started: now,

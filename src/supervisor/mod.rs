@@ -45,6 +45,8 @@ impl Supervisor {
     pub fn start(&mut self, config: &Config) {
         let previous = self.ctx.registry.instances();
         let mut all = Vec::with_capacity(config.inputs.len());
+        // One origin for every instance's schedule (see `Schedule::new`).
+        let start = std::time::Instant::now();
         for inst in &config.inputs {
             let stats = previous
                 .iter()
@@ -72,6 +74,7 @@ impl Supervisor {
                     inst.interval,
                     config.agent.round_interval,
                     config.agent.jitter,
+                    start,
                 )),
                 Trigger::Stdin => Ticks::Trigger(self.trigger.subscribe()),
             };

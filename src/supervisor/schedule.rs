@@ -15,30 +15,52 @@ pub struct Schedule {
     start: Instant,
 }
 
+/// The next tick of an instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    pub at: Instant,
+    /// The boundary this tick falls on (ns on the wall clock, or since the shared start), the
+    /// same for every instance that ticks on it; `None` with jitter, where instances on one
+    /// boundary do not tick together.
+    pub boundary: Option<u128>,
+}
+
 impl Schedule {
-    pub fn new(interval: Duration, round: bool, jitter: Duration) -> Self {
+    /// `start` is shared by every instance of one configuration, so that without
+    /// `round_interval` instances with the same interval still tick together (one timer
+    /// wake-up, one output round) instead of a few µs apart.
+    pub fn new(interval: Duration, round: bool, jitter: Duration, start: Instant) -> Self {
         Schedule {
             interval,
             round,
             jitter,
-            start: Instant::now(),
+            start,
         }
     }
 
     /// The first tick after `now` that is at least `min_gap` away (the instance gathered at
     /// start-up, so a boundary a few ms later would be a near-duplicate).
-    pub fn next_after(&self, now: Instant, min_gap: Duration) -> Instant {
-        let wall_now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let base = if self.round {
-            next_boundary(wall_now, self.interval, min_gap)
+    pub fn next_after(&self, now: Instant, min_gap: Duration) -> Tick {
+        let origin = if self.round {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
         } else {
-            let since = now.saturating_duration_since(self.start);
-            next_boundary(since, self.interval, min_gap)
+            now.saturating_duration_since(self.start)
         };
-        let jitter = self.jitter.mul_f64(random_unit());
-        now + base + jitter
+        let base = next_boundary(origin, self.interval, min_gap);
+        let boundary = (origin + base).as_nanos();
+        if self.jitter.is_zero() {
+            Tick {
+                at: now + base,
+                boundary: Some(boundary),
+            }
+        } else {
+            Tick {
+                at: now + base + self.jitter.mul_f64(random_unit()),
+                boundary: None,
+            }
+        }
     }
 }
 
