@@ -158,6 +158,31 @@ pub enum Module {
     Chaos(chaos::Chaos),
 }
 
+impl Module {
+    /// Collectors that only read local kernel interfaces (/proc, /sys, statvfs of local file
+    /// systems, a netlink dump), in bounded work and without waiting on anything outside the
+    /// machine, run inside their instance's task: a task per gather costs more wake-ups and
+    /// scheduling than most of these gathers take. A panic is still caught and the module
+    /// restarted; `disk` hands remote file systems to the blocking pool itself. Everything that
+    /// waits on the network or on other processes keeps a task of its own, which can be aborted
+    /// and reported when it does not end.
+    pub fn runs_inline(&self) -> bool {
+        matches!(
+            self,
+            Module::Internal(_)
+                | Module::System(_)
+                | Module::Cpu(_)
+                | Module::Mem(_)
+                | Module::Swap(_)
+                | Module::Kernel(_)
+                | Module::Disk(_)
+                | Module::DiskIo(_)
+                | Module::Net(_)
+                | Module::Netstat(_)
+        )
+    }
+}
+
 /// A gather that failed as a whole. Partial failures (one target, one file) are data or counted
 /// errors inside the gather, not this.
 #[derive(Debug, thiserror::Error)]

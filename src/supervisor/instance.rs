@@ -2,7 +2,11 @@
 //! (so a panic is caught and an overrun can be aborted), record the outcome, restart the module
 //! with backoff after a panic, a failed build or an overrun.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -45,13 +49,61 @@ pub struct InstanceRun {
 
 type GatherOutput = (Module, Result<(), GatherError>);
 
+/// How a gather ended: its module back and its result, or a panic message (or "cancelled").
+type Outcome = Result<GatherOutput, String>;
+
 enum GatherEvent {
-    Finished(Box<Result<GatherOutput, tokio::task::JoinError>>),
+    Finished(Box<Outcome>),
     Overrun,
 }
 
+/// Where a gather runs.
+enum Gather {
+    /// Its own task: a gather that awaits the network or other processes, or blocks its thread,
+    /// can be aborted, and one that will not end is reported while the instance carries on.
+    Task(JoinHandle<GatherOutput>),
+    /// Inside the instance's task (see `Module::runs_inline`): no task, no wake-ups of its own.
+    Inline(Pin<Box<CatchUnwind<GatherFuture>>>),
+}
+
+type GatherFuture = Pin<Box<dyn Future<Output = GatherOutput> + Send>>;
+
+impl Gather {
+    async fn outcome(&mut self) -> Outcome {
+        match self {
+            Gather::Task(h) => h.await.map_err(|join| {
+                if join.is_panic() {
+                    panic_message(join.into_panic())
+                } else {
+                    "cancelled".into()
+                }
+            }),
+            Gather::Inline(f) => f.as_mut().await,
+        }
+    }
+}
+
+/// A future whose panics become an `Err` with the panic message, as a task's `JoinError` would.
+/// After a panic it is not polled again: the caller drops it.
+struct CatchUnwind<F> {
+    inner: F,
+}
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(panic_message(payload))),
+        }
+    }
+}
+
 struct Running {
-    handle: JoinHandle<GatherOutput>,
+    gather: Gather,
     started: Instant,
     deadline: Instant,
 }
@@ -89,7 +141,38 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
     // Interval mode gathers at once on start, then on aligned ticks.
     let mut next_tick = Instant::now();
 
+    // A gather that ended and whose outcome is still to be recorded, with when it started.
+    let mut finished: Option<(Outcome, Instant)> = None;
+
     loop {
+        if let Some((outcome, started)) = finished.take() {
+            let now = Instant::now();
+            let took = now.duration_since(started);
+            last_took = took;
+            match outcome {
+                Ok((m, result)) => {
+                    record_gather(&r.stats, took);
+                    module = Some(m);
+                    if let Err(e) = result {
+                        stats::inc(&r.stats.gather_errors);
+                        let msg = e.to_string();
+                        if errors.should_log(&msg, now) {
+                            tracing::error!("[inputs.{name}] gather failed: {msg}");
+                        }
+                    }
+                }
+                Err(msg) => {
+                    stats::inc(&r.stats.panics);
+                    stats::inc(&r.stats.restarts);
+                    let delay = backoff.failure(now);
+                    not_before = Some(now + delay);
+                    tracing::error!(
+                        "[inputs.{name}] gather panicked: {msg}; restarting the input in {:.1}s",
+                        delay.as_secs_f64()
+                    );
+                }
+            }
+        }
         let tick = async {
             match &mut r.ticks {
                 Ticks::Interval(_) => tokio::time::sleep_until(next_tick.into()).await,
@@ -103,7 +186,7 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
         let gather_event = async {
             match running.as_mut() {
                 Some(run) => tokio::select! {
-                    outcome = &mut run.handle => GatherEvent::Finished(Box::new(outcome)),
+                    outcome = run.gather.outcome() => GatherEvent::Finished(Box::new(outcome)),
                     _ = tokio::time::sleep_until(run.deadline.into()) => GatherEvent::Overrun,
                 },
                 None => std::future::pending().await,
@@ -126,36 +209,12 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
                         r.gather_timeout,
                         delay.as_secs_f64()
                     );
-                    reap(run.handle, name.clone(), r.module_ctx.clone());
+                    if let Gather::Task(handle) = run.gather {
+                        reap(handle, name.clone(), r.module_ctx.clone());
+                    }
                     continue;
                 };
-                let now = Instant::now();
-                let took = now.duration_since(run.started);
-                last_took = took;
-                match *outcome {
-                    Ok((m, result)) => {
-                        record_gather(&r.stats, took);
-                        module = Some(m);
-                        if let Err(e) = result {
-                            stats::inc(&r.stats.gather_errors);
-                            let msg = e.to_string();
-                            if errors.should_log(&msg, now) {
-                                tracing::error!("[inputs.{name}] gather failed: {msg}");
-                            }
-                        }
-                    }
-                    Err(join) => {
-                        stats::inc(&r.stats.panics);
-                        stats::inc(&r.stats.restarts);
-                        let msg = if join.is_panic() { panic_message(join.into_panic()) } else { "cancelled".into() };
-                        let delay = backoff.failure(now);
-                        not_before = Some(now + delay);
-                        tracing::error!(
-                            "[inputs.{name}] gather panicked: {msg}; restarting the input in {:.1}s",
-                            delay.as_secs_f64()
-                        );
-                    }
-                }
+                finished = Some((*outcome, run.started));
             }
             _ = tick => {
                 let now = Instant::now();
@@ -211,8 +270,24 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
                 if let Some(ticket) = due_ticket {
                     acc.join_round(ticket);
                 }
+                let gather = if m.runs_inline() {
+                    let mut f = Box::pin(CatchUnwind {
+                        inner: Box::pin(gather_task(m, acc)) as GatherFuture,
+                    });
+                    // Most inline gathers are done in their first poll: then the outcome is
+                    // handled in the next turn of the loop without arming the overrun timer.
+                    match std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await {
+                        Poll::Ready(outcome) => {
+                            finished = Some((outcome, now));
+                            continue;
+                        }
+                        Poll::Pending => Gather::Inline(f),
+                    }
+                } else {
+                    Gather::Task(tokio::spawn(gather_task(m, acc)))
+                };
                 running = Some(Running {
-                    handle: tokio::spawn(gather_task(m, acc)),
+                    gather,
                     started: now,
                     deadline: now + r.gather_timeout,
                 });
@@ -222,8 +297,11 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
 
     // Wait (briefly) for the aborted gather to end, so the lines it hands over as it ends are
     // queued before the next config's lines and before a shutdown drains the queue.
-    if let Some(run) = running.take() {
-        let mut handle = run.handle;
+    if let Some(Running {
+        gather: Gather::Task(mut handle),
+        ..
+    }) = running.take()
+    {
         handle.abort();
         if tokio::time::timeout(STOP_WAIT, &mut handle).await.is_err() {
             reap(handle, name, r.module_ctx.clone());
@@ -300,6 +378,17 @@ mod tests {
         assert_eq!(panic_message(Box::new(String::from("x"))), "x");
         assert_eq!(panic_message(Box::new(42)), "non-string panic payload");
         assert_eq!(one_line("ééé", 3), "é…");
+    }
+
+    #[tokio::test]
+    async fn an_inline_gather_that_panics_becomes_an_error_with_its_message() {
+        let boom: Pin<Box<dyn Future<Output = u32> + Send>> = Box::pin(async {
+            tokio::task::yield_now().await;
+            panic!("bad\nfixture");
+        });
+        assert_eq!(CatchUnwind { inner: boom }.await, Err("bad | fixture".to_owned()));
+        let fine: Pin<Box<dyn Future<Output = u32> + Send>> = Box::pin(async { 7 });
+        assert_eq!(CatchUnwind { inner: fine }.await, Ok(7));
     }
 
     #[test]
