@@ -235,6 +235,14 @@ fn write_tag(
 
 /// Escapes `s` into `out`; returns true when the text had to be altered beyond plain escaping.
 fn escape(out: &mut Vec<u8>, s: &str, part: Part) -> bool {
+    // Nearly every name and tag is plain: one check the compiler can vectorise, one copy.
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b',' | b' ' | b'=') || b < 0x20 || b == 0x7f)
+    {
+        out.extend_from_slice(s.as_bytes());
+        return false;
+    }
     let mut altered = false;
     // Backslashes are held back until we know what follows them.
     let mut pending = 0usize;
