@@ -98,6 +98,10 @@ pub struct Diag {
     fd: std::os::fd::OwnedFd,
     buf: Vec<u8>,
     seq: u32,
+    /// Tests: request types sent truncated, which the kernel refuses (EINVAL), to walk the
+    /// fallbacks on a kernel that answers everything.
+    #[cfg(test)]
+    refuse: Vec<u16>,
 }
 
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -190,6 +194,8 @@ impl Diag {
             fd,
             buf: vec![0u8; 64 * 1024],
             seq: 0,
+            #[cfg(test)]
+            refuse: Vec::new(),
         })
     }
 
@@ -244,6 +250,12 @@ impl Diag {
         f: &mut impl FnMut(DiagRecord<'_>),
     ) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
+        #[cfg(test)]
+        let body = if self.refuse.contains(&ty) {
+            &body[..20]
+        } else {
+            body
+        };
         self.seq = self.seq.wrapping_add(1);
         // nlmsghdr (16 bytes) + the request, native endian.
         let mut req = [0u8; NLMSG_HDRLEN + REQ_COMPAT_LEN];
@@ -352,6 +364,9 @@ pub struct Netstat {
     files: [ProcFile; 4],
     diag: Option<Diag>,
     way: Way,
+    /// Tests: see [`Diag`]'s field.
+    #[cfg(test)]
+    refuse: Vec<u16>,
 }
 
 impl Netstat {
@@ -368,6 +383,8 @@ impl Netstat {
             ],
             diag: None,
             way: Way::Netlink(TcpDump::Compat),
+            #[cfg(test)]
+            refuse: Vec::new(),
         }
     }
 
@@ -408,7 +425,14 @@ impl Netstat {
         loop {
             if self.diag.is_none() {
                 match Diag::open() {
-                    Ok(d) => self.diag = Some(d),
+                    Ok(d) => {
+                        #[cfg(test)]
+                        let d = Diag {
+                            refuse: self.refuse.clone(),
+                            ..d
+                        };
+                        self.diag = Some(d)
+                    }
                     Err(e) => {
                         tracing::debug!(
                             "[inputs.netstat] sock_diag netlink unavailable ({e}); reading /proc/net instead"
@@ -750,6 +774,37 @@ mod tests {
             n.way,
             Way::Netlink(TcpDump::Compat),
             "this kernel answers the compat dump"
+        );
+    }
+
+    /// A refused compat dump falls back to the per-family dumps, a refused per-family dump to
+    /// /proc, each once and for good, every way counting our listener.
+    #[tokio::test]
+    async fn refused_ways_fall_back_and_stay_so() {
+        let _l = own("127.0.0.1:0").unwrap();
+        let mut n = Netstat::new(Config);
+        if Diag::open().is_err() {
+            return;
+        }
+        n.refuse = vec![TCPDIAG_GETSOCK];
+        let (counts, _) = n.via_netlink().expect("per-family dumps");
+        assert_eq!(n.way, Way::Netlink(TcpDump::PerFamily));
+        assert!(counts[10] >= 1 && counts[1] >= 2, "{counts:?}");
+        n.refuse.clear(); // not asked again: still per family
+        assert!(n.via_netlink().is_some());
+        assert_eq!(n.way, Way::Netlink(TcpDump::PerFamily));
+        n.refuse = vec![SOCK_DIAG_BY_FAMILY];
+        n.diag = None;
+        assert!(n.via_netlink().is_none());
+        assert_eq!(n.way, Way::Proc);
+        n.refuse.clear();
+        assert!(n.via_netlink().is_none(), "/proc for good");
+        let mut t = crate::modules::hostutil::testing::TestAcc::new();
+        n.gather(&mut t.acc).await.unwrap();
+        let lines = t.lines();
+        assert!(
+            lines.len() == 1 && !lines[0].contains("tcp_listen=0i"),
+            "{lines:?}"
         );
     }
 
