@@ -50,6 +50,12 @@ const STATES: [&str; 12] = [
     "tcp_closing",
 ];
 
+/// The state bits to dump: the eleven TCP states (bit = state number), which is what
+/// /proc/net/tcp lists (SYN_RECV includes request sockets). Not "all bits": since Linux 6.5 a
+/// set bit 13 (`TCP_BOUND_INACTIVE`) also dumps sockets that are only bound, which /proc/net/tcp
+/// never showed, and walks the bind hash table for them (~100 µs more per dump measured here).
+const TCP_STATES: u32 = (1 << STATES.len()) - 1;
+
 /// Index of TIME_WAIT in [`STATES`] (the kernel's state number).
 const TCP_TIME_WAIT: usize = 6;
 
@@ -419,8 +425,8 @@ impl Netstat {
             Err(_) => Some(0),
         };
         let states = match tw_total {
-            Some(_) => !(1u32 << TCP_TIME_WAIT),
-            None => u32::MAX,
+            Some(_) => TCP_STATES & !(1u32 << TCP_TIME_WAIT),
+            None => TCP_STATES,
         };
         loop {
             if self.diag.is_none() {
