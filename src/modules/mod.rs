@@ -92,6 +92,32 @@ pub enum InputConfig {
     Chaos(chaos::Config),
 }
 
+impl InputConfig {
+    /// Collectors that only read local kernel interfaces (/proc, /sys, statvfs of local file
+    /// systems, a netlink dump), in bounded work and without waiting on anything outside the
+    /// machine. They gather inside their instance's task, and all their instances share one task
+    /// (the supervisor's local lane): a task per gather, and a task per instance woken on each
+    /// tick, cost more wake-ups and cross-thread scheduling than most of these gathers take.
+    /// A panic is still caught and the module restarted; `disk` hands remote file systems to the
+    /// blocking pool itself. Everything that waits on the network or on other processes keeps a
+    /// task per instance and per gather, which can be aborted and reported when it does not end.
+    pub fn runs_inline(&self) -> bool {
+        matches!(
+            self,
+            InputConfig::Internal(_)
+                | InputConfig::System(_)
+                | InputConfig::Cpu(_)
+                | InputConfig::Mem(_)
+                | InputConfig::Swap(_)
+                | InputConfig::Kernel(_)
+                | InputConfig::Disk(_)
+                | InputConfig::DiskIo(_)
+                | InputConfig::Net(_)
+                | InputConfig::Netstat(_)
+        )
+    }
+}
+
 /// Parses and resolves the module-specific keys of one `[[inputs.NAME]]` table.
 pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, SpanError> {
     Ok(match module {
@@ -156,31 +182,6 @@ pub enum Module {
     Cgroup(cgroup::Cgroup),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Chaos),
-}
-
-impl Module {
-    /// Collectors that only read local kernel interfaces (/proc, /sys, statvfs of local file
-    /// systems, a netlink dump), in bounded work and without waiting on anything outside the
-    /// machine, run inside their instance's task: a task per gather costs more wake-ups and
-    /// scheduling than most of these gathers take. A panic is still caught and the module
-    /// restarted; `disk` hands remote file systems to the blocking pool itself. Everything that
-    /// waits on the network or on other processes keeps a task of its own, which can be aborted
-    /// and reported when it does not end.
-    pub fn runs_inline(&self) -> bool {
-        matches!(
-            self,
-            Module::Internal(_)
-                | Module::System(_)
-                | Module::Cpu(_)
-                | Module::Mem(_)
-                | Module::Swap(_)
-                | Module::Kernel(_)
-                | Module::Disk(_)
-                | Module::DiskIo(_)
-                | Module::Net(_)
-                | Module::Netstat(_)
-        )
-    }
 }
 
 /// A gather that failed as a whole. Partial failures (one target, one file) are data or counted

@@ -62,7 +62,8 @@ enum Gather {
     /// Its own task: a gather that awaits the network or other processes, or blocks its thread,
     /// can be aborted, and one that will not end is reported while the instance carries on.
     Task(JoinHandle<GatherOutput>),
-    /// Inside the instance's task (see `Module::runs_inline`): no task, no wake-ups of its own.
+    /// Inside the instance's task (see `InputConfig::runs_inline`): no task, no wake-ups of its
+    /// own.
     Inline(Pin<Box<CatchUnwind<GatherFuture>>>),
 }
 
@@ -124,6 +125,41 @@ impl ErrorLog {
             }
         }
     }
+}
+
+/// Runs the instances of the local collectors (`InputConfig::runs_inline`) in one task until
+/// `cancel`.
+///
+/// Why one task: they mostly share a schedule, so one timer expiry wakes one task instead of
+/// one per instance, and the other worker threads are not woken to share out a burst of tasks
+/// that each take a few µs. Each instance keeps its own loop, gather timeout, panic handling
+/// and backoff; they only share the thread they are polled on, which their bounded, local work
+/// never holds for long.
+pub async fn run_lane(runs: Vec<InstanceRun>, cancel: CancellationToken) {
+    let mut loops: Vec<Option<Pin<Box<dyn Future<Output = ()> + Send>>>> = runs
+        .into_iter()
+        .map(|r| Some(Box::pin(run(r, cancel.clone())) as Pin<Box<dyn Future<Output = ()> + Send>>))
+        .collect();
+    // A handful of loops: polling each one on every wake-up is cheaper than tracking which of
+    // them was woken (a loop that was not woken finds its futures pending at once).
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for slot in &mut loops {
+            if let Some(l) = slot {
+                if l.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                } else {
+                    pending = true;
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await
 }
 
 pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
@@ -270,7 +306,7 @@ pub async fn run(mut r: InstanceRun, cancel: CancellationToken) {
                 if let Some(ticket) = due_ticket {
                     acc.join_round(ticket);
                 }
-                let gather = if m.runs_inline() {
+                let gather = if r.instance.config.runs_inline() {
                     let mut f = Box::pin(CatchUnwind {
                         inner: Box::pin(gather_task(m, acc)) as GatherFuture,
                     });
@@ -386,7 +422,10 @@ mod tests {
             tokio::task::yield_now().await;
             panic!("bad\nfixture");
         });
-        assert_eq!(CatchUnwind { inner: boom }.await, Err("bad | fixture".to_owned()));
+        assert_eq!(
+            CatchUnwind { inner: boom }.await,
+            Err("bad | fixture".to_owned())
+        );
         let fine: Pin<Box<dyn Future<Output = u32> + Send>> = Box::pin(async { 7 });
         assert_eq!(CatchUnwind { inner: fine }.await, Ok(7));
     }

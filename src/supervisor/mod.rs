@@ -47,6 +47,8 @@ impl Supervisor {
         let mut all = Vec::with_capacity(config.inputs.len());
         // One origin for every instance's schedule (see `Schedule::new`).
         let start = std::time::Instant::now();
+        // Instances of the local collectors, run together in one task (see `instance::run_lane`).
+        let mut lane = Vec::new();
         for inst in &config.inputs {
             let stats = previous
                 .iter()
@@ -85,8 +87,17 @@ impl Supervisor {
                 ticks,
                 gather_timeout: inst.gather_timeout,
             };
+            if inst.config.runs_inline() {
+                lane.push(run);
+                continue;
+            }
             let cancel = CancellationToken::new();
             let handle = tokio::spawn(instance::run(run, cancel.clone()));
+            self.running.push((cancel, handle));
+        }
+        if !lane.is_empty() {
+            let cancel = CancellationToken::new();
+            let handle = tokio::spawn(instance::run_lane(lane, cancel.clone()));
             self.running.push((cancel, handle));
         }
         self.ctx.registry.set_instances(all);
