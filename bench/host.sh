@@ -16,6 +16,7 @@
 #   bench host: ours_cpu_ms_per_gather=… node_exporter=… ratio=… gathers=N
 #   bench host-tcpstates: …  (node_exporter with its tcpstat collector too: TCP states both sides)
 #   bench host-no-tcpstates: …  (ours without netstat: TCP states on neither side)
+#   bench host-floor: …  (bench/host-floor.c: the same kernel work with nothing else, in C)
 #   bench procstat: ours_cpu_ms_per_gather=… processes=500 gathers=N properties=…
 # Usage: bench/host.sh [GATHERS]   (default 200)
 set -euo pipefail
@@ -103,13 +104,25 @@ collectors=(--collector.cpu --collector.meminfo --collector.loadavg --collector.
 peer=$(ne_cpu "${collectors[@]}")
 peer_tcp=$(ne_cpu "${collectors[@]}" --collector.tcpstat)
 ours=$(ours_cpu cpu mem system disk diskio net netstat)
+# What one round of ours wrote and which mounts it reported, for the floor below.
+rounds=$(count "mem " "$tmp/host.out")
+bytes_per_round=$(( $(wc -c <"$tmp/host.out") / rounds ))
+mapfile -t mounts < <(grep '^disk,' "$tmp/host.out" | sed 's/.*,path=\([^, ]*\).*/\1/' | sort -u)
 ours_nonetstat=$(ours_cpu cpu mem system disk diskio net)
 
+# The floor: the same kernel work (files read, statvfs, one sock_diag walk, one write per round)
+# with nothing else, in C (bench/host-floor.c). No implementation of these inputs goes below it.
+floor=none
+if command -v gcc >/dev/null && gcc -O2 -o "$tmp/host-floor" bench/host-floor.c; then
+  floor=$("$tmp/host-floor" "$n" "$bytes_per_round" "${mounts[@]}" 2>&1 >/dev/null 9>&- |
+    sed -n 's/^cpu_ms_per_round=//p')
+fi
+
 tcp=$(( $(cat /proc/net/tcp /proc/net/tcp6 | wc -l) - 2 ))
-python3 - "$peer" "$ours" "$peer_tcp" "$ours_nonetstat" "$n" "$tcp" <<'PY'
+python3 - "$peer" "$ours" "$peer_tcp" "$ours_nonetstat" "$n" "$tcp" "$floor" <<'PY'
 import sys
 peer, ours, peer_tcp, ours_nonetstat = map(float, sys.argv[1:5])
-n, tcp = sys.argv[5:7]
+n, tcp, floor = sys.argv[5:8]
 r = lambda a, b: a / b if b else float("nan")
 # The issue's comparison: our 7 inputs (with netstat) against node_exporter's 7 collectors
 # (none of which counts TCP states).
@@ -121,6 +134,11 @@ print(f"bench host-tcpstates: ours_cpu_ms_per_gather={ours:.3f} node_exporter_wi
 # Like for like: TCP states on neither side.
 print(f"bench host-no-tcpstates: ours_cpu_ms_per_gather={ours_nonetstat:.3f} node_exporter={peer:.3f} "
       f"ratio={r(ours_nonetstat, peer):.3f}")
+# The syscalls alone of one round of our 7 inputs (bench/host-floor.c), against the same peer.
+if floor != "none":
+    f = float(floor)
+    print(f"bench host-floor: syscalls_only_cpu_ms_per_round={f:.3f} node_exporter={peer:.3f} "
+          f"ratio={r(f, peer):.3f} ours_over_floor={r(ours, f):.2f}")
 PY
 
 # --- procstat over 500 processes -------------------------------------------------------------
