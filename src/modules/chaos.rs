@@ -33,6 +33,9 @@ pub struct Raw {
     /// Counted per instance (a reload starts the count again), so other chaos instances do not
     /// use up this one's budget.
     times: Option<u64>,
+    /// Run like a local collector: inside the shared task of the local lane, gathered in its
+    /// instance's task (default false: a task per gather, like the probes).
+    inline: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -58,6 +61,7 @@ pub struct Config {
     /// Shared by every rebuild of this instance (the supervisor builds from a clone of the
     /// resolved config), fresh for each parsed config.
     misbehaved: Arc<AtomicU64>,
+    pub inline: bool,
 }
 
 pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
@@ -72,6 +76,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
         every: raw.every.unwrap_or(1).max(1),
         times: raw.times.unwrap_or(u64::MAX),
         misbehaved: Arc::new(AtomicU64::new(0)),
+        inline: raw.inline.unwrap_or(false),
     })
 }
 

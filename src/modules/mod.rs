@@ -102,6 +102,10 @@ impl InputConfig {
     /// blocking pool itself. Everything that waits on the network or on other processes keeps a
     /// task per instance and per gather, which can be aborted and reported when it does not end.
     pub fn runs_inline(&self) -> bool {
+        #[cfg(feature = "chaos")]
+        if let InputConfig::Chaos(c) = self {
+            return c.inline;
+        }
         matches!(
             self,
             InputConfig::Internal(_)

@@ -302,6 +302,43 @@ fn hanging_input_is_aborted_and_others_keep_their_rate() {
 }
 
 #[test]
+fn local_lane_members_that_panic_or_hang_do_not_hold_up_their_lane_mates() {
+    // All four share the local lane's task (`inline = true` makes chaos run like cpu or mem):
+    // a panic is caught per gather and backs off, a hang is dropped at its timeout, and the
+    // steady member keeps its rate throughout.
+    let mut a = Agent::start(
+        "[[inputs.chaos]]\ninterval = \"100ms\"\nmode = \"panic\"\ninline = true\nname_override = \"bad\"\n\
+         [[inputs.chaos]]\ninterval = \"200ms\"\nmode = \"hang\"\ninline = true\nname_override = \"hung\"\n\
+         [[inputs.chaos]]\ninterval = \"100ms\"\ninline = true\nname_override = \"steady\"\n\
+         [[inputs.internal]]\ninterval = \"100ms\"\n",
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let lines = a.lines();
+    let steady = count(&lines, "steady");
+    assert!(steady >= 35, "steady wrote {steady} lines in 4 s at 100 ms");
+    let panics = agent_stat(&lines, "panics").unwrap_or(0);
+    assert!((2..=4).contains(&panics), "panics = {panics}");
+    assert!(
+        count(&lines, "bad") >= 2,
+        "lines before each panic are delivered"
+    );
+    assert!(agent_stat(&lines, "gather_timeouts").unwrap_or(0) >= 1);
+    let err = a.stderr();
+    assert!(
+        err.contains("gather panicked: chaos: panicking on purpose; restarting the input in"),
+        "{err}"
+    );
+    assert!(
+        err.contains("gather did not finish within 400ms; aborted"),
+        "{err}"
+    );
+    a.signal(libc::SIGTERM);
+    let (st, took) = a.wait_exit(5 * SEC);
+    assert!(st.success(), "{st:?}");
+    assert!(took < SEC, "exit took {took:?}");
+}
+
+#[test]
 fn slow_gather_skips_ticks_and_counts_them() {
     let a = Agent::start(
         "[[inputs.chaos]]\ninterval = \"100ms\"\nmode = \"sleep\"\nduration = \"150ms\"\nname_override = \"slow\"\n\
