@@ -1,6 +1,7 @@
-//! The loop that drives one input instance: wait for a tick, run one gather in its own task
-//! (so a panic is caught and an overrun can be aborted), record the outcome, restart the module
-//! with backoff after a panic, a failed build or an overrun.
+//! The loop that drives one input instance: wait for a tick, run one gather (in a task of its
+//! own, so an overrun can be aborted and a blocked thread reported, or, for the local collectors,
+//! inside this task under `catch_unwind`), record the outcome, restart the module with backoff
+//! after a panic, a failed build or an overrun.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
