@@ -478,17 +478,21 @@ impl Disk {
         }
         for (m, r) in todo.iter().zip(results) {
             let Some(r) = r else { continue };
-            let what = format!("statvfs {}", m.mount_point);
             match r {
                 Ok(u) => {
-                    self.errors.clear(&what);
+                    if self.errors.any() {
+                        self.errors.clear(&format!("statvfs {}", m.mount_point));
+                    }
                     if let Some(metric) = metric(ts, m, &u) {
                         acc.add(metric);
                     }
                 }
                 // A mount that vanished since mountinfo was read is not an error.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => self.errors.report(acc, "disk", &what, &e),
+                Err(e) => {
+                    let what = format!("statvfs {}", m.mount_point);
+                    self.errors.report(acc, "disk", &what, &e);
+                }
             }
         }
         self.targets = Some(visible);

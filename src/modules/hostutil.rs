@@ -246,6 +246,12 @@ impl ErrorOnce {
     pub fn clear(&mut self, what: &str) {
         self.logged.remove(what);
     }
+
+    /// Whether any cause is logged: callers on a hot path skip building the key to clear when
+    /// nothing is.
+    pub fn any(&self) -> bool {
+        !self.logged.is_empty()
+    }
 }
 
 /// Why an offloaded call produced no result.
