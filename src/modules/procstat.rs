@@ -934,6 +934,24 @@ mod tests {
             .arg(format!("sleep 30; : {marker}"))
             .spawn()
             .unwrap();
+        // Until the shell's child has exec'd `sleep`, that child is a copy of the shell and
+        // matches the pattern too: wait for the exec, so that exactly one process matches.
+        let children = format!("/proc/{0}/task/{0}/children", child.id());
+        let settled = std::time::Instant::now();
+        loop {
+            let kids = std::fs::read_to_string(&children).unwrap_or_default();
+            let exec_done = kids.split_whitespace().next().is_some_and(|k| {
+                std::fs::read(format!("/proc/{k}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+            });
+            if exec_done {
+                break;
+            }
+            assert!(
+                settled.elapsed() < Duration::from_secs(10),
+                "sleep never started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let raw: Raw =
             toml::from_str(&format!("pattern = \"sh -c sleep 30; : {marker}\"")).unwrap();
         let mut p = Procstat::new(resolve(raw).unwrap());
