@@ -121,7 +121,8 @@ pub fn late_instances(registry: &Registry, now: i64) -> Vec<String> {
         .iter()
         .filter(|i| {
             let interval = i.interval_ns.load(Ordering::Relaxed);
-            if interval == 0 {
+            // Driven by stdin, or paused by its gate (a standby is ready, not late).
+            if interval == 0 || i.paused.load(Ordering::Relaxed) {
                 return false;
             }
             let last = i

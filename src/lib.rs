@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod health;
+pub(crate) mod isolation;
 pub mod logging;
 pub mod modules;
 pub mod output;

@@ -325,7 +325,7 @@ impl<S: Default + Send + 'static, R: Send + 'static> Offload<S, R> {
             Ok(Err(join)) => {
                 self.state = Some(S::default());
                 let msg = if join.is_panic() {
-                    crate::supervisor::panic_message(join.into_panic())
+                    crate::isolation::panic_message(join.into_panic())
                 } else {
                     "cancelled".to_owned()
                 };

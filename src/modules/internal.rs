@@ -97,18 +97,21 @@ impl Internal {
             if let Some(alias) = &i.alias {
                 g = g.tag("alias", alias.clone());
             }
-            acc.add(
-                g.tag("instance", i.id.clone())
-                    .field("gathers", get(&i.gathers))
-                    .field("errors", get(&i.gather_errors) + get(&i.panics))
-                    .field("gather_errors", get(&i.gather_errors))
-                    .field("gather_timeouts", get(&i.gather_timeouts))
-                    .field("gather_time_ns", get(&i.last_gather_time_ns))
-                    .field("metrics_gathered", get(&i.metrics_gathered))
-                    .field("panics", get(&i.panics))
-                    .field("restarts", get(&i.restarts))
-                    .field("ticks_skipped", get(&i.ticks_skipped)),
-            );
+            let mut g = g
+                .tag("instance", i.id.clone())
+                .field("gathers", get(&i.gathers))
+                .field("errors", get(&i.gather_errors) + get(&i.panics))
+                .field("gather_errors", get(&i.gather_errors))
+                .field("gather_timeouts", get(&i.gather_timeouts))
+                .field("gather_time_ns", get(&i.last_gather_time_ns))
+                .field("metrics_gathered", get(&i.metrics_gathered))
+                .field("panics", get(&i.panics))
+                .field("restarts", get(&i.restarts))
+                .field("ticks_skipped", get(&i.ticks_skipped));
+            for (name, value) in i.extra_counters() {
+                g = g.field(name, value);
+            }
+            acc.add(g);
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod internal;
 pub mod net_response;
 pub mod ping;
 pub mod probe;
+pub mod service;
 pub mod system;
 pub mod tls;
 pub mod x509_cert;
@@ -119,6 +120,31 @@ impl InputConfig {
                 | InputConfig::Net(_)
                 | InputConfig::Netstat(_)
         )
+    }
+}
+
+impl InputConfig {
+    /// Runs continuously (subscribes, listens) instead of gathering on ticks.
+    pub fn is_service(&self) -> bool {
+        #[cfg(feature = "chaos")]
+        if let InputConfig::Chaos(c) = self {
+            return c.service;
+        }
+        false
+    }
+
+    /// Builds the service of a service input (`None` for a ticked input).
+    pub fn build_service(
+        &self,
+        _ctx: &ModuleContext,
+    ) -> Option<Result<Box<dyn service::Service>, GatherError>> {
+        match self {
+            #[cfg(feature = "chaos")]
+            InputConfig::Chaos(c) if c.service => {
+                Some(Ok(Box::new(chaos::ChaosService::new(c.clone()))))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -88,18 +88,19 @@ impl Accumulator {
     }
 
     fn warn_once(&self, metric: &Metric, what: &str) {
-        use std::sync::atomic::Ordering;
-        if !self
-            .instance
-            .warned_unwritable
-            .swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!(
-                input = %self.instance.display,
-                measurement = %metric.name,
-                "{what}; further cases for this input are only counted in internal_agent"
-            );
-        }
+        self.instance.warn_once(
+            "unwritable",
+            format_args!(
+                "{}: {what}; further cases for this input are only counted in internal_agent",
+                metric.name
+            ),
+        );
+    }
+
+    /// Logs a partial failure as an error of this instance, once per `cause` and period (see
+    /// `InstanceStats::error_once`); count it with [`Accumulator::add_error`].
+    pub fn error_once(&self, cause: &str, msg: std::fmt::Arguments<'_>) {
+        self.instance.error_once(cause, msg);
     }
 
     /// Counts a partial failure inside a gather (one file, one mount, one process), like
@@ -109,15 +110,20 @@ impl Accumulator {
         stats::inc(&self.instance.gather_errors);
     }
 
+    /// The lines buffered so far, as a batch the caller queues itself (a lossless source).
+    pub(crate) fn take_batch(&mut self) -> Batch {
+        Batch::new(
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.lines),
+        )
+    }
+
     /// Hands buffered lines to the queue.
     pub fn flush(&mut self) {
         if self.lines == 0 {
             return;
         }
-        let batch = Batch {
-            bytes: std::mem::take(&mut self.buf),
-            lines: std::mem::take(&mut self.lines),
-        };
+        let batch = self.take_batch();
         if self.round.is_some() {
             self.queue.push_in_round(batch, &self.registry.agent);
         } else {

@@ -12,3 +12,4 @@ mod netprobes;
 mod ping;
 mod properties;
 mod reliability;
+mod services;
