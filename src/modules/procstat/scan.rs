@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use super::config::Config;
 use super::proc::{SMAPS, Stat, Status, parse_io, parse_smaps_rollup, parse_stat, status_word};
-use crate::modules::hostutil::{kv_number, read_bytes_into, read_into};
+use crate::modules::hostutil::{read_bytes_into, read_into};
+use crate::modules::procfs::{meminfo, stat};
 use crate::output::{Key, Metric};
 
 struct Prev {
@@ -96,18 +97,16 @@ pub(super) fn scan(st: &mut ScanState, cfg: &Config, host: Host, ts: i64) -> Sca
 
 /// `btime` of /proc/stat: boot time in seconds since the epoch.
 fn boot_time_s() -> Option<u64> {
-    std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
-    })
+    std::fs::read_to_string(stat::PATH)
+        .ok()
+        .and_then(|s| stat::parse(&s, None).boot_time)
 }
 
 /// MemTotal of /proc/meminfo in bytes.
 fn mem_total() -> Option<u64> {
-    std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
-        t.lines()
-            .find_map(|l| Some(kv_number(l.strip_prefix("MemTotal:")?)?.0 * 1024))
-    })
+    std::fs::read_to_string(meminfo::PATH)
+        .ok()
+        .and_then(|t| meminfo::value(&t, "MemTotal"))
 }
 
 /// The process name: the `process_name` option, else the kernel's name of it. The kernel
