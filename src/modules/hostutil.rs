@@ -518,6 +518,14 @@ mod timing {
             mem::Mem::new(mem::resolve(Default::default()).unwrap())
         );
         time!(
+            "swap",
+            swap::Swap::new(swap::resolve(Default::default()).unwrap())
+        );
+        time!(
+            "kernel",
+            kernel::Kernel::new(kernel::resolve(Default::default()).unwrap())
+        );
+        time!(
             "system",
             system::System::new(system::resolve(Default::default()).unwrap())
         );

@@ -27,6 +27,7 @@ pub mod mem;
 pub mod net;
 pub mod netstat;
 pub mod processes;
+pub mod procfs;
 pub mod procstat;
 pub mod swap;
 
