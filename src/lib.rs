@@ -22,6 +22,7 @@ pub mod health;
 pub(crate) mod isolation;
 pub mod logging;
 pub mod modules;
+pub mod options;
 pub mod output;
 pub mod stats;
 pub mod supervisor;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::GatherError;
 use super::hostutil::{ErrorOnce, Globs, glob_match, read_into};
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Key, Metric, now_ns};
 
 /// `[[inputs.cgroup]]`
@@ -162,6 +162,8 @@ impl Cgroup {
         Ok(())
     }
 }
+
+super::ticked_input!(Cgroup, super::Shape::Ticked);
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::GatherError;
 use super::service::{Service, ServiceCtx, ServiceFuture};
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.chaos]]`
@@ -249,5 +249,37 @@ impl Service for ChaosService {
                 }
             }
         })
+    }
+}
+
+impl super::Resolve for Config {
+    type Raw = Raw;
+    fn resolve(raw: Raw) -> Result<Self, SpanError> {
+        resolve(raw)
+    }
+}
+
+impl super::Input for Config {
+    fn shape(&self) -> super::Shape {
+        if self.service {
+            super::Shape::Service
+        } else if self.inline {
+            super::Shape::Local
+        } else {
+            super::Shape::Ticked
+        }
+    }
+    fn build(&self, _ctx: &super::ModuleContext) -> Result<super::Built, GatherError> {
+        Ok(if self.service {
+            super::Built::Service(Box::new(ChaosService::new(self.clone())))
+        } else {
+            super::Built::Ticked(Box::new(Chaos::new(self.clone())))
+        })
+    }
+}
+
+impl super::Gather for Chaos {
+    fn gather<'a>(&'a mut self, acc: &'a mut Accumulator) -> super::GatherFuture<'a> {
+        Box::pin(Chaos::gather(self, acc))
     }
 }

@@ -15,7 +15,7 @@ use super::GatherError;
 use super::hostutil::{ErrorOnce, ProcFile, clk_tck};
 use super::procfs::stat;
 pub use super::procfs::stat::CpuTimes;
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.cpu]]`
@@ -198,6 +198,8 @@ impl Cpu {
         v
     }
 }
+
+super::ticked_input!(Cpu, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::GatherError;
 use super::hostutil::{ErrorOnce, Globs, read_bytes_at_zero};
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.disk]]`
@@ -499,6 +499,8 @@ impl Disk {
         Ok(())
     }
 }
+
+super::ticked_input!(Disk, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

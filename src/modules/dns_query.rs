@@ -21,7 +21,7 @@ use toml::Spanned;
 
 use super::GatherError;
 use super::probe::{self, InFlight};
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.dns_query]]`
@@ -367,6 +367,8 @@ async fn tcp_exchange(addr: SocketAddr, msg: &[u8], id: u16) -> std::io::Result<
         _ => Err(std::io::Error::other("reply does not match the query")),
     }
 }
+
+super::ticked_input!(DnsQuery, super::Shape::Ticked);
 
 #[cfg(test)]
 mod tests {

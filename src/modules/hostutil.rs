@@ -94,18 +94,6 @@ impl ProcFile {
         }
         r
     }
-
-    pub fn read_bytes(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
-        let f = match &self.file {
-            Some(f) => f,
-            None => self.file.insert(std::fs::File::open(self.path)?),
-        };
-        let r = read_bytes_at_zero(f, buf);
-        if r.is_err() {
-            self.file = None;
-        }
-        r
-    }
 }
 
 /// Bytes per page (for /proc counters in pages).
@@ -284,18 +272,6 @@ impl<S: Default + Send + 'static, R: Send + 'static> Default for Offload<S, R> {
 }
 
 impl<S: Default + Send + 'static, R: Send + 'static> Offload<S, R> {
-    pub fn with_state(state: S) -> Self {
-        Offload {
-            state: Some(state),
-            pending: None,
-        }
-    }
-
-    /// True while an earlier call is still running.
-    pub fn busy(&self) -> bool {
-        self.pending.as_ref().is_some_and(|h| !h.is_finished())
-    }
-
     pub async fn run(
         &mut self,
         timeout: Duration,

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::GatherError;
 use super::hostutil::{ErrorOnce, ProcFile};
 use super::procfs::{stat, vmstat};
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.kernel]]`
@@ -169,6 +169,8 @@ impl Kernel {
         Ok(())
     }
 }
+
+super::ticked_input!(Kernel, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

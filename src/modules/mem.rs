@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 
 use super::hostutil::ProcFile;
 use super::procfs::meminfo;
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.mem]]`
@@ -156,6 +156,8 @@ pub fn build(ts: i64, v: &MemValues, extended: bool) -> Result<Metric, GatherErr
         .field("used_percent", 100.0 * used as f64 / total as f64)
         .field("available_percent", 100.0 * available as f64 / total as f64))
 }
+
+super::ticked_input!(Mem, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 
 use super::hostutil::{ErrorOnce, ProcFile, page_size};
 use super::procfs::{meminfo, vmstat};
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.swap]]` (no options, like telegraf's).
@@ -97,6 +97,8 @@ impl Swap {
         Ok(())
     }
 }
+
+super::ticked_input!(Swap, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

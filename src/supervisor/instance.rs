@@ -15,7 +15,7 @@ use super::backoff::Backoff;
 use super::gather::{Gather, Outcome, Started};
 use super::schedule::Schedule;
 use crate::config::InputInstance;
-use crate::modules::{Module, ModuleContext};
+use crate::modules::{Built, GatherError, Module, ModuleContext};
 use crate::output::{Accumulator, Decoration, RoundTicket, now_ns};
 use crate::stats::{self, InstanceStats};
 
@@ -282,25 +282,33 @@ impl Instance {
         if let Some(m) = self.module.take() {
             return Some(m);
         }
-        match Module::build(&self.r.instance.config, &self.r.module_ctx) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                let stats = &self.r.stats;
-                stats::inc(&stats.gather_errors);
-                stats::inc(&stats.restarts);
-                let delay = self.backoff.failure(now);
-                self.not_before = Some(now + delay);
-                let msg = e.to_string();
-                stats.error_once(
-                    &msg,
-                    format_args!(
-                        "cannot start: {msg}; retrying in {:.1}s",
-                        delay.as_secs_f64()
-                    ),
-                );
-                None
+        let built = self.r.instance.config.build(&self.r.module_ctx);
+        match built {
+            Ok(Built::Ticked(m)) => Some(m),
+            Ok(Built::Service(_)) => {
+                let e = GatherError::Failed("a service input cannot gather on ticks".into());
+                self.fail_build(now, e)
             }
+            Err(e) => self.fail_build(now, e),
         }
+    }
+
+    /// Counts a failed build and backs off.
+    fn fail_build(&mut self, now: Instant, e: GatherError) -> Option<Module> {
+        let stats = &self.r.stats;
+        stats::inc(&stats.gather_errors);
+        stats::inc(&stats.restarts);
+        let delay = self.backoff.failure(now);
+        self.not_before = Some(now + delay);
+        let msg = e.to_string();
+        stats.error_once(
+            &msg,
+            format_args!(
+                "cannot start: {msg}; retrying in {:.1}s",
+                delay.as_secs_f64()
+            ),
+        );
+        None
     }
 
     /// Closing the gate gives up a running gather (its lines so far are delivered) without

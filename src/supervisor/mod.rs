@@ -22,7 +22,7 @@ pub use schedule::{Schedule, next_boundary};
 
 use crate::config::{Config, Trigger};
 use crate::isolation::panic_message;
-use crate::modules::{Module, ModuleContext};
+use crate::modules::{Built, ModuleContext};
 use crate::output::{Accumulator, now_ns};
 use crate::stats::InstanceStats;
 use instance::{InstanceRun, Ticks};
@@ -186,8 +186,9 @@ impl Supervisor {
             }
             tasks.push(tokio::spawn(async move {
                 let mut acc = acc;
-                let mut module = match Module::build(&inst.config, &ctx) {
-                    Ok(m) => m,
+                let mut module = match inst.config.build(&ctx) {
+                    Ok(Built::Ticked(m)) => m,
+                    Ok(Built::Service(_)) => return,
                     Err(e) => {
                         tracing::error!("[inputs.{}] cannot start: {e}", inst.display);
                         return;

@@ -13,6 +13,7 @@ use super::backoff::Backoff;
 use super::gather::reap;
 use super::instance::{InstanceRun, gate_changed, set_paused};
 use crate::isolation::panic_message;
+use crate::modules::Built;
 use crate::modules::service::ServiceCtx;
 use crate::stats;
 
@@ -48,9 +49,9 @@ pub(crate) async fn run(mut r: InstanceRun, cancel: CancellationToken) {
             }
         }
         set_paused(&r.stats, false);
-        let service = match r.instance.config.build_service(&r.module_ctx) {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
+        let service = match r.instance.config.build(&r.module_ctx) {
+            Ok(Built::Service(s)) => s,
+            Err(e) => {
                 let msg = e.to_string();
                 stats::inc(&r.stats.gather_errors);
                 stats::inc(&r.stats.restarts);
@@ -67,7 +68,7 @@ pub(crate) async fn run(mut r: InstanceRun, cancel: CancellationToken) {
                 }
                 continue;
             }
-            None => {
+            Ok(Built::Ticked(_)) => {
                 tracing::error!("[inputs.{name}] is not a service input");
                 return;
             }

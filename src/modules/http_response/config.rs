@@ -12,7 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::url::{Target, parse_url};
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::modules::probe::{IpVersion, Source};
 use crate::modules::tls::Trust;
 

@@ -372,3 +372,5 @@ async fn probe(
         return report;
     }
 }
+
+super::ticked_input!(HttpResponse, super::Shape::Ticked);

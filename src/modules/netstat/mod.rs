@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::GatherError;
 use super::hostutil::ProcFile;
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 use proc_net::{count_lines, count_tcp, sockstat_tw, sockstat_value};
 use sock_diag::{Diag, TcpDump};
@@ -260,6 +260,8 @@ fn metric(ts: i64, counts: &[u64; 12], udp: u64) -> Metric {
     }
     m.field("tcp_none", counts[0]).field("udp_socket", udp)
 }
+
+super::ticked_input!(Netstat, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

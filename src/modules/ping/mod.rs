@@ -26,7 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::GatherError;
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 use packet::Family;
 use pinger::{Pinger, ReplyEvent, SocketMode};
@@ -622,10 +622,12 @@ fn pick(addrs: &[SocketAddr], pref: FamilyPref) -> Option<SocketAddr> {
     }
 }
 
+super::ticked_input!(Ping, super::Shape::Ticked);
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::deserialize_value;
+    use crate::options::deserialize_value;
 
     fn parse(text: &str) -> Result<Config, SpanError> {
         let v = toml::de::DeTable::parse(text).unwrap();

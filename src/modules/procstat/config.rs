@@ -6,7 +6,7 @@ use std::time::Duration;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 
 /// `[[inputs.procstat]]`
 #[derive(Debug, Default, Deserialize)]

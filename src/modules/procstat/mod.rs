@@ -133,6 +133,8 @@ impl Procstat {
     }
 }
 
+super::ticked_input!(Procstat, super::Shape::Ticked);
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
