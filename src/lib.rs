@@ -22,5 +22,6 @@ pub mod health;
 pub mod logging;
 pub mod modules;
 pub mod output;
+pub(crate) mod rand;
 pub mod stats;
 pub mod supervisor;
