@@ -26,5 +26,6 @@ pub mod logging;
 pub mod modules;
 pub mod options;
 pub mod output;
+pub(crate) mod rand;
 pub mod stats;
 pub mod supervisor;

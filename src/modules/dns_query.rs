@@ -216,14 +216,11 @@ pub struct DnsQuery {
 
 impl DnsQuery {
     pub fn new(config: Config) -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        // Random start for query ids (std's per-process random hasher keys; no rand crate).
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(now_ns() as u64);
         DnsQuery {
             config,
             in_flight: InFlight::default(),
-            next_id: h.finish() as u16,
+            // Random start for query ids.
+            next_id: crate::rand::u16(),
         }
     }
 
