@@ -114,6 +114,16 @@ impl InstanceStats {
         }
     }
 
+    /// Forgets `cause`, so that it is logged at once if it comes back (it recovered).
+    pub fn clear_logged(&self, cause: &str) {
+        lock(&self.log.last).remove(cause);
+    }
+
+    /// Whether any cause is remembered: a hot path can skip building a key to clear.
+    pub fn logged_any(&self) -> bool {
+        !lock(&self.log.last).is_empty()
+    }
+
     /// As [`InstanceStats::error_once`], at warning level.
     pub fn warn_once(&self, cause: &str, msg: fmt::Arguments<'_>) {
         if self.log.should_log(cause, Instant::now()) {

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, ProcFile, clk_tck};
+use super::hostutil::{ProcFile, clk_tck};
 use super::procfs::stat;
 pub use super::procfs::stat::CpuTimes;
 use crate::options::SpanError;
@@ -62,7 +62,6 @@ pub struct Cpu {
     last: HashMap<String, CpuTimes>,
     topology: HashMap<String, (String, String)>,
     hz: f64,
-    errors: ErrorOnce,
 }
 
 impl Cpu {
@@ -74,7 +73,6 @@ impl Cpu {
             last: HashMap::new(),
             topology: HashMap::new(),
             hz: clk_tck(),
-            errors: ErrorOnce::default(),
         }
     }
 
@@ -139,10 +137,7 @@ impl Cpu {
         let total = t.total() as f64 - p.total() as f64;
         if total < 0.0 {
             // Counters went back (CPU hot-unplugged and back): skip this sample, as telegraf does.
-            self.errors.report(
-                acc,
-                "cpu",
-                "cpu time went backwards",
+            acc.partial_error("cpu time went backwards",
                 &format!("{tag}: total decreased by {} ticks", -total),
             );
             return;

@@ -3,13 +3,11 @@
 //! once-per-cause error reporting, and running blocking work on the blocking pool with at most
 //! one call in flight.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::output::Accumulator;
 
 /// Reads a whole file into `buf` (cleared first), reusing its allocation. Unlike
 /// `read_to_string` it asks for no size hint (/proc files report 0 anyway), which saves a
@@ -202,43 +200,6 @@ impl Globs {
 
     pub fn matches(&self, name: &str) -> bool {
         self.0.iter().any(|g| glob_match(g, name))
-    }
-}
-
-/// Partial failures of one module instance: each is counted in `internal_gather` on every
-/// occurrence and logged once per cause, so a host without `/proc/pressure` does not repeat the
-/// same warning every 10 s.
-#[derive(Debug, Default)]
-pub struct ErrorOnce {
-    logged: HashSet<String>,
-}
-
-impl ErrorOnce {
-    pub fn report(
-        &mut self,
-        acc: &mut Accumulator,
-        input: &str,
-        what: &str,
-        err: &dyn std::fmt::Display,
-    ) {
-        acc.add_error();
-        if !self.logged.contains(what) {
-            tracing::warn!(
-                "[inputs.{input}] {what}: {err} (logged once; further errors only counted in internal_gather)"
-            );
-            self.logged.insert(what.to_owned());
-        }
-    }
-
-    /// Forgets a cause so it is logged again if it comes back after recovering.
-    pub fn clear(&mut self, what: &str) {
-        self.logged.remove(what);
-    }
-
-    /// Whether any cause is logged: callers on a hot path skip building the key to clear when
-    /// nothing is.
-    pub fn any(&self) -> bool {
-        !self.logged.is_empty()
     }
 }
 

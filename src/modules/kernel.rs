@@ -14,7 +14,7 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, ProcFile};
+use super::hostutil::{ProcFile};
 use super::procfs::{stat, vmstat};
 use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
@@ -101,7 +101,6 @@ pub struct Kernel {
     entropy: ProcFile,
     pressure: [ProcFile; 3],
     buf: String,
-    errors: ErrorOnce,
 }
 
 impl Kernel {
@@ -117,7 +116,6 @@ impl Kernel {
                 ProcFile::new("/proc/pressure/io"),
             ],
             buf: String::with_capacity(8192),
-            errors: ErrorOnce::default(),
         }
     }
 
@@ -139,18 +137,18 @@ impl Kernel {
                     .field_opt("disk_pages_in", i)
                     .field_opt("disk_pages_out", o);
             }
-            Err(e) => self.errors.report(acc, "kernel", vmstat::PATH, &e),
+            Err(e) => acc.partial_error(vmstat::PATH, &e),
         }
         match self.entropy.read(&mut self.buf) {
             Ok(()) => m = m.field_opt("entropy_avail", self.buf.trim().parse::<u64>().ok()),
-            Err(e) => self.errors.report(acc, "kernel", "entropy_avail", &e),
+            Err(e) => acc.partial_error("entropy_avail", &e),
         }
         acc.add(m);
         if self.config.psi {
             for (i, resource) in ["cpu", "memory", "io"].into_iter().enumerate() {
                 let path = self.pressure[i].path();
                 if let Err(e) = self.pressure[i].read(&mut self.buf) {
-                    self.errors.report(acc, "kernel", path, &e);
+                    acc.partial_error(path, &e);
                     continue;
                 }
                 for p in parse_pressure(&self.buf) {

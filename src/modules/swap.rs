@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::GatherError;
 use std::ops::ControlFlow;
 
-use super::hostutil::{ErrorOnce, ProcFile, page_size};
+use super::hostutil::{ProcFile, page_size};
 use super::procfs::{meminfo, vmstat};
 use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
@@ -48,7 +48,6 @@ pub struct Swap {
     vmstat: ProcFile,
     buf: String,
     page: u64,
-    errors: ErrorOnce,
 }
 
 impl Swap {
@@ -58,7 +57,6 @@ impl Swap {
             vmstat: ProcFile::new(vmstat::PATH),
             buf: String::with_capacity(4096),
             page: page_size(),
-            errors: ErrorOnce::default(),
         }
     }
 
@@ -92,7 +90,7 @@ impl Swap {
                     );
                 }
             }
-            Err(e) => self.errors.report(acc, "swap", vmstat::PATH, &e),
+            Err(e) => acc.partial_error(vmstat::PATH, &e),
         }
         Ok(())
     }

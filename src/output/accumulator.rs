@@ -103,6 +103,27 @@ impl Accumulator {
         self.instance.error_once(cause, msg);
     }
 
+    /// A partial failure (one file, one mount, one process): counted as by
+    /// [`Accumulator::add_error`] and logged as a warning of this instance once per `what` and
+    /// period, so a host without `/proc/pressure` does not repeat the same warning every 10 s.
+    pub fn partial_error(&mut self, what: &str, err: &dyn std::fmt::Display) {
+        self.add_error();
+        self.instance.warn_once(
+            what,
+            format_args!("{what}: {err} (further errors only counted in internal_gather)"),
+        );
+    }
+
+    /// `what` recovered: logged at once if it fails again.
+    pub fn clear_error(&self, what: &str) {
+        self.instance.clear_logged(what);
+    }
+
+    /// Whether any error of this instance is remembered as logged (see `clear_error`).
+    pub fn errors_logged(&self) -> bool {
+        self.instance.logged_any()
+    }
+
     /// Counts a partial failure inside a gather (one file, one mount, one process), like
     /// telegraf's `acc.AddError`: it shows in `internal_gather` `gather_errors`/`errors` while the
     /// rest of the gather still delivers its metrics. The module logs it (once) itself.

@@ -50,7 +50,6 @@ pub struct Procstat {
     config: std::sync::Arc<Config>,
     host: Host,
     offload: Offload<ScanState, ScanResult>,
-    logged_lookup: bool,
 }
 
 impl Procstat {
@@ -64,7 +63,6 @@ impl Procstat {
                 ncpu,
             },
             offload: Offload::default(),
-            logged_lookup: false,
         }
     }
 
@@ -103,13 +101,7 @@ impl Procstat {
         }
         match r.lookup_error {
             Some(e) => {
-                acc.add_error();
-                if !self.logged_lookup {
-                    tracing::warn!(
-                        "[inputs.procstat] {e} (logged once; counted in internal_gather)"
-                    );
-                    self.logged_lookup = true;
-                }
+                acc.partial_error("lookup", &e);
                 acc.add(
                     lookup
                         .tag("result", "lookup_error")
@@ -119,7 +111,7 @@ impl Procstat {
                 );
             }
             None => {
-                self.logged_lookup = false;
+                acc.clear_error("lookup");
                 acc.add(
                     lookup
                         .tag("result", "success")
