@@ -63,7 +63,7 @@ impl Accumulator {
             }
             Err(reason) => {
                 stats::inc(&agent.metrics_rejected);
-                self.warn_once(&metric, &reason.to_string());
+                self.warn_unwritable(&metric, &reason.to_string());
             }
         }
         if self.buf.len() >= BATCH_BYTES {
@@ -83,11 +83,11 @@ impl Accumulator {
                 "dropped {} field(s) and {} tag(s) that line protocol cannot carry (non-finite, empty, duplicate or reserved)",
                 report.fields_dropped, report.tags_dropped
             );
-            self.warn_once(metric, &what);
+            self.warn_unwritable(metric, &what);
         }
     }
 
-    fn warn_once(&self, metric: &Metric, what: &str) {
+    fn warn_unwritable(&self, metric: &Metric, what: &str) {
         self.instance.warn_once(
             "unwritable",
             format_args!(
@@ -112,6 +112,11 @@ impl Accumulator {
             what,
             format_args!("{what}: {err} (further errors only counted in internal_gather)"),
         );
+    }
+
+    /// As [`Accumulator::error_once`], at warning level.
+    pub fn warn_once(&self, cause: &str, msg: std::fmt::Arguments<'_>) {
+        self.instance.warn_once(cause, msg);
     }
 
     /// `what` recovered: logged at once if it fails again.

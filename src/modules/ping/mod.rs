@@ -414,7 +414,7 @@ impl Ping {
 
         for (msg, count, first) in send_errors {
             let url = &self.config.urls[first];
-            acc.error_once(
+            acc.warn_once(
                 &msg,
                 format_args!("{msg} ({count} request(s) this round, first to {url})"),
             );
@@ -425,7 +425,7 @@ impl Ping {
                 && let Some(e) = &t.error
             {
                 let e = format!("{url}: {e}");
-                acc.error_once(&e, format_args!("{e}"));
+                acc.warn_once(&e, format_args!("{e}"));
             }
             acc.add(target_metric(ts, url, t, &self.config.percentiles));
         }
