@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-
 /// Reads a whole file into `buf` (cleared first), reusing its allocation. Unlike
 /// `read_to_string` it asks for no size hint (/proc files report 0 anyway), which saves a
 /// `statx` and an `lseek` per file.
