@@ -18,6 +18,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod health;
 pub mod logging;
 pub mod modules;
