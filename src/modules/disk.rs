@@ -273,16 +273,18 @@ pub fn statvfs(path: &str) -> std::io::Result<Usage> {
     })
 }
 
-/// The `disk` line for one mount, or `None` for a file system without blocks.
+/// The `disk` line for one mount, or `None` for a file system without blocks. The numbers are
+/// whatever the file system says (a FUSE daemon or a network server chooses them): byte counts
+/// saturate rather than overflow.
 pub fn metric(ts: i64, m: &Mount, u: &Usage) -> Option<Metric> {
-    let total = u.blocks * u.frsize;
+    let total = u.blocks.saturating_mul(u.frsize);
     if total == 0 {
         return None;
     }
-    let free = u.bavail * u.frsize;
-    let used = u.blocks.saturating_sub(u.bfree) * u.frsize;
-    let used_percent = if used + free > 0 {
-        100.0 * used as f64 / (used + free) as f64
+    let free = u.bavail.saturating_mul(u.frsize);
+    let used = u.blocks.saturating_sub(u.bfree).saturating_mul(u.frsize);
+    let used_percent = if used > 0 || free > 0 {
+        100.0 * used as f64 / (used as f64 + free as f64)
     } else {
         0.0
     };
