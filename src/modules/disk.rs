@@ -819,6 +819,8 @@ mod tests {
         d.gather(&mut t.acc).await.unwrap();
         let took = start.elapsed();
         let lines = t.lines();
+        // It waits the timeout for the stopped daemon, and not much more: the rest of the
+        // gather is statvfs on local mounts (microseconds); 5x leaves a loaded machine room.
         assert!(took >= timeout && took < timeout * 5, "{took:?}");
         assert!(has(&lines, "/") && !has(&lines, &mp_s), "{lines:?}");
         assert_eq!(errors(&t), 1);
@@ -826,6 +828,7 @@ mod tests {
         let start = Instant::now();
         d.gather(&mut t.acc).await.unwrap();
         let lines = t.lines();
+        // The wait it must not do is the whole timeout; what remains takes microseconds.
         assert!(start.elapsed() < timeout, "{:?}", start.elapsed());
         assert!(has(&lines, "/") && !has(&lines, &mp_s), "{lines:?}");
         assert_eq!(errors(&t), 2);
