@@ -276,14 +276,18 @@ impl<S: Default + Send + 'static, R: Send + 'static> Offload<S, R> {
 }
 
 /// Parses a `Key:   123 kB` style value (meminfo, status): the first number after the colon and
-/// whether it carries a `kB` unit.
+/// whether it carries a `kB` unit. A number above `u64::MAX / 1024` is refused (`None`): callers
+/// turn kB into bytes with `* 1024`, and no count these files hold comes near 2^54 (a context
+/// switch counter at a million a second takes 570 years), so only a corrupt or hostile file
+/// (under `HOST_PROC`, any file) has one.
 pub fn kv_number(rest: &str) -> Option<(u64, bool)> {
     let rest = rest.trim();
     let (num, unit) = match rest.split_once(' ') {
         Some((n, u)) => (n, u.trim()),
         None => (rest, ""),
     };
-    Some((num.parse().ok()?, unit == "kB"))
+    let n: u64 = num.parse().ok()?;
+    (n <= u64::MAX / 1024).then_some((n, unit == "kB"))
 }
 
 #[cfg(test)]
@@ -387,6 +391,10 @@ mod tests {
         assert_eq!(kv_number("   16384 kB"), Some((16384, true)));
         assert_eq!(kv_number(" 12"), Some((12, false)));
         assert_eq!(kv_number("x"), None);
+        // The largest number whose kB still fit in bytes, and one more (a hostile file).
+        let max = u64::MAX / 1024;
+        assert_eq!(kv_number(&format!("{max} kB")), Some((max, true)));
+        assert_eq!(kv_number(&format!("{} kB", max + 1)), None);
     }
 
     #[tokio::test]

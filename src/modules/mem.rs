@@ -99,7 +99,7 @@ fn idx(key: &str) -> usize {
 
 /// gopsutil's derived values: (cached incl. SReclaimable, used).
 pub fn derived(v: &MemValues) -> (u64, u64) {
-    let cached = v[idx("Cached")] + v[idx("SReclaimable")];
+    let cached = v[idx("Cached")].saturating_add(v[idx("SReclaimable")]);
     let used = v[idx("MemTotal")]
         .saturating_sub(v[idx("MemFree")])
         .saturating_sub(v[idx("Buffers")])

@@ -37,7 +37,7 @@
 
 mod config;
 mod finder;
-mod proc;
+pub(crate) mod proc;
 mod scan;
 
 use super::GatherError;
