@@ -95,6 +95,12 @@ impl ProcFile {
         r
     }
 
+    /// [`Self::read`] for a file the gather cannot do without: the error names the file.
+    pub fn read_required(&mut self, buf: &mut String) -> Result<(), super::GatherError> {
+        self.read(buf)
+            .map_err(|e| super::GatherError::io(self.path, e))
+    }
+
     pub fn read_bytes(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
         let f = match &self.file {
             Some(f) => f,

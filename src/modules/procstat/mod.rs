@@ -87,13 +87,7 @@ impl Procstat {
             Ok(r) => r,
             Err(e) => {
                 acc.add_error();
-                acc.add(
-                    lookup
-                        .tag("result", "lookup_error")
-                        .field("pid_count", 0u64)
-                        .field("running", 0u64)
-                        .field("result_code", 1u64),
-                );
+                acc.add(lookup_error(lookup));
                 return Err(GatherError::Failed(format!("scanning /proc: {e}")));
             }
         };
@@ -110,13 +104,7 @@ impl Procstat {
                     );
                     self.logged_lookup = true;
                 }
-                acc.add(
-                    lookup
-                        .tag("result", "lookup_error")
-                        .field("pid_count", 0u64)
-                        .field("running", 0u64)
-                        .field("result_code", 1u64),
-                );
+                acc.add(lookup_error(lookup));
             }
             None => {
                 self.logged_lookup = false;
@@ -131,6 +119,15 @@ impl Procstat {
         }
         Ok(())
     }
+}
+
+/// The `procstat_lookup` line of a gather whose processes could not be found.
+fn lookup_error(lookup: Metric) -> Metric {
+    lookup
+        .tag("result", "lookup_error")
+        .field("pid_count", 0u64)
+        .field("running", 0u64)
+        .field("result_code", 1u64)
 }
 
 #[cfg(test)]
