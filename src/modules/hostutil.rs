@@ -1,3 +1,5 @@
+// glob_match is hand-written on purpose (#10): globset would change what some patterns mean
+// (`{a,b}`, `\` escapes, bad ones rejected) and add 48 KB of binary and ~14 s of release build.
 //! Helpers shared by the host inputs (`cpu`, `mem`, `disk`, `procstat` ...): reading /proc and
 //! /sys files into reused buffers, the glob matcher for `devices`/`interfaces`/`mount_points`,
 //! once-per-cause error reporting, and running blocking work on the blocking pool with at most
@@ -424,7 +426,11 @@ mod tests {
         assert!(glob_match("we,ird=1", "we,ird=1"));
         assert!(glob_match("a*b*c", "aXbYbZc"));
         assert!(!glob_match("a*b*c", "aXbYbZ"));
-        assert!(glob_match("[", "[") || !glob_match("[", "["));
+        assert!(
+            !glob_match("[", "["),
+            "an unterminated class matches nothing"
+        );
+        assert!(!glob_match("a[b", "a[b"));
         assert!(glob_match("/mnt/*", "/mnt/a b"));
         // Linear in practice even on a pathological pattern.
         let long = "a".repeat(2000);
