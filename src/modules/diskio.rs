@@ -148,9 +148,7 @@ impl DiskIo {
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let now = Instant::now();
-        self.diskstats
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/diskstats", e))?;
+        self.diskstats.read_required(&mut self.buf)?;
         let elapsed_ms = self
             .last_at
             .map(|t| now.duration_since(t).as_secs_f64() * 1000.0);

@@ -126,9 +126,7 @@ impl Mem {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        self.meminfo
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io(meminfo::PATH, e))?;
+        self.meminfo.read_required(&mut self.buf)?;
         parse_meminfo(&self.buf, &mut self.values);
         acc.add(build(ts, &self.values, self.config.collect_extended)?);
         Ok(())

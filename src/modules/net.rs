@@ -141,9 +141,7 @@ impl Net {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        self.dev
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/net/dev", e))?;
+        self.dev.read_required(&mut self.buf)?;
         let buf = std::mem::take(&mut self.buf);
         let mut seen = std::mem::take(&mut self.seen);
         seen.clear();
