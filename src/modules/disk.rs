@@ -30,7 +30,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 #[serde(deny_unknown_fields)]
 pub struct Raw {
     /// Only these mount points (globs allowed, e.g. `"/mnt/*"`). Default: every mount.
-    mount_points: Option<Vec<String>>,
+    mount_points: Option<toml::Spanned<Vec<String>>>,
     /// File-system types to skip. Default (telegraf's sample config): tmpfs, devtmpfs, devfs,
     /// iso9660, overlay, aufs, squashfs. `ignore_fs = []` reports every type.
     ignore_fs: Option<Vec<String>>,
@@ -62,7 +62,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
         None => Duration::from_secs(5),
     };
     Ok(Config {
-        mount_points: Globs(raw.mount_points.unwrap_or_default()),
+        mount_points: Globs::resolve(raw.mount_points, "mount_points")?,
         ignore_fs: raw
             .ignore_fs
             .unwrap_or_else(|| DEFAULT_IGNORE_FS.iter().map(|s| s.to_string()).collect()),
@@ -664,7 +664,7 @@ mod tests {
     #[tokio::test]
     async fn filters() {
         let cfg = resolve(Raw {
-            mount_points: Some(vec!["/".into()]),
+            mount_points: Some(toml::Spanned::new(0..0, vec!["/".into()])),
             ..Default::default()
         })
         .unwrap();
@@ -683,7 +683,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mp = dir.path().to_str().unwrap().to_owned();
         let mut d = Disk::new(Config {
-            mount_points: Globs(vec![mp.clone(), "/".into()]),
+            mount_points: Globs::new(&[mp.clone(), "/".into()]).unwrap(),
             ignore_fs: vec![],
             ignore_mount_opts: vec![],
             timeout: Duration::from_secs(5),
@@ -788,7 +788,7 @@ mod tests {
 
         let timeout = Duration::from_millis(300);
         let mut d = Disk::new(Config {
-            mount_points: Globs(vec!["/".into(), mp_s.clone()]),
+            mount_points: Globs::new(&["/".into(), mp_s.clone()]).unwrap(),
             ignore_fs: vec![],
             ignore_mount_opts: vec![],
             timeout,

@@ -81,6 +81,9 @@ fn refused_options_say_why() {
         !ok && err.contains("namepass") && err.contains("unclosed"),
         "{err}"
     );
+    // The host inputs' own globs are telegraf's too, checked at load.
+    let (ok, err) = check("[[inputs.diskio]]\n  devices = [\"sd{a,b\"]\n");
+    assert!(!ok && err.contains(":2:") && err.contains("devices"), "{err}");
     let (ok, err) = check("[[inputs.mem]]\n  startup_error_behavior = \"later\"\n");
     assert!(!ok && err.contains("ignore"), "{err}");
 }
