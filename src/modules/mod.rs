@@ -8,6 +8,7 @@ pub mod chaos;
 pub mod dns_query;
 pub mod http_response;
 pub mod internal;
+pub mod mqtt_consumer;
 pub mod net_response;
 pub mod ping;
 pub mod probe;
