@@ -49,6 +49,9 @@ pub struct InstanceStats {
     pub ticks_skipped: AtomicU64,
     /// The first unwritable metric of an instance is logged; later ones only counted.
     pub warned_unwritable: AtomicBool,
+    /// Counters a service input registers (`ServiceCtx::counter`), written by `internal` as
+    /// fields of this instance's line. TEMPORARY (mqtt branch) until the service API lands.
+    pub service_counters: Mutex<Vec<(&'static str, Arc<AtomicU64>)>>,
 }
 
 impl InstanceStats {
@@ -71,6 +74,7 @@ impl InstanceStats {
             restarts: AtomicU64::new(0),
             ticks_skipped: AtomicU64::new(0),
             warned_unwritable: AtomicBool::new(false),
+            service_counters: Mutex::new(Vec::new()),
         }
     }
 }

@@ -97,6 +97,9 @@ impl Internal {
             if let Some(alias) = &i.alias {
                 g = g.tag("alias", alias.clone());
             }
+            for (name, c) in crate::stats::lock(&i.service_counters).iter() {
+                g = g.field(*name, get(c));
+            }
             acc.add(
                 g.tag("instance", i.id.clone())
                     .field("gathers", get(&i.gathers))

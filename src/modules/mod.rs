@@ -59,6 +59,7 @@ pub const NAMES: &[&str] = &[
     "netstat",
     "procstat",
     "cgroup",
+    "mqtt_consumer",
     #[cfg(feature = "chaos")]
     "chaos",
 ];
@@ -89,6 +90,7 @@ pub enum InputConfig {
     Netstat(netstat::Config),
     Procstat(procstat::Config),
     Cgroup(cgroup::Config),
+    MqttConsumer(Box<mqtt_consumer::Config>),
     #[cfg(feature = "chaos")]
     Chaos(chaos::Config),
 }
@@ -148,6 +150,9 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
         "netstat" => InputConfig::Netstat(netstat::resolve(deserialize_value(table)?)?),
         "procstat" => InputConfig::Procstat(procstat::resolve(deserialize_value(table)?)?),
         "cgroup" => InputConfig::Cgroup(cgroup::resolve(deserialize_value(table)?)?),
+        "mqtt_consumer" => {
+            InputConfig::MqttConsumer(Box::new(mqtt_consumer::resolve(deserialize_value(table)?)?))
+        }
         #[cfg(feature = "chaos")]
         "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
         other => {
@@ -242,6 +247,12 @@ impl Module {
                 Module::Procstat(Box::new(procstat::Procstat::new(c.clone())))
             }
             InputConfig::Cgroup(c) => Module::Cgroup(cgroup::Cgroup::new(c.clone())),
+            // A service input: run by the supervisor's service runner, never gathered.
+            InputConfig::MqttConsumer(_) => {
+                return Err(GatherError::Failed(
+                    "mqtt_consumer is a service input and does not gather on ticks".into(),
+                ));
+            }
             #[cfg(feature = "chaos")]
             InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
         })

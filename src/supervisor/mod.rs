@@ -87,6 +87,21 @@ impl Supervisor {
                 ticks,
                 gather_timeout: inst.gather_timeout,
             };
+            // TEMPORARY (mqtt branch) until the service-input API lands on main.
+            if let crate::modules::InputConfig::MqttConsumer(c) = &inst.config {
+                let cancel = CancellationToken::new();
+                let c = (**c).clone();
+                let handle = tokio::spawn(crate::modules::mqtt_consumer::run_service(
+                    move || crate::modules::mqtt_consumer::MqttConsumer::new(c.clone()),
+                    run.instance,
+                    run.stats,
+                    self.ctx.clone(),
+                    config.agent.metric_buffer_limit,
+                    cancel.clone(),
+                ));
+                self.running.push((cancel, handle));
+                continue;
+            }
             if inst.config.runs_inline() {
                 lane.push(run);
                 continue;

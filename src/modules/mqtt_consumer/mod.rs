@@ -30,7 +30,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use config::{Config, Raw, resolve};
-pub use service::{Service, ServiceCtx};
+pub use service::{Service, ServiceCtx, run_service};
 
 use super::GatherError;
 use crate::output::Metric;

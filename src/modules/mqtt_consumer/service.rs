@@ -37,7 +37,6 @@ pub struct ServiceCtx {
     pub(crate) instance: Arc<InstanceStats>,
     /// Lines the queue may hold before `queue_lossless` waits.
     pub(crate) max_lines: usize,
-    pub(crate) counters: Mutex<Vec<(&'static str, Arc<AtomicU64>)>>,
     logged: Mutex<HashMap<String, Instant>>,
 }
 
@@ -57,7 +56,6 @@ impl ServiceCtx {
             registry,
             instance,
             max_lines,
-            counters: Mutex::new(Vec::new()),
             logged: Mutex::new(HashMap::new()),
         }
     }
@@ -97,7 +95,7 @@ impl ServiceCtx {
     }
 
     pub fn counter(&self, name: &'static str) -> Arc<AtomicU64> {
-        let mut c = lock(&self.counters);
+        let mut c = lock(&self.instance.service_counters);
         if let Some((_, a)) = c.iter().find(|(n, _)| *n == name) {
             return a.clone();
         }
@@ -124,5 +122,57 @@ impl ServiceCtx {
             crate::output::now_ns().max(0) as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+    }
+}
+
+/// Runs a service until `cancel`: a run that fails, panics or returns early is logged, counted
+/// as a restart (and a panic) and started again after a backoff (1 s doubling to 60 s).
+pub async fn run_service<S: Service>(
+    make: impl Fn() -> S,
+    instance: crate::config::InputInstance,
+    stats_: Arc<InstanceStats>,
+    module_ctx: crate::modules::ModuleContext,
+    max_lines: usize,
+    cancel: CancellationToken,
+) {
+    let deco = Arc::new(instance.decoration.clone());
+    let mut backoff = crate::supervisor::Backoff::default();
+    loop {
+        let ctx = Arc::new(ServiceCtx::new(
+            cancel.clone(),
+            deco.clone(),
+            module_ctx.queue.clone(),
+            module_ctx.registry.clone(),
+            stats_.clone(),
+            max_lines,
+        ));
+        let mut svc = make();
+        let c = ctx.clone();
+        let outcome = tokio::spawn(async move { svc.run(&c).await }).await;
+        if cancel.is_cancelled() {
+            return;
+        }
+        let why = match outcome {
+            Ok(Ok(())) => "stopped on its own".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(join) if join.is_panic() => {
+                stats::inc(&stats_.panics);
+                format!(
+                    "panicked: {}",
+                    crate::supervisor::panic_message(join.into_panic())
+                )
+            }
+            Err(_) => "cancelled".to_owned(),
+        };
+        stats::inc(&stats_.restarts);
+        let delay = backoff.failure(Instant::now());
+        tracing::error!(
+            "[inputs.{}] {why}; restarting in {delay:?}",
+            instance.display
+        );
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
     }
 }
