@@ -8,6 +8,7 @@ mod deployment;
 mod fuzz_regressions;
 mod host;
 mod hostile;
+mod mqtt;
 mod netprobes;
 mod ping;
 mod properties;

@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -51,7 +52,7 @@ const MAX_PACKET: usize = 268_435_455;
 const RECONNECT_BASE: Duration = Duration::from_secs(1);
 
 /// How long a stop may spend sending the acknowledgements already decided and a DISCONNECT.
-const STOP_FLUSH: Duration = Duration::from_millis(500);
+const STOP_FLUSH: Duration = Duration::from_millis(200);
 
 /// The self-metric fields of one instance.
 pub(super) struct Counters {
@@ -200,243 +201,359 @@ fn explain(e: &ConnectionError) -> String {
     }
 }
 
+/// What the handler asks the driver to send, in order.
+enum Reply {
+    /// Republish this payload to `dead_letter_topic`.
+    DeadLetter(bytes::Bytes),
+    /// Acknowledge the message (its lines are queued or it was dead-lettered).
+    Ack { publish: Publish, connection: u64 },
+}
+
 /// Runs the instance until `ctx.cancel()`.
 pub(super) async fn run(cfg: &Config, ctx: &ServiceCtx) -> Result<(), GatherError> {
     let counters = Counters::new(ctx);
     let client_id = cfg.client_id.clone().unwrap_or_else(random_client_id);
     let first = options(cfg, &cfg.servers[0], &client_id).map_err(GatherError::Failed)?;
-    // Room for one acknowledgement per undelivered message plus subscriptions and dead letters.
-    let (client, mut eventloop) = AsyncClient::new(first, cfg.max_undelivered + 64);
+    let (client, mut eventloop) = AsyncClient::new(first, REQUESTS);
     let mut net = NetworkOptions::new();
     net.set_connection_timeout(cfg.connection_timeout.as_secs_f64().ceil() as u64);
     eventloop.set_network_options(net);
     let (tx, rx) = tokio::sync::mpsc::channel::<Delivery>(cfg.max_undelivered);
-    let connection = AtomicU64::new(0);
-    let handler_done = tokio::sync::Notify::new();
-    let driver = drive(
+    // Unbounded, yet bounded by the messages the driver handed over (at most two replies each).
+    let (reply_tx, reply_rx) = tokio::sync::mpsc::unbounded_channel::<Reply>();
+    let driver = Driver {
         cfg,
         ctx,
-        &client,
-        &mut eventloop,
-        tx,
-        &connection,
-        &counters,
-        &client_id,
-        &handler_done,
-    );
-    let handler = async {
-        let r = handle(cfg, ctx, &client, rx, &connection, &counters).await;
-        handler_done.notify_one();
-        r
+        client: &client,
+        counters: &counters,
+        client_id: &client_id,
+        connection: 0,
+        replies: std::collections::VecDeque::new(),
+        held: std::collections::VecDeque::new(),
     };
-    let (d, h) = tokio::join!(driver, handler);
+    let (d, h) = tokio::join!(
+        driver.run(&mut eventloop, tx, reply_rx),
+        handle(cfg, ctx, rx, reply_tx, &counters)
+    );
     d.and(h)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn drive(
-    cfg: &Config,
-    ctx: &ServiceCtx,
-    client: &AsyncClient,
-    eventloop: &mut EventLoop,
-    tx: tokio::sync::mpsc::Sender<Delivery>,
-    connection: &AtomicU64,
-    counters: &Counters,
-    client_id: &str,
-    handler_done: &tokio::sync::Notify,
-) -> Result<(), GatherError> {
-    let cancel = ctx.cancel();
-    let mut server_idx = 0;
-    let mut attempt: u32 = 0;
-    let mut connected_once = false;
-    let mut connected = false;
-    let mut ping_sent: Option<Instant> = None;
-    let started = Instant::now();
-    let mut last_message: Option<Instant> = None;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Set when a reconnection must wait first.
-    let mut wait: Option<Duration> = None;
-    let sub_ids: Vec<String> = cfg.topics.clone();
-    loop {
-        if let Some(delay) = wait.take() {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(delay) => {}
+/// Capacity of rumqttc's request channel; only the driver writes to it, without waiting.
+const REQUESTS: usize = 256;
+
+/// Owns the connection: polls it without ever waiting on the handler, so keep-alive,
+/// acknowledgements and dead letters keep flowing while the handler waits for the output
+/// queue. Messages the handler has no room for are held here, up to `max_undelivered_messages`;
+/// beyond that it stops reading (the broker keeps the rest).
+struct Driver<'a> {
+    cfg: &'a Config,
+    ctx: &'a ServiceCtx,
+    client: &'a AsyncClient,
+    counters: &'a Counters,
+    client_id: &'a str,
+    /// Connections so far: a message is acknowledged only on the connection it came on.
+    connection: u64,
+    /// Replies not yet accepted by rumqttc's request channel.
+    replies: std::collections::VecDeque<Reply>,
+    /// Messages received while the handler's channel was full.
+    held: std::collections::VecDeque<Delivery>,
+}
+
+impl Driver<'_> {
+    /// Hands queued replies to the client while its request channel has room.
+    fn flush_replies(&mut self) {
+        while let Some(r) = self.replies.pop_front() {
+            let sent = match &r {
+                Reply::DeadLetter(payload) => match &self.cfg.dead_letter_topic {
+                    Some(dl) => match self.client.try_publish(
+                        dl.clone(),
+                        qos(self.cfg.qos),
+                        false,
+                        payload.clone(),
+                    ) {
+                        Ok(()) => {
+                            inc(&self.counters.dead_lettered);
+                            true
+                        }
+                        Err(rumqttc::ClientError::TryRequest(_)) => false,
+                        Err(e) => {
+                            self.ctx.error_once(
+                                "dead letter",
+                                format_args!("cannot publish to {dl}: {e}"),
+                            );
+                            true
+                        }
+                    },
+                    None => true,
+                },
+                Reply::Ack {
+                    publish,
+                    connection,
+                } => {
+                    if *connection != self.connection {
+                        // Came on an earlier connection: the broker redelivers it if it kept
+                        // the session; acknowledging its packet id now would be wrong.
+                        true
+                    } else {
+                        match self.client.try_ack(publish) {
+                            Ok(()) => {
+                                inc(&self.counters.acknowledged);
+                                true
+                            }
+                            Err(rumqttc::ClientError::TryRequest(_)) => false,
+                            Err(_) => true,
+                        }
+                    }
+                }
+            };
+            if !sent {
+                self.replies.push_front(r);
+                return;
             }
-            server_idx = (server_idx + 1) % cfg.servers.len();
-            match options(cfg, &cfg.servers[server_idx], client_id) {
-                Ok(o) => eventloop.mqtt_options = o,
-                Err(e) => {
-                    ctx.error_once("options", format_args!("cannot connect: {e}"));
-                    wait = Some(backoff(&mut attempt, cfg.max_reconnect_interval));
+        }
+    }
+
+    async fn run(
+        mut self,
+        eventloop: &mut EventLoop,
+        tx: tokio::sync::mpsc::Sender<Delivery>,
+        mut reply_rx: tokio::sync::mpsc::UnboundedReceiver<Reply>,
+    ) -> Result<(), GatherError> {
+        let cfg = self.cfg;
+        let ctx = self.ctx;
+        let counters = self.counters;
+        let cancel = ctx.cancel();
+        let mut server_idx = 0;
+        let mut attempt: u32 = 0;
+        let mut connected_once = false;
+        let mut connected = false;
+        let mut ping_sent: Option<Instant> = None;
+        let started = Instant::now();
+        let mut last_message: Option<Instant> = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Set when a reconnection must wait first.
+        let mut wait: Option<Duration> = None;
+        let topics: &[String] = &cfg.topics;
+        loop {
+            self.flush_replies();
+            while let Some(d) = self.held.pop_front() {
+                match tx.try_send(d) {
+                    Ok(()) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(d)) => {
+                        self.held.push_front(d);
+                        break;
+                    }
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                        self.held.clear();
+                        break;
+                    }
+                }
+            }
+            if let Some(delay) = wait.take() {
+                let until = tokio::time::Instant::now() + delay;
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = tick.tick() => {
+                            let since = last_message.unwrap_or(started).elapsed().as_secs();
+                            counters.since_last.store(since, Ordering::Relaxed);
+                        }
+                        p = tx.reserve(), if !self.held.is_empty() => {
+                            if let (Ok(p), Some(d)) = (p, self.held.pop_front()) {
+                                p.send(d);
+                            }
+                        }
+                    }
+                }
+                if cancel.is_cancelled() {
+                    break;
+                }
+                server_idx = (server_idx + 1) % cfg.servers.len();
+                match options(cfg, &cfg.servers[server_idx], self.client_id) {
+                    Ok(o) => eventloop.mqtt_options = o,
+                    Err(e) => {
+                        ctx.error_once("options", format_args!("cannot connect: {e}"));
+                        wait = Some(backoff(&mut attempt, cfg.max_reconnect_interval));
+                        continue;
+                    }
+                }
+            }
+            let reading = self.held.len() < cfg.max_undelivered;
+            // rumqttc's poll may be dropped and polled again at any point of a connection, but
+            // not while it connects (that would start over): nothing else wakes it then.
+            let up = eventloop.network.is_some();
+            let event = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = reply_rx.recv(), if up => {
+                    if let Some(r) = r {
+                        self.replies.push_back(r);
+                    }
                     continue;
                 }
+                p = tx.reserve(), if up && !self.held.is_empty() => {
+                    if let (Ok(p), Some(d)) = (p, self.held.pop_front()) {
+                        p.send(d);
+                    }
+                    continue;
+                }
+                _ = tick.tick(), if up => {
+                    let since = last_message.unwrap_or(started).elapsed().as_secs();
+                    counters.since_last.store(since, Ordering::Relaxed);
+                    if let Some(t) = ping_sent
+                        && connected
+                        && t.elapsed() > cfg.ping_timeout
+                    {
+                        ctx.error_once(
+                            "ping timeout",
+                            format_args!(
+                                "{}: no answer to a keep-alive ping within ping_timeout ({:?}); reconnecting",
+                                cfg.servers[server_idx].url, cfg.ping_timeout
+                            ),
+                        );
+                        eventloop.clean();
+                        connected = false;
+                        ping_sent = None;
+                        inc(&counters.reconnects);
+                        wait = Some(backoff(&mut attempt, cfg.max_reconnect_interval));
+                    }
+                    continue;
+                }
+                ev = eventloop.poll(), if reading || !up => ev,
+            };
+            if cfg.client_trace {
+                tracing::debug!(input = "mqtt_consumer", "{event:?}");
             }
-        }
-        let event = tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tick.tick() => {
-                let since = last_message.unwrap_or(started).elapsed().as_secs();
-                counters.since_last.store(since, Ordering::Relaxed);
-                if let Some(t) = ping_sent
-                    && connected
-                    && t.elapsed() > cfg.ping_timeout
-                {
-                    ctx.error_once(
-                        "ping timeout",
-                        format_args!(
-                            "{}: no answer to a keep-alive ping within ping_timeout ({:?}); reconnecting",
-                            cfg.servers[server_idx].url, cfg.ping_timeout
-                        ),
-                    );
-                    eventloop.clean();
+            match event {
+                Ok(Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
+                    self.connection += 1;
+                    connected = true;
+                    ping_sent = None;
+                    attempt = 0;
+                    ctx.mark_alive();
+                    let server = &cfg.servers[server_idx];
+                    if connected_once {
+                        tracing::info!(
+                            "[inputs.mqtt_consumer] reconnected to {} (session present: {})",
+                            server.url,
+                            ack.session_present
+                        );
+                    }
+                    let key = (server.url.clone(), self.client_id.to_owned());
+                    let previous = lock(remembered()).get(&key).cloned();
+                    let (subscribe, unsubscribe): (Vec<String>, Vec<String>) =
+                        match (cfg.persistent_session && ack.session_present, previous) {
+                            (true, Some(prev)) => (
+                                topics
+                                    .iter()
+                                    .filter(|t| !prev.contains(t))
+                                    .cloned()
+                                    .collect(),
+                                prev.into_iter().filter(|t| !topics.contains(t)).collect(),
+                            ),
+                            _ => {
+                                if connected_once && !ack.session_present {
+                                    inc(&counters.resubscribes);
+                                }
+                                (topics.to_vec(), Vec::new())
+                            }
+                        };
+                    connected_once = true;
+                    for t in unsubscribe {
+                        self.client
+                            .try_unsubscribe(t.clone())
+                            .map_err(|e| GatherError::Failed(format!("unsubscribe {t}: {e}")))?;
+                    }
+                    if !subscribe.is_empty() {
+                        let filters = subscribe
+                            .iter()
+                            .map(|t| SubscribeFilter::new(t.clone(), qos(cfg.qos)));
+                        self.client
+                            .try_subscribe_many(filters)
+                            .map_err(|e| GatherError::Failed(format!("subscribe: {e}")))?;
+                    }
+                    lock(remembered()).insert(key, topics.to_vec());
+                }
+                Ok(Event::Incoming(rumqttc::Packet::Publish(publish))) => {
+                    last_message = Some(Instant::now());
+                    counters.since_last.store(0, Ordering::Relaxed);
+                    ping_sent = None;
+                    ctx.mark_alive();
+                    inc(&counters.received);
+                    if publish.dup {
+                        inc(&counters.duplicates);
+                    }
+                    inc(&counters.in_flight);
+                    self.held.push_back(Delivery {
+                        publish,
+                        connection: self.connection,
+                    });
+                }
+                Ok(Event::Incoming(rumqttc::Packet::SubAck(ack))) => {
+                    ping_sent = None;
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, SubscribeReasonCode::Failure))
+                    {
+                        ctx.error_once(
+                            "subscribe refused",
+                            format_args!(
+                                "the broker refused a subscription among {:?}",
+                                cfg.topics
+                            ),
+                        );
+                    }
+                }
+                Ok(Event::Outgoing(Outgoing::PingReq)) => {
+                    if ping_sent.is_none() {
+                        ping_sent = Some(Instant::now());
+                    }
+                }
+                Ok(Event::Incoming(_)) => ping_sent = None,
+                Ok(Event::Outgoing(_)) => {}
+                Err(e) => {
                     connected = false;
                     ping_sent = None;
-                    inc(&counters.reconnects);
+                    if connected_once {
+                        inc(&counters.reconnects);
+                    }
+                    let server = &cfg.servers[server_idx].url;
+                    ctx.error_once(
+                        &cause(&e),
+                        format_args!("{server}: {}; retrying with backoff", explain(&e)),
+                    );
                     wait = Some(backoff(&mut attempt, cfg.max_reconnect_interval));
                 }
-                continue;
-            }
-            ev = eventloop.poll() => ev,
-        };
-        if cfg.client_trace {
-            tracing::debug!(input = "mqtt_consumer", "{event:?}");
-        }
-        match event {
-            Ok(Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
-                let generation = connection.fetch_add(1, Ordering::SeqCst) + 1;
-                tracing::debug!(
-                    generation,
-                    session_present = ack.session_present,
-                    "mqtt connected"
-                );
-                connected = true;
-                ping_sent = None;
-                attempt = 0;
-                ctx.mark_alive();
-                let server = &cfg.servers[server_idx];
-                if connected_once {
-                    tracing::info!(
-                        "[inputs.mqtt_consumer] reconnected to {} (session present: {})",
-                        server.url,
-                        ack.session_present
-                    );
-                }
-                let key = (server.url.clone(), client_id.to_owned());
-                let previous = lock(remembered()).get(&key).cloned();
-                let (subscribe, unsubscribe): (Vec<String>, Vec<String>) =
-                    match (cfg.persistent_session && ack.session_present, previous) {
-                        (true, Some(prev)) => (
-                            sub_ids
-                                .iter()
-                                .filter(|t| !prev.contains(t))
-                                .cloned()
-                                .collect(),
-                            prev.into_iter().filter(|t| !sub_ids.contains(t)).collect(),
-                        ),
-                        _ => {
-                            if connected_once && !ack.session_present {
-                                inc(&counters.resubscribes);
-                            }
-                            (sub_ids.clone(), Vec::new())
-                        }
-                    };
-                connected_once = true;
-                for t in unsubscribe {
-                    if let Err(e) = client.try_unsubscribe(t.clone()) {
-                        return Err(GatherError::Failed(format!("unsubscribe {t}: {e}")));
-                    }
-                }
-                if !subscribe.is_empty() {
-                    let filters = subscribe
-                        .iter()
-                        .map(|t| SubscribeFilter::new(t.clone(), qos(cfg.qos)));
-                    client
-                        .try_subscribe_many(filters)
-                        .map_err(|e| GatherError::Failed(format!("subscribe: {e}")))?;
-                }
-                lock(remembered()).insert(key, sub_ids.clone());
-            }
-            Ok(Event::Incoming(rumqttc::Packet::Publish(publish))) => {
-                last_message = Some(Instant::now());
-                counters.since_last.store(0, Ordering::Relaxed);
-                ping_sent = None;
-                ctx.mark_alive();
-                inc(&counters.received);
-                if publish.dup {
-                    inc(&counters.duplicates);
-                }
-                inc(&counters.in_flight);
-                let delivery = Delivery {
-                    publish,
-                    connection: connection.load(Ordering::SeqCst),
-                };
-                // Waits for the handler when max_undelivered_messages are pending: the broker
-                // keeps the rest.
-                tokio::select! {
-                    _ = cancel.cancelled() => {
-                        counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-                        break;
-                    }
-                    r = tx.send(delivery) => if r.is_err() {
-                        counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-                        break;
-                    }
-                }
-            }
-            Ok(Event::Incoming(rumqttc::Packet::SubAck(ack))) => {
-                ping_sent = None;
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, SubscribeReasonCode::Failure))
-                {
-                    ctx.error_once(
-                        "subscribe refused",
-                        format_args!("the broker refused a subscription among {:?}", cfg.topics),
-                    );
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::PingReq)) => {
-                if ping_sent.is_none() {
-                    ping_sent = Some(Instant::now());
-                }
-            }
-            Ok(Event::Incoming(_)) => ping_sent = None,
-            Ok(Event::Outgoing(_)) => {}
-            Err(e) => {
-                connected = false;
-                ping_sent = None;
-                if connected_once {
-                    inc(&counters.reconnects);
-                }
-                let server = &cfg.servers[server_idx].url;
-                ctx.error_once(
-                    &cause(&e),
-                    format_args!("{server}: {}; retrying with backoff", explain(&e)),
-                );
-                wait = Some(backoff(&mut attempt, cfg.max_reconnect_interval));
             }
         }
-    }
-    drop(tx);
-    // Stop: let the handler finish (it stops at once, leaving messages whose lines are not
-    // queued unacknowledged), send the acknowledgements it decided, then DISCONNECT.
-    handler_done.notified().await;
-    if connected {
-        let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(STOP_FLUSH, async {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-                    _ => {}
+        // Stop: messages not handed to the handler stay unacknowledged (redelivered); the
+        // handler stops at once; its last replies are sent, then DISCONNECT.
+        let unhandled = self.held.len() as u64;
+        counters.in_flight.fetch_sub(unhandled, Ordering::Relaxed);
+        self.held.clear();
+        drop(tx);
+        while let Some(r) = reply_rx.recv().await {
+            self.replies.push_back(r);
+        }
+        if connected {
+            let flush = async {
+                loop {
+                    self.flush_replies();
+                    if self.replies.is_empty() {
+                        let _ = self.client.try_disconnect();
+                    }
+                    match eventloop.poll().await {
+                        Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                        _ => {}
+                    }
                 }
-            }
-        })
-        .await;
+            };
+            let _ = tokio::time::timeout(STOP_FLUSH, flush).await;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The delay before reconnection attempt `attempt` (then incremented): 1 s doubling up to
@@ -450,19 +567,18 @@ fn backoff(attempt: &mut u32, max: Duration) -> Duration {
 async fn handle(
     cfg: &Config,
     ctx: &ServiceCtx,
-    client: &AsyncClient,
     mut rx: tokio::sync::mpsc::Receiver<Delivery>,
-    connection: &AtomicU64,
+    replies: tokio::sync::mpsc::UnboundedSender<Reply>,
     counters: &Counters,
 ) -> Result<(), GatherError> {
     let cancel = ctx.cancel();
     loop {
         let d = tokio::select! {
             biased;
-            _ = cancel.cancelled() => return Ok(()),
+            _ = cancel.cancelled() => break,
             d = rx.recv() => match d {
                 Some(d) => d,
-                None => return Ok(()),
+                None => break,
             },
         };
         let p = &d.publish;
@@ -476,7 +592,7 @@ async fn handle(
                 if ctx.queue_lossless(acc).await.is_err() {
                     // Stopping: not queued, so not acknowledged; the broker redelivers it.
                     counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    return Ok(());
+                    break;
                 }
                 None
             }
@@ -488,36 +604,30 @@ async fn handle(
             ctx.error_once(
                 what,
                 format_args!(
-                    "{what} on topic {:?} ({} bytes): {why}{}",
+                    "{what} on topic {:?} ({} bytes): {why}{}; further ones are counted in parse_errors",
                     p.topic,
                     p.payload.len(),
-                    if cfg.dead_letter_topic.is_some() {
-                        "; dead-lettered"
-                    } else {
-                        ""
-                    }
+                    if cfg.dead_letter_topic.is_some() { "; dead-lettered" } else { "" }
                 ),
             );
-            if let Some(dl) = &cfg.dead_letter_topic {
-                match client
-                    .publish_bytes(dl.clone(), qos(cfg.qos), false, p.payload.clone())
-                    .await
-                {
-                    Ok(()) => inc(&counters.dead_lettered),
-                    Err(e) => {
-                        ctx.error_once("dead letter", format_args!("cannot publish to {dl}: {e}"))
-                    }
-                }
+            if cfg.dead_letter_topic.is_some() {
+                let _ = replies.send(Reply::DeadLetter(p.payload.clone()));
             }
         }
-        if p.qos != QoS::AtMostOnce
-            && d.connection == connection.load(Ordering::SeqCst)
-            && client.ack(p).await.is_ok()
-        {
-            inc(&counters.acknowledged);
+        if p.qos != QoS::AtMostOnce {
+            let _ = replies.send(Reply::Ack {
+                publish: d.publish,
+                connection: d.connection,
+            });
         }
         counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
+    // Messages still waiting in the channel stay unacknowledged.
+    rx.close();
+    while let Ok(_d) = rx.try_recv() {
+        counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

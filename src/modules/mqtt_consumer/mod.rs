@@ -46,6 +46,11 @@ pub fn parse_message(
     payload: &[u8],
     now_ns: i64,
 ) -> Result<Vec<Metric>, String> {
+    // Test builds: a payload that makes the parser panic, for the poison-message tests.
+    #[cfg(feature = "chaos")]
+    if payload == b"chaos:panic" {
+        panic!("chaos: parser panic requested by the payload");
+    }
     let mut metrics = match &cfg.format {
         config::Format::Influx => influx::parse(payload, now_ns).map_err(|e| e.to_string())?,
         config::Format::Json(opts) => json::parse(payload, opts, DEFAULT_NAME, now_ns)?,

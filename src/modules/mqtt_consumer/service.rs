@@ -86,11 +86,10 @@ impl ServiceCtx {
     }
 
     pub fn isolate<T>(&self, f: impl FnOnce() -> T) -> Result<T, String> {
+        // Stand-in: counted here, logged (once per cause) by the caller.
         std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
             stats::inc(&self.instance.panics);
-            let msg = crate::supervisor::panic_message(p);
-            tracing::error!("[inputs.{}] panicked: {msg}", self.instance.display);
-            msg
+            crate::supervisor::panic_message(p)
         })
     }
 
