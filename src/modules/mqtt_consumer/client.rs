@@ -188,12 +188,11 @@ fn cause(e: &ConnectionError) -> String {
 
 fn explain(e: &ConnectionError) -> String {
     match e {
-        ConnectionError::ConnectionRefused(rumqttc::ConnectReturnCode::BadUserNamePassword) => {
-            "the broker refused the user name or password".into()
-        }
-        ConnectionError::ConnectionRefused(rumqttc::ConnectReturnCode::NotAuthorized) => {
-            "the broker refused the connection: not authorized".into()
-        }
+        // Brokers answer bad credentials with either code (mosquitto: not authorized).
+        ConnectionError::ConnectionRefused(
+            code @ (rumqttc::ConnectReturnCode::BadUserNamePassword
+            | rumqttc::ConnectReturnCode::NotAuthorized),
+        ) => format!("the broker refused the credentials (username/password, {code:?})"),
         ConnectionError::NetworkTimeout => {
             "no CONNACK within connection_timeout (is this an MQTT broker?)".into()
         }
