@@ -209,7 +209,7 @@ async fn serve(
     let mut health = Health::default();
     health.apply(config.agent.health_listen, &registry).await;
     let mut supervisor = Supervisor::new(ctx);
-    supervisor.start(&config);
+    supervisor.start(&config, &|_| None);
     tracing::info!(
         "metrics-agent {} started with {} input instance(s) from {}",
         env!("CARGO_PKG_VERSION"),
@@ -314,7 +314,7 @@ async fn reload(
     if next.agent.log_format != current.agent.log_format {
         tracing::warn!("log_format changes take effect at the next start, not on reload");
     }
-    supervisor.start(&next);
+    supervisor.start(&next, &|_| None);
     tracing::info!(
         "reloaded {}: {} input instance(s)",
         next.source_name(),

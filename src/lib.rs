@@ -1,26 +1,31 @@
 //! metrics-agent: one process that runs network probes and host collectors and writes InfluxDB
 //! line protocol to stdout for telegraf's `[[inputs.execd]]`.
 //!
-//! Map of the crate:
-//! - [`app`]: the process: start-up, the control loop, reload and shutdown.
-//! - [`cli`]: command-line flags.
-//! - [`config`]: TOML parsed into raw structs, then resolved into validated runtime types.
-//! - [`control`]: SIGHUP/SIGTERM/SIGINT, stdin and stdout events mapped to one enum.
-//! - [`supervisor`]: one isolated task per input instance: schedule, timeouts, panics, backoff,
-//!   and the watchdog.
-//! - [`modules`]: the inputs, one module each, listed in one registry.
+//! Map of the crate, by layer (each imports only the ones listed before it; checked by
+//! `tests/integration/layers.rs`):
+//! - Leaves: [`options`] (config primitives: durations, located errors), `isolation` (panics
+//!   caught into messages), [`stats`] (counters behind the self-metrics, log-once per instance).
 //! - [`output`]: metric type, line-protocol encoder, bounded queue, the single stdout writer.
-//! - [`stats`]: counters behind the `internal` self-metrics.
-//! - [`health`]: the optional `/healthz` `/readyz` `/version` endpoint.
-//! - [`logging`]: stderr logging in telegraf's `E!`/`W!`/`I!`/`D!` form.
+//! - [`modules`]: the inputs, one module each, and the registry (`modules::INPUTS`) every name,
+//!   parser and builder is derived from; [`health`]: the optional `/healthz` `/readyz` endpoint.
+//! - [`config`]: the whole TOML file, parsed into raw structs, then resolved into validated
+//!   runtime types through the registry.
+//! - [`supervisor`]: one isolated task per input instance (ticked or service), the local lane,
+//!   schedule, timeouts, panics, backoff, gates, and the watchdog; [`control`]: SIGHUP/SIGTERM/
+//!   SIGINT, stdin and stdout events mapped to one enum; [`logging`]: stderr logging in
+//!   telegraf's `E!`/`W!`/`I!`/`D!` form; [`cli`]: command-line flags.
+//! - [`app`]: the process: start-up, the control loop, reload and shutdown.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod health;
+pub(crate) mod isolation;
 pub mod logging;
 pub mod modules;
+pub mod options;
 pub mod output;
+pub(crate) mod rand;
 pub mod stats;
 pub mod supervisor;

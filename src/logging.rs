@@ -102,13 +102,7 @@ where
 /// input panicked and restarts it.
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
-            (*s).to_owned()
-        } else if let Some(s) = info.payload().downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "non-string payload".to_owned()
-        };
+        let msg = crate::isolation::payload_text(info.payload());
         let at = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
@@ -119,7 +113,7 @@ pub fn install_panic_hook() {
             .to_owned();
         tracing::error!(
             "panic in thread {thread} at {at}: {}",
-            crate::supervisor::one_line(&msg, 1024)
+            crate::isolation::one_line(msg, 1024)
         );
     }));
 }

@@ -1,8 +1,11 @@
 //! Counters behind the agent's self-metrics (`internal` input) and its log lines. Plain atomics:
 //! every hot path only increments.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Agent-wide counters.
 #[derive(Debug, Default)]
@@ -47,11 +50,13 @@ pub struct InstanceStats {
     pub panics: AtomicU64,
     pub restarts: AtomicU64,
     pub ticks_skipped: AtomicU64,
-    /// The first unwritable metric of an instance is logged; later ones only counted.
-    pub warned_unwritable: AtomicBool,
-    /// Counters a service input registers (`ServiceCtx::counter`), written by `internal` as
-    /// fields of this instance's line. TEMPORARY (mqtt branch) until the service API lands.
-    pub service_counters: Mutex<Vec<(&'static str, Arc<AtomicU64>)>>,
+    /// Paused by a gate (probe-group standby): gathers nothing and is not late for `/readyz`.
+    pub paused: AtomicBool,
+    /// Counters of the input's own (a service input's messages, reconnects...), written by the
+    /// `internal` input as extra fields of this instance's line, in registration order.
+    extra: Mutex<Vec<(&'static str, Arc<AtomicU64>)>>,
+    /// Errors logged recently, by cause.
+    log: LogOnce,
 }
 
 impl InstanceStats {
@@ -73,8 +78,91 @@ impl InstanceStats {
             panics: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             ticks_skipped: AtomicU64::new(0),
-            warned_unwritable: AtomicBool::new(false),
-            service_counters: Mutex::new(Vec::new()),
+            paused: AtomicBool::new(false),
+            extra: Mutex::new(Vec::new()),
+            log: LogOnce::default(),
+        }
+    }
+
+    /// The instance's counter `name`, created at 0 on first use. Kept across restarts of the
+    /// module, like every counter here.
+    pub fn counter(&self, name: &'static str) -> Arc<AtomicU64> {
+        let mut extra = lock(&self.extra);
+        if let Some((_, c)) = extra.iter().find(|(n, _)| *n == name) {
+            return c.clone();
+        }
+        let c = Arc::new(AtomicU64::new(0));
+        extra.push((name, c.clone()));
+        c
+    }
+
+    /// The input's own counters, as `(name, value)`.
+    pub fn extra_counters(&self) -> Vec<(&'static str, u64)> {
+        lock(&self.extra)
+            .iter()
+            .map(|(n, c)| (*n, get(c)))
+            .collect()
+    }
+
+    /// "Log once, count always": logs `msg` as an error of this instance unless the same `cause`
+    /// was logged within the last [`LOG_AGAIN_AFTER`]. Callers count every occurrence in a
+    /// counter of their own; the log line is for the operator reading stderr, who needs the
+    /// first one and a reminder, not a line per gather or per message.
+    pub fn error_once(&self, cause: &str, msg: fmt::Arguments<'_>) {
+        if self.log.should_log(cause, Instant::now()) {
+            tracing::error!("[inputs.{}] {msg}", self.display);
+        }
+    }
+
+    /// Forgets `cause`, so that it is logged at once if it comes back (it recovered).
+    pub fn clear_logged(&self, cause: &str) {
+        lock(&self.log.last).remove(cause);
+    }
+
+    /// Whether any cause is remembered: a hot path can skip building a key to clear.
+    pub fn logged_any(&self) -> bool {
+        !lock(&self.log.last).is_empty()
+    }
+
+    /// As [`InstanceStats::error_once`], at warning level.
+    pub fn warn_once(&self, cause: &str, msg: fmt::Arguments<'_>) {
+        if self.log.should_log(cause, Instant::now()) {
+            tracing::warn!("[inputs.{}] {msg}", self.display);
+        }
+    }
+}
+
+/// The same cause is logged again at most this often.
+pub const LOG_AGAIN_AFTER: Duration = Duration::from_secs(300);
+/// Causes remembered per instance: a target list of thousands each failing its own way must not
+/// grow memory; past this the oldest is forgotten (and may be logged again).
+const LOG_CAUSES_MAX: usize = 256;
+
+/// When each cause was last logged.
+#[derive(Debug, Default)]
+struct LogOnce {
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl LogOnce {
+    fn should_log(&self, cause: &str, now: Instant) -> bool {
+        let mut last = lock(&self.last);
+        match last.get_mut(cause) {
+            Some(t) if now.duration_since(*t) < LOG_AGAIN_AFTER => false,
+            Some(t) => {
+                *t = now;
+                true
+            }
+            None => {
+                if last.len() >= LOG_CAUSES_MAX
+                    && let Some(oldest) =
+                        last.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
+                {
+                    last.remove(&oldest);
+                }
+                last.insert(cause.to_owned(), now);
+                true
+            }
         }
     }
 }
@@ -111,4 +199,32 @@ pub fn add(c: &AtomicU64, n: u64) {
 
 pub fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_logged_once_per_period_and_causes_are_bounded() {
+        let l = LogOnce::default();
+        let t = Instant::now();
+        assert!(l.should_log("a", t));
+        assert!(!l.should_log("a", t + Duration::from_secs(1)));
+        assert!(l.should_log("b", t + Duration::from_secs(2)));
+        assert!(l.should_log("b", t + Duration::from_secs(2) + LOG_AGAIN_AFTER));
+        for i in 0..1000 {
+            l.should_log(&i.to_string(), t);
+        }
+        assert_eq!(lock(&l.last).len(), LOG_CAUSES_MAX);
+    }
+
+    #[test]
+    fn extra_counters_are_shared_by_name() {
+        let s = InstanceStats::new("inputs.x[0]", "x", "x", None);
+        inc(&s.counter("received"));
+        inc(&s.counter("received"));
+        inc(&s.counter("acked"));
+        assert_eq!(s.extra_counters(), vec![("received", 2), ("acked", 1)]);
+    }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::duration::ConfigDuration;
-use super::error::SpanError;
+use crate::options::ConfigDuration;
+use crate::options::SpanError;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,19 +3,16 @@
 //! supervisor and modules use. Nothing past this module re-validates.
 
 mod agent;
-pub mod duration;
-mod error;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 
+use crate::options::{ConfigDuration, SpanError, deserialize_value, locate};
+pub use crate::options::{ConfigError, Located};
 pub use agent::{AgentConfig, LogFormat, LogLevel, Trigger};
-pub use duration::{ConfigDuration, parse_duration};
-pub use error::{ConfigError, Located, SpanError, line_col};
 
 use crate::modules::{self, InputConfig};
 use crate::output::Decoration;
@@ -99,7 +96,7 @@ impl Config {
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let root = DeTable::parse(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            error::locate(
+            locate(
                 file,
                 text,
                 "",
@@ -108,7 +105,7 @@ impl Config {
         })?;
         let root_span = root.span();
         let mut root = root.into_inner();
-        let fail = |path: &str, e: SpanError| error::locate(file, text, path, e);
+        let fail = |path: &str, e: SpanError| locate(file, text, path, e);
 
         let mut agent_table = None;
         let mut global_tags = None;
@@ -184,12 +181,6 @@ fn first_line(msg: &str) -> String {
         .to_owned()
 }
 
-/// Deserializes one spanned TOML value into `T`, keeping the span of the offending key or value.
-pub fn deserialize_value<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, SpanError> {
-    let span = value.span();
-    T::deserialize(ValueDeserializer::from(value)).map_err(|e| SpanError::from_toml(e, span))
-}
-
 fn resolve_inputs(
     value: Spanned<DeValue<'_>>,
     agent: &AgentConfig,
@@ -205,7 +196,7 @@ fn resolve_inputs(
     for (name, value) in table {
         let name_span = name.span();
         let name = name.into_inner();
-        let Some(module) = modules::lookup(&name) else {
+        let Some(entry) = modules::lookup(&name) else {
             return Err((
                 format!("inputs.{name}"),
                 SpanError::new(
@@ -213,7 +204,7 @@ fn resolve_inputs(
                     "",
                     format!(
                         "unknown input, expected one of: {}",
-                        modules::NAMES.join(", ")
+                        modules::names().collect::<Vec<_>>().join(", ")
                     ),
                 ),
             ));
@@ -232,7 +223,7 @@ fn resolve_inputs(
         for (index, item) in tables.into_iter().enumerate() {
             let path = format!("inputs.{name}[{index}]");
             let inst =
-                resolve_instance(module, &path, item, agent).map_err(|e| (path.clone(), e))?;
+                resolve_instance(entry, &path, item, agent).map_err(|e| (path.clone(), e))?;
             out.push(inst);
         }
     }
@@ -240,7 +231,7 @@ fn resolve_inputs(
 }
 
 fn resolve_instance(
-    module: &'static str,
+    entry: &'static modules::Entry,
     path: &str,
     item: Spanned<DeValue<'_>>,
     agent: &AgentConfig,
@@ -257,7 +248,7 @@ fn resolve_instance(
     }
     let common: CommonRaw =
         deserialize_value(Spanned::new(span.clone(), DeValue::Table(common_table)))?;
-    let config = modules::parse(module, Spanned::new(span.clone(), DeValue::Table(table)))?;
+    let config = InputConfig::parse(entry, Spanned::new(span.clone(), DeValue::Table(table)))?;
 
     let interval = match &common.interval {
         Some(d) if d.get_ref().get().is_zero() => {
@@ -292,11 +283,11 @@ fn resolve_instance(
         }
     }
     let display = match &common.alias {
-        Some(a) => format!("{module}::{a}"),
-        None => module.to_owned(),
+        Some(a) => format!("{}::{a}", entry.name),
+        None => entry.name.to_owned(),
     };
     Ok(InputInstance {
-        module,
+        module: entry.name,
         id: path.to_owned(),
         display,
         alias: common.alias,

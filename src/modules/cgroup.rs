@@ -15,8 +15,8 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, Globs, glob_match, read_into};
-use crate::config::SpanError;
+use super::hostutil::{Globs, glob_match, read_into};
+use crate::options::SpanError;
 use crate::output::{Accumulator, Key, Metric, now_ns};
 
 /// `[[inputs.cgroup]]`
@@ -121,7 +121,6 @@ pub fn add_file_fields(mut m: Metric, file: &str, text: &str) -> Metric {
 pub struct Cgroup {
     config: Config,
     buf: String,
-    errors: ErrorOnce,
 }
 
 impl Cgroup {
@@ -129,7 +128,6 @@ impl Cgroup {
         Cgroup {
             config,
             buf: String::with_capacity(4096),
-            errors: ErrorOnce::default(),
         }
     }
 
@@ -151,7 +149,7 @@ impl Cgroup {
                     let path = format!("{dir}/{name}");
                     match read_into(&path, &mut self.buf) {
                         Ok(()) => m = add_file_fields(m, &name, &self.buf),
-                        Err(e) => self.errors.report(acc, "cgroup", &path, &e),
+                        Err(e) => acc.partial_error(&path, &e),
                     }
                 }
                 if !m.fields.is_empty() {
@@ -162,6 +160,8 @@ impl Cgroup {
         Ok(())
     }
 }
+
+super::ticked_input!(Cgroup, super::Shape::Ticked);
 
 #[cfg(test)]
 mod tests {

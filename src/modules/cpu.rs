@@ -12,8 +12,10 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, ProcFile, clk_tck};
-use crate::config::SpanError;
+use super::hostutil::{ProcFile, clk_tck};
+use super::procfs::stat;
+pub use super::procfs::stat::CpuTimes;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.cpu]]`
@@ -53,69 +55,6 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     })
 }
 
-/// One `cpu…` line of `/proc/stat`, in clock ticks.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct CpuTimes {
-    pub user: u64,
-    pub nice: u64,
-    pub system: u64,
-    pub idle: u64,
-    pub iowait: u64,
-    pub irq: u64,
-    pub softirq: u64,
-    pub steal: u64,
-    pub guest: u64,
-    pub guest_nice: u64,
-}
-
-impl CpuTimes {
-    /// Telegraf's total: guest and guest_nice are already inside user and nice.
-    fn total(&self) -> u64 {
-        self.user
-            + self.system
-            + self.nice
-            + self.iowait
-            + self.irq
-            + self.softirq
-            + self.steal
-            + self.idle
-    }
-}
-
-/// Calls `f(name, times)` for every `cpu` line of `/proc/stat` (`cpu` for the total, `cpuN`).
-/// Missing trailing columns (old kernels) read as 0.
-pub fn parse_stat(text: &str, mut f: impl FnMut(&str, CpuTimes)) {
-    for line in text.lines() {
-        if !line.starts_with("cpu") {
-            continue;
-        }
-        let mut it = line.split_ascii_whitespace();
-        let Some(name) = it.next() else { continue };
-        let mut v = [0u64; 10];
-        for slot in v.iter_mut() {
-            match it.next().and_then(|s| s.parse().ok()) {
-                Some(n) => *slot = n,
-                None => break,
-            }
-        }
-        f(
-            name,
-            CpuTimes {
-                user: v[0],
-                nice: v[1],
-                system: v[2],
-                idle: v[3],
-                iowait: v[4],
-                irq: v[5],
-                softirq: v[6],
-                steal: v[7],
-                guest: v[8],
-                guest_nice: v[9],
-            },
-        );
-    }
-}
-
 pub struct Cpu {
     config: Config,
     stat: ProcFile,
@@ -123,19 +62,17 @@ pub struct Cpu {
     last: HashMap<String, CpuTimes>,
     topology: HashMap<String, (String, String)>,
     hz: f64,
-    errors: ErrorOnce,
 }
 
 impl Cpu {
     pub fn new(config: Config) -> Self {
         Cpu {
             config,
-            stat: ProcFile::new("/proc/stat"),
+            stat: ProcFile::new(stat::PATH),
             buf: String::with_capacity(4096),
             last: HashMap::new(),
             topology: HashMap::new(),
             hz: clk_tck(),
-            errors: ErrorOnce::default(),
         }
     }
 
@@ -143,20 +80,23 @@ impl Cpu {
         let ts = now_ns();
         self.stat
             .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/stat", e))?;
+            .map_err(|e| GatherError::io(stat::PATH, e))?;
         let buf = std::mem::take(&mut self.buf);
         let mut seen = 0usize;
-        parse_stat(&buf, |name, t| {
-            seen += 1;
-            let (tag, wanted) = if name == "cpu" {
-                ("cpu-total", self.config.totalcpu)
-            } else {
-                (name, self.config.percpu)
-            };
-            if wanted {
-                self.emit(acc, ts, tag, t);
-            }
-        });
+        stat::parse(
+            &buf,
+            Some(&mut |name, t| {
+                seen += 1;
+                let (tag, wanted) = if name == "cpu" {
+                    ("cpu-total", self.config.totalcpu)
+                } else {
+                    (name, self.config.percpu)
+                };
+                if wanted {
+                    self.emit(acc, ts, tag, t);
+                }
+            }),
+        );
         self.buf = buf;
         if seen == 0 {
             return Err(GatherError::Failed("/proc/stat has no cpu lines".into()));
@@ -197,10 +137,7 @@ impl Cpu {
         let total = t.total() as f64 - p.total() as f64;
         if total < 0.0 {
             // Counters went back (CPU hot-unplugged and back): skip this sample, as telegraf does.
-            self.errors.report(
-                acc,
-                "cpu",
-                "cpu time went backwards",
+            acc.partial_error("cpu time went backwards",
                 &format!("{tag}: total decreased by {} ticks", -total),
             );
             return;
@@ -257,28 +194,12 @@ impl Cpu {
     }
 }
 
+super::ticked_input!(Cpu, super::Shape::Local);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::modules::hostutil::testing::TestAcc;
-
-    const STAT: &str = include_str!("../../tests/fixtures/cpu/stat");
-
-    #[test]
-    fn parses_fixture() {
-        let mut names = Vec::new();
-        let mut total = None;
-        parse_stat(STAT, |n, t| {
-            names.push(n.to_owned());
-            if n == "cpu" {
-                total = Some(t);
-            }
-        });
-        assert_eq!(names[0], "cpu");
-        assert!(names.iter().any(|n| n == "cpu0"));
-        let t = total.unwrap();
-        assert!(t.user > 0 && t.idle > 0);
-    }
 
     fn times(user: u64, nice: u64, system: u64, idle: u64, guest: u64, gn: u64) -> CpuTimes {
         CpuTimes {

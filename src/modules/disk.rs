@@ -21,8 +21,8 @@ use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, Globs, read_bytes_at_zero};
-use crate::config::{ConfigDuration, SpanError};
+use super::hostutil::{Globs, read_bytes_at_zero};
+use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.disk]]`
@@ -324,7 +324,6 @@ pub struct Disk {
     targets: Option<Vec<(Mount, bool)>>,
     /// statvfs calls that timed out and have not returned yet, by mount point.
     hung: HashMap<String, JoinHandle<Vec<std::io::Result<Usage>>>>,
-    errors: ErrorOnce,
 }
 
 impl Disk {
@@ -335,7 +334,6 @@ impl Disk {
             buf: Vec::with_capacity(8192),
             targets: None,
             hung: HashMap::new(),
-            errors: ErrorOnce::default(),
         }
     }
 
@@ -417,10 +415,7 @@ impl Disk {
         for (m, inline) in &visible {
             if self.hung.contains_key(&m.mount_point) {
                 let what = format!("statvfs {}", m.mount_point);
-                self.errors.report(
-                    acc,
-                    "disk",
-                    &what,
+                acc.partial_error(&what,
                     &"previous call has not returned (hung file system?); not retried until it does",
                 );
                 continue;
@@ -459,17 +454,14 @@ impl Disk {
                         results[i] = Some(r);
                     }
                 }
-                Ok(Err(join)) => self.errors.report(acc, "disk", "statvfs", &join),
+                Ok(Err(join)) => acc.partial_error("statvfs", &join),
                 Err(_) => {
                     // The task is stuck in the mount it was on: that mount is left out until
                     // the call returns; the others are measured again next gather.
                     let i = offload[progress.load(Ordering::Acquire).min(offload.len() - 1)];
                     let stuck = &todo[i];
                     let what = format!("statvfs {}", stuck.mount_point);
-                    self.errors.report(
-                        acc,
-                        "disk",
-                        &what,
+                    acc.partial_error(&what,
                         &format!("no answer within {:?}", self.config.timeout),
                     );
                     self.hung.insert(stuck.mount_point.clone(), handle);
@@ -480,8 +472,8 @@ impl Disk {
             let Some(r) = r else { continue };
             match r {
                 Ok(u) => {
-                    if self.errors.any() {
-                        self.errors.clear(&format!("statvfs {}", m.mount_point));
+                    if acc.errors_logged() {
+                        acc.clear_error(&format!("statvfs {}", m.mount_point));
                     }
                     if let Some(metric) = metric(ts, m, &u) {
                         acc.add(metric);
@@ -491,7 +483,7 @@ impl Disk {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     let what = format!("statvfs {}", m.mount_point);
-                    self.errors.report(acc, "disk", &what, &e);
+                    acc.partial_error(&what, &e);
                 }
             }
         }
@@ -499,6 +491,8 @@ impl Disk {
         Ok(())
     }
 }
+
+super::ticked_input!(Disk, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

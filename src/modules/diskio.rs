@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::GatherError;
 use super::hostutil::{Globs, ProcFile, read_into};
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.diskio]]`
@@ -238,6 +238,8 @@ impl DiskIo {
         m
     }
 }
+
+super::ticked_input!(DiskIo, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

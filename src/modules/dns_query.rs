@@ -21,7 +21,7 @@ use toml::Spanned;
 
 use super::GatherError;
 use super::probe::{self, InFlight};
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.dns_query]]`
@@ -216,14 +216,11 @@ pub struct DnsQuery {
 
 impl DnsQuery {
     pub fn new(config: Config) -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        // Random start for query ids (std's per-process random hasher keys; no rand crate).
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(now_ns() as u64);
         DnsQuery {
             config,
             in_flight: InFlight::default(),
-            next_id: h.finish() as u16,
+            // Random start for query ids.
+            next_id: crate::rand::u16(),
         }
     }
 
@@ -367,6 +364,8 @@ async fn tcp_exchange(addr: SocketAddr, msg: &[u8], id: u16) -> std::io::Result<
         _ => Err(std::io::Error::other("reply does not match the query")),
     }
 }
+
+super::ticked_input!(DnsQuery, super::Shape::Ticked);
 
 #[cfg(test)]
 mod tests {

@@ -3,13 +3,10 @@
 //! once-per-cause error reporting, and running blocking work on the blocking pool with at most
 //! one call in flight.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-
-use crate::output::Accumulator;
 
 /// Reads a whole file into `buf` (cleared first), reusing its allocation. Unlike
 /// `read_to_string` it asks for no size hint (/proc files report 0 anyway), which saves a
@@ -89,18 +86,6 @@ impl ProcFile {
             None => self.file.insert(std::fs::File::open(self.path)?),
         };
         let r = read_at_zero(f, buf);
-        if r.is_err() {
-            self.file = None;
-        }
-        r
-    }
-
-    pub fn read_bytes(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
-        let f = match &self.file {
-            Some(f) => f,
-            None => self.file.insert(std::fs::File::open(self.path)?),
-        };
-        let r = read_bytes_at_zero(f, buf);
         if r.is_err() {
             self.file = None;
         }
@@ -217,43 +202,6 @@ impl Globs {
     }
 }
 
-/// Partial failures of one module instance: each is counted in `internal_gather` on every
-/// occurrence and logged once per cause, so a host without `/proc/pressure` does not repeat the
-/// same warning every 10 s.
-#[derive(Debug, Default)]
-pub struct ErrorOnce {
-    logged: HashSet<String>,
-}
-
-impl ErrorOnce {
-    pub fn report(
-        &mut self,
-        acc: &mut Accumulator,
-        input: &str,
-        what: &str,
-        err: &dyn std::fmt::Display,
-    ) {
-        acc.add_error();
-        if !self.logged.contains(what) {
-            tracing::warn!(
-                "[inputs.{input}] {what}: {err} (logged once; further errors only counted in internal_gather)"
-            );
-            self.logged.insert(what.to_owned());
-        }
-    }
-
-    /// Forgets a cause so it is logged again if it comes back after recovering.
-    pub fn clear(&mut self, what: &str) {
-        self.logged.remove(what);
-    }
-
-    /// Whether any cause is logged: callers on a hot path skip building the key to clear when
-    /// nothing is.
-    pub fn any(&self) -> bool {
-        !self.logged.is_empty()
-    }
-}
-
 /// Why an offloaded call produced no result.
 #[derive(Debug, thiserror::Error)]
 pub enum OffloadError {
@@ -284,18 +232,6 @@ impl<S: Default + Send + 'static, R: Send + 'static> Default for Offload<S, R> {
 }
 
 impl<S: Default + Send + 'static, R: Send + 'static> Offload<S, R> {
-    pub fn with_state(state: S) -> Self {
-        Offload {
-            state: Some(state),
-            pending: None,
-        }
-    }
-
-    /// True while an earlier call is still running.
-    pub fn busy(&self) -> bool {
-        self.pending.as_ref().is_some_and(|h| !h.is_finished())
-    }
-
     pub async fn run(
         &mut self,
         timeout: Duration,
@@ -325,7 +261,7 @@ impl<S: Default + Send + 'static, R: Send + 'static> Offload<S, R> {
             Ok(Err(join)) => {
                 self.state = Some(S::default());
                 let msg = if join.is_panic() {
-                    crate::supervisor::panic_message(join.into_panic())
+                    crate::isolation::panic_message(join.into_panic())
                 } else {
                     "cancelled".to_owned()
                 };
@@ -516,6 +452,14 @@ mod timing {
         time!(
             "mem",
             mem::Mem::new(mem::resolve(Default::default()).unwrap())
+        );
+        time!(
+            "swap",
+            swap::Swap::new(swap::resolve(Default::default()).unwrap())
+        );
+        time!(
+            "kernel",
+            kernel::Kernel::new(kernel::resolve(Default::default()).unwrap())
         );
         time!(
             "system",

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::{GatherError, ModuleContext};
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 use crate::stats::get;
 
@@ -97,21 +97,21 @@ impl Internal {
             if let Some(alias) = &i.alias {
                 g = g.tag("alias", alias.clone());
             }
-            for (name, c) in crate::stats::lock(&i.service_counters).iter() {
-                g = g.field(*name, get(c));
+            let mut g = g
+                .tag("instance", i.id.clone())
+                .field("gathers", get(&i.gathers))
+                .field("errors", get(&i.gather_errors) + get(&i.panics))
+                .field("gather_errors", get(&i.gather_errors))
+                .field("gather_timeouts", get(&i.gather_timeouts))
+                .field("gather_time_ns", get(&i.last_gather_time_ns))
+                .field("metrics_gathered", get(&i.metrics_gathered))
+                .field("panics", get(&i.panics))
+                .field("restarts", get(&i.restarts))
+                .field("ticks_skipped", get(&i.ticks_skipped));
+            for (name, value) in i.extra_counters() {
+                g = g.field(name, value);
             }
-            acc.add(
-                g.tag("instance", i.id.clone())
-                    .field("gathers", get(&i.gathers))
-                    .field("errors", get(&i.gather_errors) + get(&i.panics))
-                    .field("gather_errors", get(&i.gather_errors))
-                    .field("gather_timeouts", get(&i.gather_timeouts))
-                    .field("gather_time_ns", get(&i.last_gather_time_ns))
-                    .field("metrics_gathered", get(&i.metrics_gathered))
-                    .field("panics", get(&i.panics))
-                    .field("restarts", get(&i.restarts))
-                    .field("ticks_skipped", get(&i.ticks_skipped)),
-            );
+            acc.add(g);
         }
         Ok(())
     }
@@ -150,6 +150,32 @@ pub fn process_stats() -> ProcessStats {
 pub fn parse_stat_threads(stat: &str) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_ascii_whitespace().nth(17)?.parse().ok()
+}
+
+
+impl super::Resolve for Config {
+    type Raw = Raw;
+    fn resolve(raw: Raw) -> Result<Self, crate::options::SpanError> {
+        resolve(raw)
+    }
+}
+
+impl super::Input for Config {
+    fn shape(&self) -> super::Shape {
+        super::Shape::Local
+    }
+    fn build(&self, ctx: &ModuleContext) -> Result<super::Built, GatherError> {
+        Ok(super::Built::Ticked(Box::new(Internal::new(
+            self.clone(),
+            ctx.clone(),
+        ))))
+    }
+}
+
+impl super::Gather for Internal {
+    fn gather<'a>(&'a mut self, acc: &'a mut Accumulator) -> super::GatherFuture<'a> {
+        Box::pin(Internal::gather(self, acc))
+    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, ProcFile};
-use super::swap::parse_keyed;
-use crate::config::SpanError;
+use super::hostutil::{ProcFile};
+use super::procfs::{stat, vmstat};
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.kernel]]`
@@ -49,33 +49,6 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
         }
     }
     Ok(Config { psi })
-}
-
-#[derive(Debug, Default, PartialEq)]
-pub struct StatCounters {
-    pub boot_time: Option<u64>,
-    pub context_switches: Option<u64>,
-    pub interrupts: Option<u64>,
-    pub processes_forked: Option<u64>,
-}
-
-/// The non-cpu lines of `/proc/stat`.
-pub fn parse_stat(text: &str) -> StatCounters {
-    let mut c = StatCounters::default();
-    for line in text.lines() {
-        let Some((key, rest)) = line.split_once(' ') else {
-            continue;
-        };
-        let first = || rest.split_ascii_whitespace().next()?.parse().ok();
-        match key {
-            "btime" => c.boot_time = first(),
-            "ctxt" => c.context_switches = first(),
-            "intr" => c.interrupts = first(),
-            "processes" => c.processes_forked = first(),
-            _ => {}
-        }
-    }
-    c
 }
 
 /// One line of a `/proc/pressure/*` file.
@@ -128,15 +101,14 @@ pub struct Kernel {
     entropy: ProcFile,
     pressure: [ProcFile; 3],
     buf: String,
-    errors: ErrorOnce,
 }
 
 impl Kernel {
     pub fn new(config: Config) -> Self {
         Kernel {
             config,
-            stat: ProcFile::new("/proc/stat"),
-            vmstat: ProcFile::new("/proc/vmstat"),
+            stat: ProcFile::new(stat::PATH),
+            vmstat: ProcFile::new(vmstat::PATH),
             entropy: ProcFile::new("/proc/sys/kernel/random/entropy_avail"),
             pressure: [
                 ProcFile::new("/proc/pressure/cpu"),
@@ -144,7 +116,6 @@ impl Kernel {
                 ProcFile::new("/proc/pressure/io"),
             ],
             buf: String::with_capacity(8192),
-            errors: ErrorOnce::default(),
         }
     }
 
@@ -152,8 +123,8 @@ impl Kernel {
         let ts = now_ns();
         self.stat
             .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/stat", e))?;
-        let s = parse_stat(&self.buf);
+            .map_err(|e| GatherError::io(stat::PATH, e))?;
+        let s = stat::parse(&self.buf, None);
         let mut m = Metric::new("kernel", ts)
             .field_opt("boot_time", s.boot_time)
             .field_opt("context_switches", s.context_switches)
@@ -161,23 +132,23 @@ impl Kernel {
             .field_opt("processes_forked", s.processes_forked);
         match self.vmstat.read(&mut self.buf) {
             Ok(()) => {
-                let [i, o] = parse_keyed(&self.buf, ["pgpgin", "pgpgout"]);
+                let [i, o] = vmstat::values(&self.buf, ["pgpgin", "pgpgout"]);
                 m = m
                     .field_opt("disk_pages_in", i)
                     .field_opt("disk_pages_out", o);
             }
-            Err(e) => self.errors.report(acc, "kernel", "/proc/vmstat", &e),
+            Err(e) => acc.partial_error(vmstat::PATH, &e),
         }
         match self.entropy.read(&mut self.buf) {
             Ok(()) => m = m.field_opt("entropy_avail", self.buf.trim().parse::<u64>().ok()),
-            Err(e) => self.errors.report(acc, "kernel", "entropy_avail", &e),
+            Err(e) => acc.partial_error("entropy_avail", &e),
         }
         acc.add(m);
         if self.config.psi {
             for (i, resource) in ["cpu", "memory", "io"].into_iter().enumerate() {
                 let path = self.pressure[i].path();
                 if let Err(e) = self.pressure[i].read(&mut self.buf) {
-                    self.errors.report(acc, "kernel", path, &e);
+                    acc.partial_error(path, &e);
                     continue;
                 }
                 for p in parse_pressure(&self.buf) {
@@ -197,19 +168,12 @@ impl Kernel {
     }
 }
 
+super::ticked_input!(Kernel, super::Shape::Local);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::modules::hostutil::testing::TestAcc;
-
-    #[test]
-    fn stat_fixture() {
-        let s = parse_stat(include_str!("../../tests/fixtures/kernel/stat"));
-        assert!(s.boot_time.unwrap() > 1_000_000_000);
-        assert!(s.context_switches.unwrap() > 0);
-        assert!(s.interrupts.unwrap() > 0);
-        assert!(s.processes_forked.unwrap() > 0);
-    }
 
     #[test]
     fn pressure_fixtures() {

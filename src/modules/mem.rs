@@ -7,8 +7,11 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ProcFile, kv_number};
-use crate::config::SpanError;
+use std::ops::ControlFlow;
+
+use super::hostutil::ProcFile;
+use super::procfs::meminfo;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.mem]]`
@@ -80,17 +83,14 @@ pub type MemValues = [u64; FIELDS.len()];
 
 pub fn parse_meminfo(text: &str, out: &mut MemValues) {
     out.fill(0);
-    for line in text.lines() {
-        let Some((key, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let Some(i) = FIELDS.iter().position(|(k, _)| *k == key) else {
-            continue;
-        };
-        if let Some((n, kb)) = kv_number(rest) {
-            out[i] = if kb { n * 1024 } else { n };
+    meminfo::parse(text, |key, v| {
+        if let Some(i) = FIELDS.iter().position(|(k, _)| *k == key)
+            && let Some(n) = v.get()
+        {
+            out[i] = n;
         }
-    }
+        ControlFlow::Continue(())
+    });
 }
 
 fn idx(key: &str) -> usize {
@@ -118,7 +118,7 @@ impl Mem {
     pub fn new(config: Config) -> Self {
         Mem {
             config,
-            meminfo: ProcFile::new("/proc/meminfo"),
+            meminfo: ProcFile::new(meminfo::PATH),
             buf: String::with_capacity(2048),
             values: Box::new([0; FIELDS.len()]),
         }
@@ -128,7 +128,7 @@ impl Mem {
         let ts = now_ns();
         self.meminfo
             .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/meminfo", e))?;
+            .map_err(|e| GatherError::io(meminfo::PATH, e))?;
         parse_meminfo(&self.buf, &mut self.values);
         acc.add(build(ts, &self.values, self.config.collect_extended)?);
         Ok(())
@@ -156,6 +156,8 @@ pub fn build(ts: i64, v: &MemValues, extended: bool) -> Result<Metric, GatherErr
         .field("used_percent", 100.0 * used as f64 / total as f64)
         .field("available_percent", 100.0 * available as f64 / total as f64))
 }
+
+super::ticked_input!(Mem, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

@@ -1,165 +1,214 @@
-//! The registry of inputs. Each input is one module here, owning its config (the raw serde
-//! struct is its user documentation), its resolved config, its gather and its unit tests. Adding
-//! an input means adding a line to `NAMES`, a variant to `InputConfig` and `Module`, and an arm
-//! to each match below: the compiler lists every place.
+//! The inputs, and the one list of them ([`INPUTS`]) from which everything else is derived: the
+//! names the config accepts (and `--help` lists), how each input's table is parsed and resolved,
+//! and how a resolved config is built into a running instance.
+//!
+//! Each input is one file or folder here, owning its config (the raw serde struct is its user
+//! documentation), its resolved config, its gather (or service) and its unit tests, and
+//! implementing [`Input`] (for a ticked input, one `ticked_input!` line). Adding an input is that
+//! file plus one line in `inputs!` below; a test checks that every input also has a commented
+//! sample block in `config/metrics-agent.toml` and a row in the README.
 
-#[cfg(feature = "chaos")]
-pub mod chaos;
-pub mod dns_query;
-pub mod http_response;
-pub mod internal;
-pub mod mqtt_consumer;
-pub mod net_response;
-pub mod ping;
-pub mod probe;
-pub mod system;
-pub mod tls;
-pub mod x509_cert;
+// Helpers the inputs share (not inputs themselves).
+pub(crate) mod hostutil;
+pub(crate) mod probe;
+pub(crate) mod procfs;
+pub mod service;
+pub(crate) mod tls;
 
-// Host inputs (Linux /proc and /sys).
-pub mod cgroup;
-pub mod cpu;
-pub mod disk;
-pub mod diskio;
-pub mod hostutil;
-pub mod kernel;
-pub mod mem;
-pub mod net;
-pub mod netstat;
-pub mod processes;
-pub mod procstat;
-pub mod swap;
-
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use crate::config::{SpanError, deserialize_value};
+use crate::options::{SpanError, deserialize_value};
 use crate::output::{Accumulator, Queue};
 use crate::stats::Registry;
 
-/// Every input name the config accepts, in the order `--help` lists them.
-pub const NAMES: &[&str] = &[
-    "internal",
-    "ping",
-    "system",
-    "net_response",
-    "http_response",
-    "dns_query",
-    "x509_cert",
-    "cpu",
-    "mem",
-    "swap",
-    "kernel",
-    "processes",
-    "disk",
-    "diskio",
-    "net",
-    "netstat",
-    "procstat",
-    "cgroup",
-    "mqtt_consumer",
-    #[cfg(feature = "chaos")]
-    "chaos",
-];
+/// The registry: one line per input, `name` being both its module and its `[[inputs.name]]`
+/// table; the module's `Config` implements [`Input`]. Order is the order `--help` lists them.
+macro_rules! inputs {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
+        $($(#[$attr])* pub mod $name;)*
 
-/// The static name for `name`, if it is a known input.
-pub fn lookup(name: &str) -> Option<&'static str> {
-    NAMES.iter().copied().find(|n| *n == name)
+        /// Every input, in the order `--help` lists them.
+        pub static INPUTS: &[Entry] = &[
+            $($(#[$attr])* Entry::of::<$name::Config>(stringify!($name)),)*
+        ];
+    };
 }
 
-/// Resolved per-input options.
-#[derive(Debug, Clone)]
-pub enum InputConfig {
-    Internal(internal::Config),
-    Ping(ping::Config),
-    System(system::Config),
-    NetResponse(net_response::Config),
-    HttpResponse(Box<http_response::Config>),
-    DnsQuery(dns_query::Config),
-    X509Cert(x509_cert::Config),
-    Cpu(cpu::Config),
-    Mem(mem::Config),
-    Swap(swap::Config),
-    Kernel(kernel::Config),
-    Processes(processes::Config),
-    Disk(disk::Config),
-    DiskIo(diskio::Config),
-    Net(net::Config),
-    Netstat(netstat::Config),
-    Procstat(procstat::Config),
-    Cgroup(cgroup::Config),
-    MqttConsumer(Box<mqtt_consumer::Config>),
+inputs! {
+    internal,
+    ping,
+    system,
+    net_response,
+    http_response,
+    dns_query,
+    x509_cert,
+    cpu,
+    mem,
+    swap,
+    kernel,
+    processes,
+    disk,
+    diskio,
+    net,
+    netstat,
+    procstat,
+    cgroup,
+    mqtt_consumer,
     #[cfg(feature = "chaos")]
-    Chaos(chaos::Config),
+    chaos,
 }
 
-impl InputConfig {
-    /// Collectors that only read local kernel interfaces (/proc, /sys, statvfs of local file
-    /// systems, a netlink dump), in bounded work and without waiting on anything outside the
-    /// machine. They gather inside their instance's task, and all their instances share one task
-    /// (the supervisor's local lane): a task per gather, and a task per instance woken on each
-    /// tick, cost more wake-ups and cross-thread scheduling than most of these gathers take.
-    /// A panic is still caught and the module restarted; `disk` hands remote file systems to the
-    /// blocking pool itself. Everything that waits on the network or on other processes keeps a
-    /// task per instance and per gather, which can be aborted and reported when it does not end.
-    pub fn runs_inline(&self) -> bool {
-        #[cfg(feature = "chaos")]
-        if let InputConfig::Chaos(c) = self {
-            return c.inline;
+/// One input kind: its name and how its table becomes a resolved config.
+pub struct Entry {
+    pub name: &'static str,
+    parse: fn(Spanned<DeValue<'_>>) -> Result<InputConfig, SpanError>,
+}
+
+impl Entry {
+    const fn of<C: Resolve>(name: &'static str) -> Entry {
+        Entry {
+            name,
+            parse: parse_as::<C>,
         }
-        matches!(
-            self,
-            InputConfig::Internal(_)
-                | InputConfig::System(_)
-                | InputConfig::Cpu(_)
-                | InputConfig::Mem(_)
-                | InputConfig::Swap(_)
-                | InputConfig::Kernel(_)
-                | InputConfig::Disk(_)
-                | InputConfig::DiskIo(_)
-                | InputConfig::Net(_)
-                | InputConfig::Netstat(_)
-        )
     }
 }
 
-/// Parses and resolves the module-specific keys of one `[[inputs.NAME]]` table.
-pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, SpanError> {
-    Ok(match module {
-        "internal" => InputConfig::Internal(internal::resolve(deserialize_value(table)?)?),
-        "ping" => InputConfig::Ping(ping::resolve(deserialize_value(table)?)?),
-        "system" => InputConfig::System(system::resolve(deserialize_value(table)?)?),
-        "net_response" => {
-            InputConfig::NetResponse(net_response::resolve(deserialize_value(table)?)?)
+fn parse_as<C: Resolve>(table: Spanned<DeValue<'_>>) -> Result<InputConfig, SpanError> {
+    Ok(InputConfig(Arc::new(C::resolve(deserialize_value(
+        table,
+    )?)?)))
+}
+
+/// Every input name the config accepts.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    INPUTS.iter().map(|e| e.name)
+}
+
+/// The registry entry of `name`, if it is a known input.
+pub fn lookup(name: &str) -> Option<&'static Entry> {
+    INPUTS.iter().find(|e| e.name == name)
+}
+
+/// How an input runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Gathers on ticks in a task of its own per gather: anything that waits on the network or
+    /// on other processes, so a gather can be aborted and one that will not end is reported.
+    Ticked,
+    /// Gathers on ticks inside its instance's task, all such instances sharing one task (the
+    /// supervisor's local lane): collectors that only read local kernel interfaces (/proc,
+    /// /sys, statvfs of local file systems, a netlink dump) in bounded work. A task per gather,
+    /// and a task per instance woken on each tick, cost more wake-ups and cross-thread
+    /// scheduling than most of these gathers take. A panic is still caught and the module
+    /// restarted; `disk` hands remote file systems to the blocking pool itself.
+    Local,
+    /// Runs continuously (subscribe, listen): see [`service`].
+    Service,
+}
+
+/// How an input's resolved config (`<module>::Config`) is made from its table.
+pub trait Resolve: Input + Sized {
+    /// The serde struct of the input's table (`deny_unknown_fields`; its doc comments are the
+    /// user documentation).
+    type Raw: DeserializeOwned;
+    /// Validates the raw table; errors carry the span of the offending key or value.
+    fn resolve(raw: Self::Raw) -> Result<Self, SpanError>;
+}
+
+/// What an input's resolved config provides to the supervisor.
+pub trait Input: Debug + Send + Sync + 'static {
+    fn shape(&self) -> Shape;
+    /// Creates a running instance; errors here (a socket that cannot be opened) restart it
+    /// with backoff.
+    fn build(&self, ctx: &ModuleContext) -> Result<Built, GatherError>;
+}
+
+/// A running instance with its state between gathers (previous counters, sockets...).
+pub enum Built {
+    Ticked(Module),
+    Service(Box<dyn service::Service>),
+}
+
+/// The future of one gather.
+pub type GatherFuture<'a> = Pin<Box<dyn Future<Output = Result<(), GatherError>> + Send + 'a>>;
+
+/// A ticked input's running state.
+pub trait Gather: Send + 'static {
+    /// One gather: every metric goes into `acc`, timestamps taken at the start of the gather.
+    fn gather<'a>(&'a mut self, acc: &'a mut Accumulator) -> GatherFuture<'a>;
+}
+
+pub type Module = Box<dyn Gather>;
+
+/// Implements [`Input`] for the calling module's `Config` (resolved by its `resolve(Raw)`) and
+/// [`Gather`] for its state `$state`, built by `$state::new(config.clone())`.
+macro_rules! ticked_input {
+    ($state:ident, $shape:expr) => {
+        impl $crate::modules::Resolve for Config {
+            type Raw = Raw;
+            fn resolve(raw: Raw) -> Result<Self, $crate::options::SpanError> {
+                resolve(raw)
+            }
         }
-        "http_response" => {
-            InputConfig::HttpResponse(Box::new(http_response::resolve(deserialize_value(table)?)?))
+
+        impl $crate::modules::Input for Config {
+            fn shape(&self) -> $crate::modules::Shape {
+                $shape
+            }
+            fn build(
+                &self,
+                _ctx: &$crate::modules::ModuleContext,
+            ) -> Result<$crate::modules::Built, $crate::modules::GatherError> {
+                Ok($crate::modules::Built::Ticked(Box::new($state::new(
+                    self.clone(),
+                ))))
+            }
         }
-        "dns_query" => InputConfig::DnsQuery(dns_query::resolve(deserialize_value(table)?)?),
-        "x509_cert" => InputConfig::X509Cert(x509_cert::resolve(deserialize_value(table)?)?),
-        "cpu" => InputConfig::Cpu(cpu::resolve(deserialize_value(table)?)?),
-        "mem" => InputConfig::Mem(mem::resolve(deserialize_value(table)?)?),
-        "swap" => InputConfig::Swap(swap::resolve(deserialize_value(table)?)?),
-        "kernel" => InputConfig::Kernel(kernel::resolve(deserialize_value(table)?)?),
-        "processes" => InputConfig::Processes(processes::resolve(deserialize_value(table)?)?),
-        "disk" => InputConfig::Disk(disk::resolve(deserialize_value(table)?)?),
-        "diskio" => InputConfig::DiskIo(diskio::resolve(deserialize_value(table)?)?),
-        "net" => InputConfig::Net(net::resolve(deserialize_value(table)?)?),
-        "netstat" => InputConfig::Netstat(netstat::resolve(deserialize_value(table)?)?),
-        "procstat" => InputConfig::Procstat(procstat::resolve(deserialize_value(table)?)?),
-        "cgroup" => InputConfig::Cgroup(cgroup::resolve(deserialize_value(table)?)?),
-        "mqtt_consumer" => {
-            InputConfig::MqttConsumer(Box::new(mqtt_consumer::resolve(deserialize_value(table)?)?))
+
+        impl $crate::modules::Gather for $state {
+            fn gather<'a>(
+                &'a mut self,
+                acc: &'a mut $crate::output::Accumulator,
+            ) -> $crate::modules::GatherFuture<'a> {
+                Box::pin($state::gather(self, acc))
+            }
         }
-        #[cfg(feature = "chaos")]
-        "chaos" => InputConfig::Chaos(chaos::resolve(deserialize_value(table)?)?),
-        other => {
-            let span = table.span();
-            return Err(SpanError::new(span, "", format!("unknown input {other}")));
-        }
-    })
+    };
+}
+pub(crate) use ticked_input;
+
+/// A resolved input config, shared by every (re)build of its instance.
+#[derive(Debug, Clone)]
+pub struct InputConfig(Arc<dyn Input>);
+
+impl InputConfig {
+    /// Parses and resolves the input-specific keys of one `[[inputs.NAME]]` table.
+    pub fn parse(entry: &Entry, table: Spanned<DeValue<'_>>) -> Result<InputConfig, SpanError> {
+        (entry.parse)(table)
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.0.shape()
+    }
+
+    pub fn runs_inline(&self) -> bool {
+        self.shape() == Shape::Local
+    }
+
+    pub fn is_service(&self) -> bool {
+        self.shape() == Shape::Service
+    }
+
+    pub fn build(&self, ctx: &ModuleContext) -> Result<Built, GatherError> {
+        self.0.build(ctx)
+    }
 }
 
 /// What a module may need from the agent when it is built.
@@ -167,31 +216,6 @@ pub fn parse(module: &str, table: Spanned<DeValue<'_>>) -> Result<InputConfig, S
 pub struct ModuleContext {
     pub registry: Arc<Registry>,
     pub queue: Arc<Queue>,
-}
-
-/// A running module instance with its state between gathers (previous counters, sockets...).
-/// Large module states are boxed so the enum (moved in and out of gather tasks) stays small.
-pub enum Module {
-    Internal(internal::Internal),
-    Ping(ping::Ping),
-    System(system::System),
-    NetResponse(net_response::NetResponse),
-    HttpResponse(http_response::HttpResponse),
-    DnsQuery(dns_query::DnsQuery),
-    X509Cert(x509_cert::X509Cert),
-    Cpu(Box<cpu::Cpu>),
-    Mem(Box<mem::Mem>),
-    Swap(Box<swap::Swap>),
-    Kernel(Box<kernel::Kernel>),
-    Processes(processes::Processes),
-    Disk(Box<disk::Disk>),
-    DiskIo(Box<diskio::DiskIo>),
-    Net(Box<net::Net>),
-    Netstat(Box<netstat::Netstat>),
-    Procstat(Box<procstat::Procstat>),
-    Cgroup(cgroup::Cgroup),
-    #[cfg(feature = "chaos")]
-    Chaos(chaos::Chaos),
 }
 
 /// A gather that failed as a whole. Partial failures (one target, one file) are data or counted
@@ -213,74 +237,6 @@ impl GatherError {
         GatherError::Io {
             what: what.into(),
             source,
-        }
-    }
-}
-
-impl Module {
-    /// Creates the instance; errors here (a socket that cannot be opened) restart it with backoff.
-    pub fn build(config: &InputConfig, ctx: &ModuleContext) -> Result<Module, GatherError> {
-        Ok(match config {
-            InputConfig::Internal(c) => {
-                Module::Internal(internal::Internal::new(c.clone(), ctx.clone()))
-            }
-            InputConfig::Ping(c) => Module::Ping(ping::Ping::new(c.clone())),
-            InputConfig::System(c) => Module::System(system::System::new(c.clone())),
-            InputConfig::NetResponse(c) => {
-                Module::NetResponse(net_response::NetResponse::new(c.clone()))
-            }
-            InputConfig::HttpResponse(c) => {
-                Module::HttpResponse(http_response::HttpResponse::new((**c).clone()))
-            }
-            InputConfig::DnsQuery(c) => Module::DnsQuery(dns_query::DnsQuery::new(c.clone())),
-            InputConfig::X509Cert(c) => Module::X509Cert(x509_cert::X509Cert::new(c.clone())),
-            InputConfig::Cpu(c) => Module::Cpu(Box::new(cpu::Cpu::new(c.clone()))),
-            InputConfig::Mem(c) => Module::Mem(Box::new(mem::Mem::new(c.clone()))),
-            InputConfig::Swap(c) => Module::Swap(Box::new(swap::Swap::new(c.clone()))),
-            InputConfig::Kernel(c) => Module::Kernel(Box::new(kernel::Kernel::new(c.clone()))),
-            InputConfig::Processes(c) => Module::Processes(processes::Processes::new(c.clone())),
-            InputConfig::Disk(c) => Module::Disk(Box::new(disk::Disk::new(c.clone()))),
-            InputConfig::DiskIo(c) => Module::DiskIo(Box::new(diskio::DiskIo::new(c.clone()))),
-            InputConfig::Net(c) => Module::Net(Box::new(net::Net::new(c.clone()))),
-            InputConfig::Netstat(c) => Module::Netstat(Box::new(netstat::Netstat::new(c.clone()))),
-            InputConfig::Procstat(c) => {
-                Module::Procstat(Box::new(procstat::Procstat::new(c.clone())))
-            }
-            InputConfig::Cgroup(c) => Module::Cgroup(cgroup::Cgroup::new(c.clone())),
-            // A service input: run by the supervisor's service runner, never gathered.
-            InputConfig::MqttConsumer(_) => {
-                return Err(GatherError::Failed(
-                    "mqtt_consumer is a service input and does not gather on ticks".into(),
-                ));
-            }
-            #[cfg(feature = "chaos")]
-            InputConfig::Chaos(c) => Module::Chaos(chaos::Chaos::new(c.clone())),
-        })
-    }
-
-    /// One gather: every metric goes into `acc`, timestamps taken at the start of the gather.
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
-        match self {
-            Module::Internal(m) => m.gather(acc).await,
-            Module::Ping(m) => m.gather(acc).await,
-            Module::System(m) => m.gather(acc).await,
-            Module::NetResponse(m) => m.gather(acc).await,
-            Module::HttpResponse(m) => m.gather(acc).await,
-            Module::DnsQuery(m) => m.gather(acc).await,
-            Module::X509Cert(m) => m.gather(acc).await,
-            Module::Cpu(m) => m.gather(acc).await,
-            Module::Mem(m) => m.gather(acc).await,
-            Module::Swap(m) => m.gather(acc).await,
-            Module::Kernel(m) => m.gather(acc).await,
-            Module::Processes(m) => m.gather(acc).await,
-            Module::Disk(m) => m.gather(acc).await,
-            Module::DiskIo(m) => m.gather(acc).await,
-            Module::Net(m) => m.gather(acc).await,
-            Module::Netstat(m) => m.gather(acc).await,
-            Module::Procstat(m) => m.gather(acc).await,
-            Module::Cgroup(m) => m.gather(acc).await,
-            #[cfg(feature = "chaos")]
-            Module::Chaos(m) => m.gather(acc).await,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fs::File;
 
 use super::hostutil::{Globs, ProcFile, read_at_zero};
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.net]]`
@@ -184,6 +184,8 @@ impl Net {
         Ok(())
     }
 }
+
+super::ticked_input!(Net, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

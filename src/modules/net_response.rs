@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::GatherError;
 use super::probe::{self, Connect, InFlight, LookupError, Source};
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.net_response]]`
@@ -301,6 +301,8 @@ async fn udp(c: &Config, addr: std::net::SocketAddr, start: Instant) -> Report {
         },
     }
 }
+
+super::ticked_input!(NetResponse, super::Shape::Ticked);
 
 #[cfg(test)]
 mod tests {

@@ -203,11 +203,6 @@ pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
-/// Seconds as f64 with full `Duration` precision.
-pub fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::GatherError;
 use super::hostutil::{Offload, read_bytes_into};
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.processes]]`
@@ -160,6 +160,8 @@ pub fn metric(ts: i64, c: &Counts) -> Metric {
         m
     }
 }
+
+super::ticked_input!(Processes, super::Shape::Ticked);
 
 #[cfg(test)]
 mod tests {

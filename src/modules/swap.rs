@@ -6,8 +6,11 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ErrorOnce, ProcFile, kv_number, page_size};
-use crate::config::SpanError;
+use std::ops::ControlFlow;
+
+use super::hostutil::{ProcFile, page_size};
+use super::procfs::{meminfo, vmstat};
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.swap]]` (no options, like telegraf's).
@@ -25,31 +28,19 @@ pub fn resolve(_raw: Raw) -> Result<Config, SpanError> {
 /// (SwapTotal, SwapFree) in bytes.
 pub fn parse_meminfo_swap(text: &str) -> Option<(u64, u64)> {
     let (mut total, mut free) = (None, None);
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("SwapTotal:") {
-            total = kv_number(rest).map(|(n, _)| n * 1024);
-        } else if let Some(rest) = line.strip_prefix("SwapFree:") {
-            free = kv_number(rest).map(|(n, _)| n * 1024);
+    meminfo::parse(text, |key, v| {
+        match key {
+            "SwapTotal" => total = v.get(),
+            "SwapFree" => free = v.get(),
+            _ => return ControlFlow::Continue(()),
         }
         if total.is_some() && free.is_some() {
-            break;
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
-    }
+    });
     Some((total?, free?))
-}
-
-/// Values of the named keys of a `key value` file such as `/proc/vmstat` (one pass).
-pub fn parse_keyed<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
-    let mut out = [None; N];
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once(' ') else {
-            continue;
-        };
-        if let Some(i) = keys.iter().position(|x| *x == k) {
-            out[i] = v.trim().parse().ok();
-        }
-    }
-    out
 }
 
 pub struct Swap {
@@ -57,17 +48,15 @@ pub struct Swap {
     vmstat: ProcFile,
     buf: String,
     page: u64,
-    errors: ErrorOnce,
 }
 
 impl Swap {
     pub fn new(_config: Config) -> Self {
         Swap {
-            meminfo: ProcFile::new("/proc/meminfo"),
-            vmstat: ProcFile::new("/proc/vmstat"),
+            meminfo: ProcFile::new(meminfo::PATH),
+            vmstat: ProcFile::new(vmstat::PATH),
             buf: String::with_capacity(4096),
             page: page_size(),
-            errors: ErrorOnce::default(),
         }
     }
 
@@ -75,7 +64,7 @@ impl Swap {
         let ts = now_ns();
         self.meminfo
             .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/meminfo", e))?;
+            .map_err(|e| GatherError::io(meminfo::PATH, e))?;
         let (total, free) = parse_meminfo_swap(&self.buf)
             .ok_or_else(|| GatherError::Failed("/proc/meminfo has no SwapTotal/SwapFree".into()))?;
         let used = total.saturating_sub(free);
@@ -93,7 +82,7 @@ impl Swap {
         );
         match self.vmstat.read(&mut self.buf) {
             Ok(()) => {
-                if let [Some(i), Some(o)] = parse_keyed(&self.buf, ["pswpin", "pswpout"]) {
+                if let [Some(i), Some(o)] = vmstat::values(&self.buf, ["pswpin", "pswpout"]) {
                     acc.add(
                         Metric::new("swap", ts)
                             .field("in", i * self.page)
@@ -101,11 +90,13 @@ impl Swap {
                     );
                 }
             }
-            Err(e) => self.errors.report(acc, "swap", "/proc/vmstat", &e),
+            Err(e) => acc.partial_error(vmstat::PATH, &e),
         }
         Ok(())
     }
 }
+
+super::ticked_input!(Swap, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {
@@ -117,9 +108,11 @@ mod tests {
         let meminfo = include_str!("../../tests/fixtures/mem/meminfo");
         let (total, free) = parse_meminfo_swap(meminfo).unwrap();
         assert!(free <= total);
-        let vmstat = include_str!("../../tests/fixtures/swap/vmstat");
-        let [i, o, x] = parse_keyed(vmstat, ["pswpin", "pswpout", "nope"]);
-        assert!(i.is_some() && o.is_some() && x.is_none());
+        assert_eq!(
+            parse_meminfo_swap("SwapTotal: 2 kB\nSwapFree: 1 kB\n"),
+            Some((2048, 1024))
+        );
+        assert_eq!(parse_meminfo_swap("SwapTotal: 2 kB\n"), None);
     }
 
     #[tokio::test]

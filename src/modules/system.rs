@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::GatherError;
 use super::hostutil::ProcFile;
-use crate::config::SpanError;
+use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.system]]`
@@ -202,6 +202,8 @@ pub fn format_uptime(secs: u64) -> String {
     s.push_str(&format!("{hours:>2}:{minutes:02}"));
     s
 }
+
+super::ticked_input!(System, super::Shape::Local);
 
 #[cfg(test)]
 mod tests {

@@ -83,10 +83,10 @@ impl Trust {
     /// `Trust::new` for a config's `tls_ca` key, with errors pointing at that key.
     pub fn from_config(
         tls_ca: &Option<toml::Spanned<String>>,
-    ) -> Result<Trust, crate::config::SpanError> {
+    ) -> Result<Trust, crate::options::SpanError> {
         Trust::new(tls_ca.as_ref().map(|p| Path::new(p.get_ref()))).map_err(|e| {
             let span = tls_ca.as_ref().map_or(0..0, |p| p.span());
-            crate::config::SpanError::new(span, "tls_ca", e)
+            crate::options::SpanError::new(span, "tls_ca", e)
         })
     }
 

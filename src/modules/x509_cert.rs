@@ -24,7 +24,7 @@ use toml::Spanned;
 use super::GatherError;
 use super::probe::{self, Connect, InFlight, Source};
 use super::tls::{self, CertInfo, Trust};
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.x509_cert]]`
@@ -294,6 +294,8 @@ async fn fetch(c: &Config, kind: &SourceKind, in_flight: &InFlight) -> Result<Fe
         }
     }
 }
+
+super::ticked_input!(X509Cert, super::Shape::Ticked);
 
 #[cfg(test)]
 mod tests {

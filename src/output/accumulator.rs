@@ -63,7 +63,7 @@ impl Accumulator {
             }
             Err(reason) => {
                 stats::inc(&agent.metrics_rejected);
-                self.warn_once(&metric, &reason.to_string());
+                self.warn_unwritable(&metric, &reason.to_string());
             }
         }
         if self.buf.len() >= BATCH_BYTES {
@@ -83,23 +83,50 @@ impl Accumulator {
                 "dropped {} field(s) and {} tag(s) that line protocol cannot carry (non-finite, empty, duplicate or reserved)",
                 report.fields_dropped, report.tags_dropped
             );
-            self.warn_once(metric, &what);
+            self.warn_unwritable(metric, &what);
         }
     }
 
-    fn warn_once(&self, metric: &Metric, what: &str) {
-        use std::sync::atomic::Ordering;
-        if !self
-            .instance
-            .warned_unwritable
-            .swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!(
-                input = %self.instance.display,
-                measurement = %metric.name,
-                "{what}; further cases for this input are only counted in internal_agent"
-            );
-        }
+    fn warn_unwritable(&self, metric: &Metric, what: &str) {
+        self.instance.warn_once(
+            "unwritable",
+            format_args!(
+                "{}: {what}; further cases for this input are only counted in internal_agent",
+                metric.name
+            ),
+        );
+    }
+
+    /// Logs a partial failure as an error of this instance, once per `cause` and period (see
+    /// `InstanceStats::error_once`); count it with [`Accumulator::add_error`].
+    pub fn error_once(&self, cause: &str, msg: std::fmt::Arguments<'_>) {
+        self.instance.error_once(cause, msg);
+    }
+
+    /// A partial failure (one file, one mount, one process): counted as by
+    /// [`Accumulator::add_error`] and logged as a warning of this instance once per `what` and
+    /// period, so a host without `/proc/pressure` does not repeat the same warning every 10 s.
+    pub fn partial_error(&mut self, what: &str, err: &dyn std::fmt::Display) {
+        self.add_error();
+        self.instance.warn_once(
+            what,
+            format_args!("{what}: {err} (further errors only counted in internal_gather)"),
+        );
+    }
+
+    /// As [`Accumulator::error_once`], at warning level.
+    pub fn warn_once(&self, cause: &str, msg: std::fmt::Arguments<'_>) {
+        self.instance.warn_once(cause, msg);
+    }
+
+    /// `what` recovered: logged at once if it fails again.
+    pub fn clear_error(&self, what: &str) {
+        self.instance.clear_logged(what);
+    }
+
+    /// Whether any error of this instance is remembered as logged (see `clear_error`).
+    pub fn errors_logged(&self) -> bool {
+        self.instance.logged_any()
     }
 
     /// Counts a partial failure inside a gather (one file, one mount, one process), like
@@ -109,15 +136,20 @@ impl Accumulator {
         stats::inc(&self.instance.gather_errors);
     }
 
+    /// The lines buffered so far, as a batch the caller queues itself (a lossless source).
+    pub(crate) fn take_batch(&mut self) -> Batch {
+        Batch::new(
+            std::mem::take(&mut self.buf),
+            std::mem::take(&mut self.lines),
+        )
+    }
+
     /// Hands buffered lines to the queue.
     pub fn flush(&mut self) {
         if self.lines == 0 {
             return;
         }
-        let batch = Batch {
-            bytes: std::mem::take(&mut self.buf),
-            lines: std::mem::take(&mut self.lines),
-        };
+        let batch = self.take_batch();
         if self.round.is_some() {
             self.queue.push_in_round(batch, &self.registry.agent);
         } else {

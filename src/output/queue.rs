@@ -1,6 +1,11 @@
-//! The bounded queue between the inputs and the stdout writer. Producers never block: when the
-//! queue is full (telegraf stopped reading) the oldest batches are evicted, as telegraf's own
-//! metric buffer does, and every evicted line is counted.
+//! The bounded queue between the inputs and the stdout writer. Two kinds of producers:
+//! - Probes and collectors never wait: when the queue is full (telegraf stopped reading) the
+//!   oldest batches are evicted, as telegraf's own metric buffer does, and every evicted line is
+//!   counted. A reading taken late is worth less than a fresh one.
+//! - Sources that acknowledge data to someone else (an MQTT broker) must never lose it once
+//!   acknowledged: they push only when there is room (`push_lossless`), waiting on `room`
+//!   otherwise, and what they queued is never evicted. Memory stays bounded either way: a
+//!   lossless push never exceeds the bounds (except one batch into an empty queue).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,9 +39,19 @@ pub fn tune_allocator() {
 pub struct Batch {
     pub bytes: Vec<u8>,
     pub lines: u64,
+    /// Queued by a lossless source: never evicted.
+    pub keep: bool,
 }
 
 impl Batch {
+    pub fn new(bytes: Vec<u8>, lines: u64) -> Self {
+        Batch {
+            bytes,
+            lines,
+            keep: false,
+        }
+    }
+
     /// What the batch costs in memory: its allocation, not just its length.
     fn cost(&self) -> usize {
         self.bytes.capacity() + std::mem::size_of::<Batch>()
@@ -64,6 +79,9 @@ pub struct Queue {
     /// Signalled when the last running gather of the rounds ends (for the writer's linger).
     gathered: Condvar,
     closed: AtomicBool,
+    /// Woken whenever the writer takes batches (room appeared) and on close: lossless producers
+    /// wait on it.
+    pub(crate) room: tokio::sync::Notify,
     /// When drops were last logged (ms since `origin`), so a stalled reader costs one log line a
     /// minute, not one per batch.
     last_drop_log_ms: AtomicU64,
@@ -137,6 +155,7 @@ impl Queue {
             ready: Condvar::new(),
             gathered: Condvar::new(),
             closed: AtomicBool::new(false),
+            room: tokio::sync::Notify::new(),
             last_drop_log_ms: AtomicU64::new(0),
             origin: Instant::now(),
         }
@@ -216,12 +235,24 @@ impl Queue {
         }
         let mut evicted = 0;
         while st.lines + lines > st.max_lines || st.bytes + cost > st.max_bytes {
-            let Some(old) = st.batches.pop_front() else {
+            // The oldest batch that may be evicted (lossless sources' batches stay).
+            let Some(i) = st.batches.iter().position(|b| !b.keep) else {
+                break;
+            };
+            let Some(old) = st.batches.remove(i) else {
                 break;
             };
             st.lines -= usize::try_from(old.lines).unwrap_or(0);
             st.bytes -= old.cost();
             evicted += old.lines;
+        }
+        if !st.batches.is_empty()
+            && (st.lines + lines > st.max_lines || st.bytes + cost > st.max_bytes)
+        {
+            // Only kept batches left and still no room: the new, evictable one goes.
+            drop(st);
+            self.dropped(evicted + batch.lines, stats);
+            return;
         }
         st.lines += lines;
         st.bytes += cost;
@@ -235,6 +266,31 @@ impl Queue {
         if evicted > 0 {
             self.dropped(evicted, stats);
         }
+    }
+
+    /// Queues `batch` only if it fits within the bounds without evicting anything (or the queue
+    /// is empty), marked never to be evicted; otherwise hands it back. Callers wait on
+    /// [`Queue::room`] between tries (see `ServiceCtx::queue_lossless`).
+    pub fn push_lossless(&self, mut batch: Batch, stats: &AgentStats) -> Result<(), Batch> {
+        if batch.lines == 0 {
+            return Ok(());
+        }
+        let mut st = lock(&self.state);
+        let lines = usize::try_from(batch.lines).unwrap_or(usize::MAX);
+        let cost = batch.cost();
+        let fits = st.lines.saturating_add(lines) <= st.max_lines
+            && st.bytes.saturating_add(cost) <= st.max_bytes;
+        if !fits && !st.batches.is_empty() {
+            return Err(batch);
+        }
+        batch.keep = true;
+        st.lines += lines;
+        st.bytes += cost;
+        st.batches.push_back(batch);
+        stats::add(&stats.lines_queued, lines as u64);
+        drop(st);
+        self.ready.notify_one();
+        Ok(())
     }
 
     fn dropped(&self, lines: u64, stats: &AgentStats) {
@@ -294,6 +350,10 @@ impl Queue {
             st.bytes -= b.cost();
             taken.push(b);
         }
+        drop(st);
+        if !taken.is_empty() {
+            self.room.notify_waiters();
+        }
         taken
     }
 
@@ -308,6 +368,7 @@ impl Queue {
         let _guard = lock(&self.state);
         self.ready.notify_all();
         self.gathered.notify_all();
+        self.room.notify_waiters();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -322,7 +383,63 @@ mod tests {
     fn batch(lines: u64, len: usize) -> Batch {
         let mut bytes = Vec::with_capacity(len);
         bytes.resize(len, b'x');
-        Batch { bytes, lines }
+        Batch::new(bytes, lines)
+    }
+
+    #[test]
+    fn lossless_batches_wait_for_room_and_are_never_evicted() {
+        let stats = AgentStats::default();
+        let q = Queue::new(10, 1 << 20);
+        assert!(q.push_lossless(batch(6, 10), &stats).is_ok());
+        // No room for 6 more without evicting: handed back, nothing dropped.
+        let back = q.push_lossless(batch(6, 10), &stats).unwrap_err();
+        assert_eq!(back.lines, 6);
+        // A probe's push evicts only what may be evicted: here nothing, so its own batch goes.
+        q.push(batch(3, 10), &stats);
+        q.push(batch(3, 10), &stats);
+        assert_eq!(q.depth(), 9);
+        assert_eq!(stats::get(&stats.lines_dropped), 3);
+        let got = q.take(Duration::ZERO, 0);
+        assert_eq!((got[0].lines, got[0].keep), (6, true));
+        assert!(q.push_lossless(back, &stats).is_ok());
+        assert_eq!(q.depth(), 9);
+        // An oversized lossless batch still goes into an empty queue (it would wait forever).
+        q.take_all(Duration::ZERO);
+        assert!(q.push_lossless(batch(50, 10), &stats).is_ok());
+    }
+
+    #[tokio::test]
+    async fn taking_wakes_lossless_waiters() {
+        let stats = Arc::new(AgentStats::default());
+        let q = Arc::new(Queue::new(10, 1 << 20));
+        q.push_lossless(batch(10, 10), &stats).unwrap();
+        let waiter = {
+            let (q, stats) = (q.clone(), stats.clone());
+            tokio::spawn(async move {
+                let mut b = batch(5, 10);
+                loop {
+                    let room = q.room.notified();
+                    tokio::pin!(room);
+                    room.as_mut().enable();
+                    match q.push_lossless(b, &stats) {
+                        Ok(()) => return,
+                        Err(back) => b = back,
+                    }
+                    room.await;
+                }
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        let q2 = q.clone();
+        tokio::task::spawn_blocking(move || q2.take_all(Duration::ZERO))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by take")
+            .unwrap();
+        assert_eq!(q.depth(), 5);
     }
 
     #[test]

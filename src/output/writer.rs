@@ -151,13 +151,7 @@ mod tests {
     fn broken_pipe_stops_the_writer_and_reports() {
         let q = Arc::new(Queue::new(100, 1 << 20));
         let reg = Arc::new(Registry::default());
-        q.push(
-            Batch {
-                bytes: b"m f=1i 1\n".to_vec(),
-                lines: 1,
-            },
-            &reg.agent,
-        );
+        q.push(Batch::new(b"m f=1i 1\n".to_vec(), 1), &reg.agent);
         let (tx, rx) = mpsc::channel();
         let w = Writer::spawn(Broken, q, reg, move |e| {
             let _ = tx.send(matches!(e, WriterExit::ReaderGone));
@@ -176,10 +170,7 @@ mod tests {
         let reg = Arc::new(Registry::default());
         for i in 0..1000 {
             q.push(
-                Batch {
-                    bytes: format!("m f={i}i 1\n").into_bytes(),
-                    lines: 1,
-                },
+                Batch::new(format!("m f={i}i 1\n").into_bytes(), 1),
                 &reg.agent,
             );
         }

@@ -34,12 +34,7 @@ impl Backoff {
 
 /// A uniformly distributed value in [0, 1); seeded per call from std's per-process random keys.
 pub fn random_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+    crate::rand::unit_f64()
 }
 
 #[cfg(test)]

@@ -2,8 +2,11 @@
 //! the whole set on reload. See `instance.rs` for what happens inside one instance.
 
 mod backoff;
+mod gather;
 mod instance;
+mod lane;
 mod schedule;
+mod service;
 pub mod watchdog;
 
 use std::sync::Arc;
@@ -15,14 +18,18 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::{Backoff, random_unit};
-pub use instance::{one_line, panic_message};
 pub use schedule::{Schedule, next_boundary};
 
 use crate::config::{Config, Trigger};
-use crate::modules::{Module, ModuleContext};
+use crate::isolation::panic_message;
+use crate::modules::{Built, ModuleContext};
 use crate::output::{Accumulator, now_ns};
 use crate::stats::InstanceStats;
 use instance::{InstanceRun, Ticks};
+
+/// Where an instance's gate comes from (probe-group leadership): `None` = always open.
+pub type GateSource<'a> =
+    &'a dyn Fn(&crate::config::InputInstance) -> Option<watch::Receiver<bool>>;
 
 pub struct Supervisor {
     ctx: ModuleContext,
@@ -42,7 +49,7 @@ impl Supervisor {
     /// Starts every instance of `config`. Counters of an instance whose id and module are
     /// unchanged carry over from the previous set, so self-metric counters stay monotonic
     /// across reloads.
-    pub fn start(&mut self, config: &Config) {
+    pub fn start(&mut self, config: &Config, gates: GateSource<'_>) {
         let previous = self.ctx.registry.instances();
         let mut all = Vec::with_capacity(config.inputs.len());
         // One origin for every instance's schedule (see `Schedule::new`).
@@ -86,33 +93,23 @@ impl Supervisor {
                 module_ctx: self.ctx.clone(),
                 ticks,
                 gather_timeout: inst.gather_timeout,
+                gate: gates(inst),
             };
-            // TEMPORARY (mqtt branch) until the service-input API lands on main.
-            if let crate::modules::InputConfig::MqttConsumer(c) = &inst.config {
-                let cancel = CancellationToken::new();
-                let c = (**c).clone();
-                let handle = tokio::spawn(crate::modules::mqtt_consumer::run_service(
-                    move || crate::modules::mqtt_consumer::MqttConsumer::new(c.clone()),
-                    run.instance,
-                    run.stats,
-                    self.ctx.clone(),
-                    config.agent.metric_buffer_limit,
-                    cancel.clone(),
-                ));
-                self.running.push((cancel, handle));
-                continue;
-            }
             if inst.config.runs_inline() {
                 lane.push(run);
                 continue;
             }
             let cancel = CancellationToken::new();
-            let handle = tokio::spawn(instance::run(run, cancel.clone()));
+            let handle = if inst.config.is_service() {
+                tokio::spawn(service::run(run, cancel.clone()))
+            } else {
+                tokio::spawn(instance::run(run, cancel.clone()))
+            };
             self.running.push((cancel, handle));
         }
         if !lane.is_empty() {
             let cancel = CancellationToken::new();
-            let handle = tokio::spawn(instance::run_lane(lane, cancel.clone()));
+            let handle = tokio::spawn(lane::run(lane, cancel.clone()));
             self.running.push((cancel, handle));
         }
         self.ctx.registry.set_instances(all);
@@ -143,6 +140,29 @@ impl Supervisor {
     }
 
     /// `--once`: every instance gathers once, concurrently, each bounded by its gather timeout.
+    /// `--once` for a service input: it runs for one interval (what a gather gets), then is
+    /// cancelled like on a stop.
+    async fn serve_once(
+        inst: crate::config::InputInstance,
+        ctx: ModuleContext,
+        stats: Arc<InstanceStats>,
+    ) {
+        let interval = inst.interval;
+        let cancel = CancellationToken::new();
+        let run = InstanceRun {
+            instance: inst,
+            stats,
+            module_ctx: ctx,
+            ticks: Ticks::Trigger(watch::Sender::new(0).subscribe()),
+            gather_timeout: interval,
+            gate: None,
+        };
+        let served = tokio::spawn(service::run(run, cancel.clone()));
+        tokio::time::sleep(interval).await;
+        cancel.cancel();
+        let _ = served.await;
+    }
+
     pub async fn run_once(&self, config: &Config) {
         let mut tasks = Vec::new();
         for inst in &config.inputs {
@@ -156,14 +176,19 @@ impl Supervisor {
                 Arc::new(inst.decoration.clone()),
                 self.ctx.queue.clone(),
                 self.ctx.registry.clone(),
-                stats,
+                stats.clone(),
             );
             let ctx = self.ctx.clone();
             let inst = inst.clone();
+            if inst.config.is_service() {
+                tasks.push(tokio::spawn(Self::serve_once(inst, ctx, stats)));
+                continue;
+            }
             tasks.push(tokio::spawn(async move {
                 let mut acc = acc;
-                let mut module = match Module::build(&inst.config, &ctx) {
-                    Ok(m) => m,
+                let mut module = match inst.config.build(&ctx) {
+                    Ok(Built::Ticked(m)) => m,
+                    Ok(Built::Service(_)) => return,
                     Err(e) => {
                         tracing::error!("[inputs.{}] cannot start: {e}", inst.display);
                         return;
@@ -187,5 +212,79 @@ impl Supervisor {
                 tracing::error!("gather panicked: {}", panic_message(e.into_panic()));
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "chaos"))]
+mod tests {
+    use super::*;
+    use crate::output::Queue;
+    use crate::stats::{self, Registry};
+
+    /// Takes everything queued: lines of `ticked` and of `svc`.
+    fn drain(queue: &Queue) -> (usize, usize) {
+        let batches = queue.take_all(Duration::ZERO);
+        let lines: Vec<&[u8]> = batches
+            .iter()
+            .flat_map(|b| b.bytes.split(|&c| c == b'\n'))
+            .collect();
+        let count = |m: &str| lines.iter().filter(|l| l.starts_with(m.as_bytes())).count();
+        (count("ticked "), count("svc "))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gate_pauses_and_resumes_ticked_and_service_instances_without_restarts() {
+        let config = Config::parse(
+            "[[inputs.chaos]]\ninterval = \"10ms\"\nname_override = \"ticked\"\n\
+             [[inputs.chaos]]\nservice = true\nrate = 200\nname_override = \"svc\"\n",
+            "gate.toml",
+        )
+        .unwrap();
+        let registry = Arc::new(Registry::default());
+        let queue = Arc::new(Queue::new(100_000, 64 << 20));
+        let mut sup = Supervisor::new(ModuleContext {
+            registry: registry.clone(),
+            queue: queue.clone(),
+        });
+        let (gate, rx) = watch::channel(false);
+        sup.start(&config, &|_| Some(rx.clone()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            drain(&queue),
+            (0, 0),
+            "paused: nothing gathers, nothing runs"
+        );
+        let far_future = now_ns() + 3_600_000_000_000;
+        assert!(
+            crate::health::late_instances(&registry, far_future).is_empty(),
+            "a paused instance is not late"
+        );
+
+        gate.send_replace(true);
+        // Both start gathering: waited for (bounded), not timed, since the machine may be busy.
+        let (mut ticked, mut svc) = (0, 0);
+        let resumed = std::time::Instant::now();
+        while (ticked <= 5 || svc <= 5) && resumed.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (t, s) = drain(&queue);
+            (ticked, svc) = (ticked + t, svc + s);
+        }
+        assert!(ticked > 5 && svc > 5, "resumed: {ticked} and {svc} lines");
+
+        gate.send_replace(false);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drain(&queue);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(drain(&queue), (0, 0), "paused again: nothing more");
+        for s in registry.instances() {
+            assert_eq!(
+                stats::get(&s.restarts),
+                0,
+                "{}: pausing is not a failure",
+                s.id
+            );
+            assert!(s.paused.load(Ordering::Relaxed));
+        }
+        sup.stop(Duration::from_millis(300)).await;
     }
 }

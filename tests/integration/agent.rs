@@ -5,6 +5,10 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
+/// Also the bound on how long the agent takes to exit after SIGTERM, stdin EOF or a closed
+/// stdout (`took < SEC`): the exit path waits on nothing but the flush of its queue (measured
+/// 15-110 ms, the latter with 65,800 lines queued or a blocked worker), so a second is wide on a
+/// loaded machine and still fails an exit that waits for a gather, a blocked worker or a timeout.
 const SEC: Duration = Duration::from_secs(1);
 
 fn chaos_seqs(lines: &[String], measurement: &str) -> Vec<i64> {
@@ -21,6 +25,24 @@ fn count(lines: &[String], measurement: &str) -> usize {
         .filter(|l| l.split([',', ' ']).next() == Some(measurement))
         .count()
 }
+
+/// Gathers of the input named `measurement` (one timestamp each) and the ticks it lost between
+/// its first and last, from the agent's own timestamps: judged on what the agent did, not on the
+/// test's nominal sleep (on a loaded machine the agent may start late).
+fn gathers_and_lost_ticks(lines: &[String], measurement: &str, interval: Duration) -> (usize, i64) {
+    let mut ts: Vec<i64> = parse_all(lines)
+        .iter()
+        .filter(|l| l.measurement == measurement)
+        .map(|l| l.timestamp)
+        .collect();
+    ts.dedup();
+    (ts.len(), missed_intervals(&ts, interval))
+}
+
+/// Ticks a healthy 100 ms input may lose in a few seconds: one is lost only when its timer fires
+/// a whole interval late, which a loaded 2-core machine does now and then (0 seen alone, at most
+/// 1 under tests/stress.sh); a neighbour that stalled it would cost one per 100 ms of stall.
+const LOST_TICKS_ALLOWED: i64 = 3;
 
 /// Last value of an `internal_agent` field.
 fn agent_stat(lines: &[String], field: &str) -> Option<i64> {
@@ -264,10 +286,10 @@ fn panicking_input_restarts_with_backoff_and_others_keep_their_rate() {
     );
     std::thread::sleep(Duration::from_secs(4));
     let lines = a.lines();
-    let steady = count(&lines, "steady");
+    let (steady, lost) = gathers_and_lost_ticks(&lines, "steady", Duration::from_millis(100));
     assert!(
-        steady >= 35,
-        "steady input wrote {steady} lines in 4 s at 100 ms"
+        steady >= 20 && lost <= LOST_TICKS_ALLOWED,
+        "steady input: {steady} gathers, {lost} ticks lost"
     );
     let panics = agent_stat(&lines, "panics").unwrap_or(0);
     // Backoff 1 s, 2 s, 4 s (±20 %): 2 to 4 panics in 4 s, not 40.
@@ -287,10 +309,10 @@ fn hanging_input_is_aborted_and_others_keep_their_rate() {
     );
     std::thread::sleep(Duration::from_secs(3));
     let lines = a.lines();
+    let (steady, lost) = gathers_and_lost_ticks(&lines, "steady", Duration::from_millis(100));
     assert!(
-        count(&lines, "steady") >= 25,
-        "steady wrote {}",
-        count(&lines, "steady")
+        steady >= 15 && lost <= LOST_TICKS_ALLOWED,
+        "steady input: {steady} gathers, {lost} ticks lost"
     );
     assert!(agent_stat(&lines, "gather_timeouts").unwrap_or(0) >= 1);
     assert!(
@@ -314,8 +336,11 @@ fn local_lane_members_that_panic_or_hang_do_not_hold_up_their_lane_mates() {
     );
     std::thread::sleep(Duration::from_secs(4));
     let lines = a.lines();
-    let steady = count(&lines, "steady");
-    assert!(steady >= 35, "steady wrote {steady} lines in 4 s at 100 ms");
+    let (steady, lost) = gathers_and_lost_ticks(&lines, "steady", Duration::from_millis(100));
+    assert!(
+        steady >= 20 && lost <= LOST_TICKS_ALLOWED,
+        "steady input: {steady} gathers, {lost} ticks lost"
+    );
     let panics = agent_stat(&lines, "panics").unwrap_or(0);
     assert!((2..=4).contains(&panics), "panics = {panics}");
     assert!(
@@ -366,11 +391,13 @@ fn input_blocking_a_worker_is_reported_and_sigterm_still_exits() {
     );
     // The blocker holds one worker; the aborted gather cannot end, which is reported after 5 s.
     a.wait_stderr("blocks a thread without yielding", 10 * SEC);
-    let before = count(&a.lines(), "steady");
+    let before = a.line_count();
     std::thread::sleep(SEC);
+    let after = a.lines().split_off(before);
+    let (steady, lost) = gathers_and_lost_ticks(&after, "steady", Duration::from_millis(100));
     assert!(
-        count(&a.lines(), "steady") >= before + 8,
-        "steady input stalled"
+        steady >= 5 && lost <= LOST_TICKS_ALLOWED,
+        "steady input after the block: {steady} gathers, {lost} ticks lost"
     );
     a.signal(libc::SIGTERM);
     let (st, took) = a.wait_exit(5 * SEC);
@@ -387,7 +414,9 @@ fn watchdog_exits_nonzero_when_every_worker_is_blocked() {
     let mut a = Agent::start(&cfg);
     let (st, took) = a.wait_exit(10 * SEC);
     assert_eq!(st.code(), Some(3), "{}", a.stderr());
-    assert!(took < 5 * SEC);
+    // watchdog_timeout 2 s from start-up: 5 s leaves 3 s for a slow start on a loaded machine;
+    // a watchdog that never fires is caught by wait_exit's 10 s.
+    assert!(took < 5 * SEC, "{took:?}");
     assert!(
         a.stderr().contains("the runtime made no progress"),
         "{}",
@@ -537,13 +566,19 @@ fn gathers_fall_on_interval_boundaries() {
     let lines = a.wait_for("six gathers", 5 * SEC, |l| count(l, "chaos") >= 6);
     let ts: Vec<i64> = parse_all(&lines).iter().map(|l| l.timestamp).collect();
     // The first gather runs at start-up; every later one on a multiple of 200 ms, without drift.
-    for t in &ts[1..] {
-        let offset_ms = (t % 200_000_000) / 1_000_000;
-        assert!(
-            offset_ms < 30,
-            "gather {offset_ms} ms after its boundary: {ts:?}"
-        );
-    }
+    // A loaded machine can wake any one timer late, so the typical (median) gather is judged
+    // against 30 ms; a schedule off the boundaries (counted from start-up) would put every
+    // gather at the same random offset. None may be late by half an interval: that is a tick
+    // lost, not a late wake-up.
+    let mut offsets: Vec<i64> = ts[1..]
+        .iter()
+        .map(|t| (t % 200_000_000) / 1_000_000)
+        .collect();
+    offsets.sort_unstable();
+    assert!(
+        offsets[offsets.len() / 2] < 30 && offsets[offsets.len() - 1] < 100,
+        "gathers this many ms after their boundaries: {offsets:?} ({ts:?})"
+    );
 }
 
 #[test]

@@ -256,6 +256,16 @@ fn read_lines(mut out: impl Read, lines: Arc<Mutex<Vec<String>>>, partial: Arc<M
     *partial.lock().unwrap() = pending;
 }
 
+/// Intervals missed by a stream of gather timestamps at `interval`: a gap of about k intervals
+/// means k - 1 missed ticks.
+pub fn missed_intervals(ts: &[i64], interval: Duration) -> i64 {
+    let iv = interval.as_nanos() as f64;
+    ts.windows(2)
+        .map(|w| ((w[1] - w[0]) as f64 / iv).round() as i64 - 1)
+        .filter(|&m| m > 0)
+        .sum()
+}
+
 /// Runs `metrics-agent --once` on `config`; returns (exit status, stdout lines, stderr).
 pub fn run_once(config: &str) -> (ExitStatus, Vec<String>, String) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
+/// Also the bound on exits after SIGTERM or a closed reader (`took < SEC`): see the same
+/// constant in agent.rs (the exit path waits only for its flush; measured 15-110 ms).
 const SEC: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
 
@@ -112,16 +114,6 @@ fn gather_stat(lines: &[String], alias: &str, field: &str) -> Option<i64> {
         .map(|l| parse_line(l))
         .find(|l| l.tag("alias") == Some(alias))?
         .int(field)
-}
-
-/// Intervals missed by a stream of gather timestamps at `interval`: a gap of about k intervals
-/// means k - 1 missed ticks.
-fn missed_intervals(ts: &[i64], interval: Duration) -> i64 {
-    let iv = interval.as_nanos() as f64;
-    ts.windows(2)
-        .map(|w| ((w[1] - w[0]) as f64 / iv).round() as i64 - 1)
-        .filter(|&m| m > 0)
-        .sum()
 }
 
 /// Reads the agent's stdout on a thread that can be paused (a stalled or slow telegraf) and
@@ -260,23 +252,32 @@ fn panic_storm_costs_other_inputs_nothing() {
     // healthy inputs must keep every tick, memory must stay flat, and the panicking ones must be
     // restarted on the 1, 2, 4, 8, 16 s backoff schedule (±20 % jitter), not every 10 ms.
     const CROWD: usize = 10;
-    let mut cfg = String::from(
-        "[[inputs.chaos]]\ninterval = \"10ms\"\nmode = \"panic\"\nalias = \"storm\"\nname_override = \"storm\"\n\
-         [[inputs.chaos]]\ninterval = \"10ms\"\nalias = \"fast\"\nname_override = \"fast\"\n\
+    let healthy = "[[inputs.chaos]]\ninterval = \"10ms\"\nalias = \"fast\"\nname_override = \"fast\"\n\
          [[inputs.chaos]]\ninterval = \"100ms\"\nlines = 100\nalias = \"steady\"\nname_override = \"steady\"\n\
-         [[inputs.internal]]\ninterval = \"1s\"\n",
+         [[inputs.internal]]\ninterval = \"1s\"\n";
+    let mut cfg = String::from(
+        "[[inputs.chaos]]\ninterval = \"10ms\"\nmode = \"panic\"\nalias = \"storm\"\nname_override = \"storm\"\n",
     );
+    cfg.push_str(healthy);
     for i in 0..CROWD {
         cfg.push_str(&format!(
             "[[inputs.chaos]]\ninterval = \"10ms\"\nmode = \"panic\"\nalias = \"crowd{i}\"\nname_override = \"crowd\"\n"
         ));
     }
     let mut a = Agent::start(&cfg);
+    // The reference: the same healthy inputs in a second agent without the panicking ones, over
+    // the same 20 s. What ticks it loses, the machine cost (a loaded machine wakes a 10 ms timer
+    // a whole interval late now and then); the storm may not cost more than that.
+    let mut control = Agent::start(healthy);
     let t0 = Instant::now();
     std::thread::sleep(5 * SEC - t0.elapsed());
     let rss5 = a.rss_bytes();
     std::thread::sleep(20 * SEC - t0.elapsed());
     let rss20 = a.rss_bytes();
+    control.signal(libc::SIGTERM);
+    let (cst, _) = control.wait_exit(5 * SEC);
+    assert!(cst.success(), "{cst:?}\n{}", control.stderr());
+    let control_lines = control.lines();
     // The last internal line reports every panic of the first 20 s.
     let n = a.line_count();
     a.wait_for("a fresh internal line", 3 * SEC, |l| {
@@ -299,15 +300,18 @@ fn panic_storm_costs_other_inputs_nothing() {
         let span = Duration::from_nanos((ts[ts.len() - 1] - ts[0]) as u64);
         let expected = (span.as_nanos() / iv.as_nanos()) as i64 + 1;
         let missed = missed_intervals(&ts, iv);
+        let mut cts: Vec<i64> = seq_ts(&control_lines, m).iter().map(|x| x.0).collect();
+        cts.dedup();
+        let control_missed = missed_intervals(&cts, iv);
         eprintln!(
-            "panic storm: {m} ({iv:?}): {} gathers over {span:.2?} (expected {expected}), missed intervals {missed}, ticks_skipped {:?}",
+            "panic storm: {m} ({iv:?}): {} gathers over {span:.2?} (expected {expected}), missed intervals {missed} (control agent {control_missed}), ticks_skipped {:?}",
             ts.len(),
             gather_stat(&lines, m, "ticks_skipped"),
         );
-        // Tolerance: a tick that fires a whole interval late (the machine's two cores busy with
-        // other tests) is lost. Allow 2 % of the ticks at 10 ms (40 of 2000; measured 0-5 lost
-        // alone, up to 29 with four CPU-bound test processes beside it), 1 tick at 100 ms.
-        let allowed = if iv < 100 * MS { expected / 50 } else { 1 };
+        // Tolerance: what the control lost, twice over (two processes do not get the same luck
+        // from the scheduler), plus 1 % of the ticks (at least one). Measured: 0-5 of 2000 lost
+        // at 10 ms on an idle machine; 126 with both cores kept busy (tests/stress.sh).
+        let allowed = 2 * control_missed + (expected / 100).max(1);
         assert!(
             missed <= allowed && expected - ts.len() as i64 <= allowed + 1,
             "{m}: {} gathers of {expected} expected, {missed} missed intervals (allowed {allowed})",

@@ -37,11 +37,10 @@ use rumqttc::{
 
 use super::config::{Config, Scheme, Server};
 use super::parse_message;
-use super::service::ServiceCtx;
+use crate::modules::service::ServiceCtx;
 use crate::modules::GatherError;
 use crate::output::now_ns;
 use crate::stats::lock;
-use crate::supervisor::random_unit;
 
 /// The largest packet MQTT can carry (256 MiB − 1). A lower limit would make rumqttc drop the
 /// connection on a big message, which the broker would then redeliver forever: one oversized
@@ -115,7 +114,7 @@ fn qos(q: u8) -> QoS {
 fn random_client_id() -> String {
     format!(
         "metrics-agent-{:08x}",
-        (random_unit() * f64::from(u32::MAX)) as u32
+        crate::rand::u64() as u32
     )
 }
 
@@ -560,7 +559,7 @@ impl Driver<'_> {
 fn backoff(attempt: &mut u32, max: Duration) -> Duration {
     let exp = RECONNECT_BASE.saturating_mul(1u32 << (*attempt).min(16));
     *attempt = attempt.saturating_add(1);
-    exp.min(max).mul_f64(0.8 + 0.4 * random_unit())
+    exp.min(max).mul_f64(0.8 + 0.4 * crate::rand::unit_f64())
 }
 
 async fn handle(

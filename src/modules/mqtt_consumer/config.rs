@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::json::{JsonOptions, TimeFormat};
 use super::topic::TopicParser;
 use super::value::DataType;
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::modules::tls::{self, Trust};
 
 /// `[[inputs.mqtt_consumer]]`

@@ -22,17 +22,14 @@ pub mod config;
 pub mod fuzz;
 pub mod influx;
 pub mod json;
-mod service;
 pub mod topic;
 pub mod value;
 
-use std::future::Future;
-use std::pin::Pin;
-
 pub use config::{Config, Raw, resolve};
-pub use service::{Service, ServiceCtx, run_service};
 
-use super::GatherError;
+use super::service::{Service, ServiceCtx, ServiceFuture};
+use super::{Built, GatherError, Input, ModuleContext, Resolve, Shape};
+use crate::options::SpanError;
 use crate::output::Metric;
 
 /// Measurement of `json` and `value` metrics (telegraf names them after the input).
@@ -87,11 +84,24 @@ impl MqttConsumer {
 }
 
 impl Service for MqttConsumer {
-    fn run<'a>(
-        &'a mut self,
-        ctx: &'a ServiceCtx,
-    ) -> Pin<Box<dyn Future<Output = Result<(), GatherError>> + Send + 'a>> {
+    fn run<'a>(&'a mut self, ctx: &'a ServiceCtx) -> ServiceFuture<'a> {
         Box::pin(client::run(&self.config, ctx))
+    }
+}
+
+impl Resolve for Config {
+    type Raw = Raw;
+    fn resolve(raw: Raw) -> Result<Self, SpanError> {
+        resolve(raw)
+    }
+}
+
+impl Input for Config {
+    fn shape(&self) -> Shape {
+        Shape::Service
+    }
+    fn build(&self, _ctx: &ModuleContext) -> Result<Built, GatherError> {
+        Ok(Built::Service(Box::new(MqttConsumer::new(self.clone()))))
     }
 }
 

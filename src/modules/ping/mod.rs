@@ -26,7 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::GatherError;
-use crate::config::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 use packet::Family;
 use pinger::{Pinger, ReplyEvent, SocketMode};
@@ -248,11 +248,8 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
 }
 
 pub struct Ping {
-    /// Boxed so `Module` (an enum of every input) stays small.
     config: Box<Config>,
     pinger: Arc<Pinger>,
-    /// Error texts already logged by this instance: each distinct one is logged once.
-    logged: Vec<String>,
 }
 
 /// Per-target results of one gather.
@@ -293,7 +290,6 @@ impl Ping {
         Ping {
             config: Box::new(config),
             pinger,
-            logged: Vec::new(),
         }
     }
 
@@ -418,10 +414,9 @@ impl Ping {
 
         for (msg, count, first) in send_errors {
             let url = &self.config.urls[first];
-            log_once(
-                &mut self.logged,
+            acc.warn_once(
                 &msg,
-                format!("{msg} ({count} request(s) this round, first to {url})"),
+                format_args!("{msg} ({count} request(s) this round, first to {url})"),
             );
         }
         for (t, url) in tally.targets.iter().zip(&self.config.urls) {
@@ -430,7 +425,7 @@ impl Ping {
                 && let Some(e) = &t.error
             {
                 let e = format!("{url}: {e}");
-                log_once(&mut self.logged, &e, e.clone());
+                acc.warn_once(&e, format_args!("{e}"));
             }
             acc.add(target_metric(ts, url, t, &self.config.percentiles));
         }
@@ -449,15 +444,6 @@ fn rounds_within(count: u32, ping_interval: Duration, deadline: Duration) -> u32
         .as_nanos()
         .div_ceil(ping_interval.as_nanos().max(1));
     count.min(u32::try_from(fit).unwrap_or(u32::MAX)).max(1)
-}
-
-/// Logs `text` unless `key` is in `logged` (one instance's log). Bounded: a thousand distinct
-/// failing host names do not grow it without limit.
-fn log_once(logged: &mut Vec<String>, key: &str, text: String) {
-    if !logged.iter().any(|k| k == key) && logged.len() < 256 {
-        tracing::warn!("[inputs.ping] {text}");
-        logged.push(key.to_owned());
-    }
 }
 
 /// Replies of one gather, matched to targets.
@@ -622,10 +608,12 @@ fn pick(addrs: &[SocketAddr], pref: FamilyPref) -> Option<SocketAddr> {
     }
 }
 
+super::ticked_input!(Ping, super::Shape::Ticked);
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::deserialize_value;
+    use crate::options::deserialize_value;
 
     fn parse(text: &str) -> Result<Config, SpanError> {
         let v = toml::de::DeTable::parse(text).unwrap();

@@ -313,7 +313,7 @@ pub struct Pinger {
 /// restart of the agent onto the same (possibly stale) ICMP session.
 fn ident_base() -> u16 {
     static BASE: OnceLock<u16> = OnceLock::new();
-    *BASE.get_or_init(socket::random_u16)
+    *BASE.get_or_init(crate::rand::u16)
 }
 
 /// Each socket opened gets the next identifier, so two raw sockets of this process (different
@@ -421,7 +421,7 @@ impl Pinger {
                         family,
                         kind,
                         ident: ident_base().wrapping_add(n),
-                        table: Mutex::new(Table::new(socket::random_u16())),
+                        table: Mutex::new(Table::new(crate::rand::u16())),
                     });
                     let task = tokio::spawn(receive_loop(endpoint.clone()));
                     return Ok(Open { endpoint, task });

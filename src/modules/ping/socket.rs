@@ -258,19 +258,6 @@ pub fn clock_ns(clock: libc::clockid_t) -> i64 {
     ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
 }
 
-/// A random 16-bit value from the kernel (for the echo identifier).
-pub fn random_u16() -> u16 {
-    let mut b = [0u8; 2];
-    // SAFETY: writes at most 2 bytes into `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n == 2 {
-        u16::from_ne_bytes(b)
-    } else {
-        // No getrandom (very old kernel): the low bits of the clock and pid still differ per start.
-        (clock_ns(libc::CLOCK_MONOTONIC) as u16) ^ (std::process::id() as u16)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

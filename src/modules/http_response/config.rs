@@ -1,0 +1,402 @@
+//! Options: `[[inputs.http_response]]` as written (the user docs) and resolved.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use regex::bytes::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::url::{Target, parse_url};
+use crate::options::{ConfigDuration, SpanError};
+use crate::modules::probe::{IpVersion, Source};
+use crate::modules::tls::Trust;
+
+/// `[[inputs.http_response]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Raw {
+    /// URLs to probe (`http://` or `https://`). Default `["http://localhost"]`. Characters a URL
+    /// may not carry (space, `"`, `<`, `>` …) are percent-encoded in the request; the `server`
+    /// tag keeps the URL as written.
+    urls: Option<Vec<Spanned<String>>>,
+    /// HTTP proxy, `http://host:port`, without credentials. `http://` URLs are requested from
+    /// it in absolute form; `https://` URLs go through a CONNECT tunnel (then TLS and HTTP/2 as
+    /// usual, end to end). Through a proxy, `dns_time` is the proxy's name lookup and
+    /// `connect_time` covers the TCP connect to the proxy plus, for https, the CONNECT exchange.
+    /// Not combinable with `probe_all_addresses`. Default: none (environment variables such as
+    /// `HTTP_PROXY` are not read).
+    http_proxy: Option<Spanned<String>>,
+    /// Bound on one whole probe (lookup, connect, TLS, request, headers and body, redirects
+    /// included). Default 5s. Unlike telegraf, values below 1s are honoured.
+    response_timeout: Option<ConfigDuration>,
+    /// HTTP method. Default `GET`.
+    method: Option<Spanned<String>>,
+    /// Follow 301/302/303/307/308 (at most 10 hops; each hop a fresh connection). Default false.
+    follow_redirects: Option<bool>,
+    /// Request body.
+    body: Option<String>,
+    /// Request headers; a `Host` entry overrides the Host header / `:authority`.
+    headers: Option<Spanned<BTreeMap<String, String>>>,
+    /// Basic authentication. The password is never logged nor written to a tag.
+    username: Option<String>,
+    password: Option<String>,
+    /// Bearer token given inline (telegraf's `token`).
+    token: Option<String>,
+    /// File whose content (trimmed) is the bearer token, read at every gather so it can rotate
+    /// (telegraf's `bearer_token`).
+    bearer_token: Option<String>,
+    /// Environment variable holding the bearer token (read at every gather).
+    bearer_token_env: Option<String>,
+    /// Expected status code; sets `response_status_code_match` and the result. Default: any.
+    response_status_code: Option<u16>,
+    /// Regular expression searched in the body (at most `response_body_max_size` bytes).
+    response_string_match: Option<Spanned<String>>,
+    /// Most body bytes read, as bytes (integer) or a size string (`"1MiB"`, `"512KB"`). A
+    /// longer body ends the read with `body_read_error`. Default 32 MiB (telegraf's); only kept
+    /// in memory when `response_string_match` is set.
+    response_body_max_size: Option<Spanned<toml::Value>>,
+    /// PEM file of CA certificates that replaces the system roots for verification.
+    tls_ca: Option<Spanned<String>>,
+    /// Client certificate (PEM, leaf first) and key (PEM) for servers that require mutual TLS.
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<String>,
+    /// Name used for SNI and certificate verification instead of the URL's host.
+    tls_server_name: Option<String>,
+    /// Complete the probe even if the certificate does not verify (the verdict is still
+    /// reported in `tls_verification_code`). Default false: a certificate that fails
+    /// verification ends the probe with `connection_failed`.
+    insecure_skip_verify: Option<bool>,
+    /// Network interface to send from (SO_BINDTODEVICE).
+    interface: Option<String>,
+    /// Source IP address to send from.
+    source_address: Option<Spanned<String>>,
+    /// `any` (resolver order, default), `ipv4`, `ipv6`, `prefer_ipv4`, `prefer_ipv6`.
+    ip_version: Option<Spanned<String>>,
+    /// Probe every resolved address (after `ip_version`) as its own series, tagged `ip`.
+    /// Default false: the first address only.
+    probe_all_addresses: Option<bool>,
+    /// Offer HTTP/2 by ALPN on https (default true). Plain http always uses HTTP/1.1.
+    http2: Option<bool>,
+    /// Response headers written as tags: `{ "Server" = "server_header" }` tags the line
+    /// `server_header=<value of Server>` (telegraf's option). Absent headers add no tag.
+    http_header_tags: Option<Spanned<BTreeMap<String, String>>>,
+    /// Name of a string field that receives the body (at most `response_body_max_size` bytes,
+    /// invalid UTF-8 replaced), as telegraf's option. Default: none.
+    response_body_field: Option<String>,
+}
+
+/// A secret kept out of `Debug` output (and so out of logs).
+#[derive(Clone)]
+pub struct Secret(pub(super) String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Bearer {
+    Inline(Secret),
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub targets: Vec<Target>,
+    pub timeout: Duration,
+    pub method: hyper::Method,
+    pub follow_redirects: bool,
+    pub body: Bytes,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub host_header: Option<String>,
+    pub basic: Option<Secret>,
+    pub bearer: Option<Bearer>,
+    pub expected_status: Option<u16>,
+    pub string_match: Option<Regex>,
+    pub body_max: u64,
+    pub trust: Trust,
+    pub tls_server_name: Option<String>,
+    pub insecure: bool,
+    pub source: Source,
+    pub ip_version: IpVersion,
+    pub probe_all: bool,
+    pub http2: bool,
+    /// The proxy's host and port.
+    pub proxy: Option<Target>,
+    /// (response header, tag key).
+    pub header_tags: Vec<(HeaderName, String)>,
+    pub body_field: Option<String>,
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Parses `"1MiB"`, `"512KB"`, `"1024"` or an integer into bytes.
+pub fn parse_size(v: &toml::Value) -> Result<u64, String> {
+    match v {
+        toml::Value::Integer(n) if *n > 0 => Ok(*n as u64),
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let split = s
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(s.len());
+            let (num, unit) = s.split_at(split);
+            let n: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+            let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+                "" | "b" => 1.0,
+                "kb" => 1e3,
+                "mb" => 1e6,
+                "gb" => 1e9,
+                "kib" => 1024.0,
+                "mib" => 1048576.0,
+                "gib" => 1073741824.0,
+                u => return Err(format!("unknown size unit {u:?}")),
+            };
+            let b = n * mult;
+            if b >= 1.0 {
+                Ok(b as u64)
+            } else {
+                Err("size must be at least 1 byte".into())
+            }
+        }
+        _ => Err("must be a positive byte count or a size string like \"1MiB\"".into()),
+    }
+}
+
+pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+    let proxy = match &raw.http_proxy {
+        Some(p) => {
+            let t = parse_url(p.get_ref())
+                .ok()
+                .filter(|t| !t.https && t.path == "/")
+                .ok_or_else(|| {
+                    SpanError::new(p.span(), "http_proxy", "must be http://host:port")
+                })?;
+            if raw.probe_all_addresses == Some(true) {
+                return Err(SpanError::new(
+                    p.span(),
+                    "http_proxy",
+                    "cannot be combined with probe_all_addresses",
+                ));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let targets = match raw.urls {
+        None => vec![parse_url("http://localhost").map_err(|e| SpanError::new(0..0, "urls", e))?],
+        Some(urls) => {
+            let mut v = Vec::new();
+            for u in urls {
+                v.push(parse_url(u.get_ref()).map_err(|e| SpanError::new(u.span(), "urls", e))?);
+            }
+            v
+        }
+    };
+    let method = match &raw.method {
+        None => hyper::Method::GET,
+        Some(m) => hyper::Method::from_bytes(m.get_ref().as_bytes())
+            .map_err(|_| SpanError::new(m.span(), "method", "invalid HTTP method"))?,
+    };
+    let mut headers = Vec::new();
+    let mut host_header = None;
+    if let Some(h) = &raw.headers {
+        for (k, v) in h.get_ref() {
+            if k.eq_ignore_ascii_case("host") {
+                host_header = Some(v.clone());
+                continue;
+            }
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| SpanError::new(h.span(), "headers", format!("invalid name {k:?}")))?;
+            let value = HeaderValue::from_str(v).map_err(|_| {
+                SpanError::new(h.span(), "headers", format!("invalid value for {k:?}"))
+            })?;
+            headers.push((name, value));
+        }
+    }
+    let basic = match (&raw.username, &raw.password) {
+        (None, None) => None,
+        (u, p) => Some(Secret(base64(
+            format!(
+                "{}:{}",
+                u.as_deref().unwrap_or(""),
+                p.as_deref().unwrap_or("")
+            )
+            .as_bytes(),
+        ))),
+    };
+    let bearer = match (raw.token, raw.bearer_token, raw.bearer_token_env) {
+        (Some(t), None, None) => Some(Bearer::Inline(Secret(t))),
+        (None, Some(f), None) => Some(Bearer::File(PathBuf::from(f))),
+        (None, None, Some(e)) => Some(Bearer::Env(e)),
+        (None, None, None) => None,
+        _ => {
+            return Err(SpanError::new(
+                0..0,
+                "token",
+                "set only one of token, bearer_token, bearer_token_env",
+            ));
+        }
+    };
+    let string_match = match &raw.response_string_match {
+        Some(s) => Some(
+            Regex::new(s.get_ref())
+                .map_err(|e| SpanError::new(s.span(), "response_string_match", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let body_max = match &raw.response_body_max_size {
+        Some(v) => parse_size(v.get_ref())
+            .map_err(|e| SpanError::new(v.span(), "response_body_max_size", e))?,
+        None => 32 * 1024 * 1024,
+    };
+    let mut trust = Trust::from_config(&raw.tls_ca)?;
+    match (&raw.tls_cert, &raw.tls_key) {
+        (None, None) => {}
+        (Some(c), Some(k)) => {
+            trust = trust
+                .with_client_cert(std::path::Path::new(c.get_ref()), std::path::Path::new(k))
+                .map_err(|e| SpanError::new(c.span(), "tls_cert", e))?;
+        }
+        (c, _) => {
+            return Err(SpanError::new(
+                c.as_ref().map_or(0..0, |c| c.span()),
+                "tls_cert",
+                "tls_cert and tls_key go together",
+            ));
+        }
+    }
+    let source_address =
+        match &raw.source_address {
+            Some(s) => Some(s.get_ref().parse::<IpAddr>().map_err(|_| {
+                SpanError::new(s.span(), "source_address", "must be an IP address")
+            })?),
+            None => None,
+        };
+    let mut header_tags = Vec::new();
+    if let Some(h) = &raw.http_header_tags {
+        for (header, tag) in h.get_ref() {
+            let name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                SpanError::new(
+                    h.span(),
+                    "http_header_tags",
+                    format!("invalid header {header:?}"),
+                )
+            })?;
+            header_tags.push((name, tag.clone()));
+        }
+    }
+    let ip_version = match &raw.ip_version {
+        Some(v) => IpVersion::parse(v.get_ref()).ok_or_else(|| {
+            SpanError::new(
+                v.span(),
+                "ip_version",
+                "must be any, ipv4, ipv6, prefer_ipv4 or prefer_ipv6",
+            )
+        })?,
+        None => IpVersion::Any,
+    };
+    Ok(Config {
+        targets,
+        timeout: raw
+            .response_timeout
+            .map(|d| d.get())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(5)),
+        method,
+        follow_redirects: raw.follow_redirects.unwrap_or(false),
+        body: Bytes::from(raw.body.unwrap_or_default()),
+        headers,
+        host_header,
+        basic,
+        bearer,
+        expected_status: raw.response_status_code.filter(|&c| c > 0),
+        string_match,
+        body_max,
+        trust,
+        tls_server_name: raw.tls_server_name,
+        insecure: raw.insecure_skip_verify.unwrap_or(false),
+        source: Source {
+            address: source_address,
+            interface: raw.interface,
+        },
+        ip_version,
+        probe_all: raw.probe_all_addresses.unwrap_or(false),
+        http2: raw.http2.unwrap_or(true),
+        proxy,
+        header_tags,
+        body_field: raw.response_body_field.filter(|f| !f.is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size(&toml::Value::Integer(10)), Ok(10));
+        assert_eq!(parse_size(&toml::Value::String("1MiB".into())), Ok(1 << 20));
+        assert_eq!(parse_size(&toml::Value::String("2 KB".into())), Ok(2000));
+        assert!(parse_size(&toml::Value::String("1 parsec".into())).is_err());
+    }
+
+    #[test]
+    fn proxy_options() {
+        let r = |s: &str| resolve(toml::from_str::<Raw>(s).unwrap());
+        assert!(r("http_proxy = \"http://127.0.0.1:3128\"").is_ok());
+        assert!(r("http_proxy = \"https://p:3128\"").is_err());
+        assert!(r("http_proxy = \"http://u:p@p:3128\"").is_err());
+        assert!(r("http_proxy = \"http://p:3128\"\nprobe_all_addresses = true").is_err());
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let raw: Raw =
+            toml::from_str("urls = [\"http://h/\"]\nusername = \"u\"\npassword = \"hunter2\"\n")
+                .unwrap();
+        let c = resolve(raw).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains(&base64(b"u:hunter2")));
+    }
+}

@@ -1,0 +1,217 @@
+//! `procstat`: per-process resource use, as telegraf's `procstat` input (Linux, native finder).
+//!
+//! Selection, first set option wins (telegraf's order): `pid_file`, `exe` (regex on the process
+//! name, like `pgrep NAME`), `pattern` (regex on the command line joined with spaces, like
+//! `pgrep -f`; kernel threads match on their name), `user` (effective user, like `pgrep -u`),
+//! `systemd_unit` (every process in the unit's cgroup: `/sys/fs/cgroup/system.slice/<unit>/
+//! cgroup.procs`, unified or hybrid hierarchy — telegraf without `include_systemd_children` takes
+//! only the MainPID from systemctl; we have no D-Bus and report the whole unit), `cgroup` (a
+//! cgroup path, relative to `/sys/fs/cgroup` or absolute).
+//!
+//! Measurement `procstat`, one line per process: tags `process_name` (the `process_name` option
+//! or the kernel's name of the process), the selector used (`pidfile`, `exe`, `pattern`, `user`,
+//! `systemd_unit`, `cgroup`) and any `tag_with` keys; fields as telegraf's (below).
+//! `cpu_usage` (percent of one CPU, or of all CPUs with `mode = "solaris"`) needs two gathers
+//! that saw the same process, so it is absent on its first one.
+//!
+//! Per-process fields: `pid`, `ppid` (int, unless in `tag_with`), `cmdline`, `status`, `user`
+//! (string, unless in `tag_with`), `num_threads`, `num_fds`, `voluntary_context_switches`,
+//! `involuntary_context_switches`, `minor_faults`, `major_faults`, `child_minor_faults`,
+//! `child_major_faults`, `read_count`, `write_count` (syscalls), `read_bytes`, `write_bytes`
+//! (bytes through read/write calls: `rchar`/`wchar`), `disk_read_bytes`, `disk_write_bytes`
+//! (bytes from/to storage), `created_at` (ns since epoch); property `cpu`: `cpu_time_user`,
+//! `cpu_time_system`, `cpu_time_iowait` (float s), `cpu_usage` (float %); property `memory`:
+//! `memory_rss`, `memory_vms`, `memory_data`, `memory_stack`, `memory_locked`, `memory_swap`
+//! (bytes), `memory_usage` (float, % of MemTotal); property `mmap` (`smaps_rollup`):
+//! `memory_size`, `memory_pss`, `memory_shared_clean`, `memory_shared_dirty`,
+//! `memory_private_clean`, `memory_private_dirty`, `memory_referenced`, `memory_anonymous`.
+//! `/proc/<pid>/io` of another user's process needs root or CAP_SYS_PTRACE: without it those
+//! fields are left out.
+//!
+//! Measurement `procstat_lookup`, one line per gather: tags `pid_finder`, `result`
+//! (`success`|`lookup_error`) and the selector; fields `pid_count`, `running` (processes whose
+//! metrics were read), `result_code` (0|1).
+//!
+//! Reading `/proc/<pid>/…` of a process stuck in the kernel can block, so the whole scan runs on
+//! the blocking pool, bounded by `timeout`, with at most one scan in flight.
+
+mod config;
+mod finder;
+mod proc;
+mod scan;
+
+use super::GatherError;
+use super::hostutil::{Offload, clk_tck, page_size};
+use crate::output::{Accumulator, Metric, now_ns};
+pub use config::{Config, Raw, Selector, resolve};
+use scan::{Host, ScanResult, ScanState, scan};
+
+pub struct Procstat {
+    config: std::sync::Arc<Config>,
+    host: Host,
+    offload: Offload<ScanState, ScanResult>,
+}
+
+impl Procstat {
+    pub fn new(config: Config) -> Self {
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        Procstat {
+            config: std::sync::Arc::new(config),
+            host: Host {
+                hz: clk_tck(),
+                page: page_size(),
+                ncpu,
+            },
+            offload: Offload::default(),
+        }
+    }
+
+    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+        let ts = now_ns();
+        let cfg = self.config.clone();
+        let host = self.host;
+        let result = self
+            .offload
+            .run(self.config.timeout, move |st| scan(st, &cfg, host, ts))
+            .await;
+        let (tag_k, tag_v) = (
+            self.config.selector_tag.0,
+            self.config.selector_tag.1.clone(),
+        );
+        let lookup = Metric::new("procstat_lookup", ts)
+            .tag("pid_finder", self.config.pid_finder.clone())
+            .tag(tag_k, tag_v);
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => {
+                acc.add_error();
+                acc.add(
+                    lookup
+                        .tag("result", "lookup_error")
+                        .field("pid_count", 0u64)
+                        .field("running", 0u64)
+                        .field("result_code", 1u64),
+                );
+                return Err(GatherError::Failed(format!("scanning /proc: {e}")));
+            }
+        };
+        let running = r.metrics.len() as u64;
+        for m in r.metrics {
+            acc.add(m);
+        }
+        match r.lookup_error {
+            Some(e) => {
+                acc.partial_error("lookup", &e);
+                acc.add(
+                    lookup
+                        .tag("result", "lookup_error")
+                        .field("pid_count", 0u64)
+                        .field("running", 0u64)
+                        .field("result_code", 1u64),
+                );
+            }
+            None => {
+                acc.clear_error("lookup");
+                acc.add(
+                    lookup
+                        .tag("result", "success")
+                        .field("pid_count", r.pid_count as u64)
+                        .field("running", running)
+                        .field("result_code", 0u64),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+super::ticked_input!(Procstat, super::Shape::Ticked);
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::modules::hostutil::testing::TestAcc;
+
+    #[tokio::test]
+    async fn finds_a_child_by_pattern_and_pid_file() {
+        let marker = format!("procstat-unit-{}", std::process::id());
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("sleep 30; : {marker}"))
+            .spawn()
+            .unwrap();
+        // Until the shell's child has exec'd `sleep`, that child is a copy of the shell and
+        // matches the pattern too: wait for the exec, so that exactly one process matches.
+        let children = format!("/proc/{0}/task/{0}/children", child.id());
+        let settled = std::time::Instant::now();
+        loop {
+            let kids = std::fs::read_to_string(&children).unwrap_or_default();
+            let exec_done = kids.split_whitespace().next().is_some_and(|k| {
+                std::fs::read(format!("/proc/{k}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+            });
+            if exec_done {
+                break;
+            }
+            assert!(
+                settled.elapsed() < Duration::from_secs(10),
+                "sleep never started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let raw: Raw =
+            toml::from_str(&format!("pattern = \"sh -c sleep 30; : {marker}\"")).unwrap();
+        let mut p = Procstat::new(resolve(raw).unwrap());
+        let mut t = TestAcc::new();
+        p.gather(&mut t.acc).await.unwrap();
+        p.gather(&mut t.acc).await.unwrap();
+        let lines = t.lines();
+        let procs: Vec<_> = lines
+            .iter()
+            .filter(|l| l.starts_with("procstat,"))
+            .collect();
+        assert_eq!(procs.len(), 2, "{lines:?}");
+        assert!(
+            procs[0].contains(&format!("pid={}i", child.id())),
+            "{procs:?}"
+        );
+        assert!(procs[0].starts_with("procstat,process_name=sh,pattern="));
+        assert!(!procs[0].contains("cpu_usage"));
+        assert!(procs[1].contains("cpu_usage="));
+        let lookup: Vec<_> = lines
+            .iter()
+            .filter(|l| l.starts_with("procstat_lookup,"))
+            .collect();
+        assert!(
+            lookup[0].contains("pid_count=1i,running=1i,result_code=0i"),
+            "{lookup:?}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let pf = dir.path().join("x.pid");
+        std::fs::write(&pf, format!("{}\n", child.id())).unwrap();
+        let raw: Raw = toml::from_str(&format!(
+            "pid_file = {:?}\ntag_with = [\"pid\"]\nprefix = \"x\"",
+            pf.display().to_string()
+        ))
+        .unwrap();
+        let mut p = Procstat::new(resolve(raw).unwrap());
+        p.gather(&mut t.acc).await.unwrap();
+        let lines = t.lines();
+        assert!(
+            lines[0].contains(&format!(",pid={} ", child.id())),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains("x_num_threads=1i"), "{lines:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+
+        std::fs::remove_file(&pf).unwrap();
+        p.gather(&mut t.acc).await.unwrap();
+        let lines = t.lines();
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("result=lookup_error"), "{lines:?}");
+        assert_eq!(t.errors(), 1);
+    }
+}

@@ -1,0 +1,238 @@
+//! Reading and parsing `/proc/<pid>/…` files.
+
+use super::scan::ScanState;
+use crate::modules::hostutil::{kv_number, read_bytes_into, read_into};
+
+/// The fields of `/proc/<pid>/stat` we use.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stat {
+    pub state: u8,
+    pub ppid: i64,
+    pub minflt: u64,
+    pub cminflt: u64,
+    pub majflt: u64,
+    pub cmajflt: u64,
+    pub utime: u64,
+    pub stime: u64,
+    pub num_threads: u64,
+    pub starttime: u64,
+    pub vsize: u64,
+    pub rss_pages: u64,
+    pub blkio_ticks: Option<u64>,
+}
+
+/// Parses `/proc/<pid>/stat`; returns the command name (between the first `(` and the last `)`)
+/// and the fields after it.
+pub fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
+    let open = buf.iter().position(|&b| b == b'(')?;
+    let close = buf.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    let comm = &buf[open + 1..close];
+    let rest = std::str::from_utf8(&buf[close + 1..]).ok()?;
+    let mut it = rest.split_ascii_whitespace();
+    let state = it.next()?.bytes().next()?;
+    let mut v = [0i64; 40];
+    for (i, s) in it.enumerate().take(39) {
+        v[i + 1] = s.parse().unwrap_or(0);
+    }
+    let u = |i: usize| u64::try_from(v[i]).unwrap_or(0);
+    // Indices after the state: 1 ppid, 7 minflt … 21 rss, 39 delayacct_blkio_ticks.
+    Some((
+        comm,
+        Stat {
+            state,
+            ppid: v[1],
+            minflt: u(7),
+            cminflt: u(8),
+            majflt: u(9),
+            cmajflt: u(10),
+            utime: u(11),
+            stime: u(12),
+            num_threads: u(17),
+            starttime: u(19),
+            vsize: u(20),
+            rss_pages: u(21),
+            blkio_ticks: (rest.split_ascii_whitespace().count() > 39).then(|| u(39)),
+        },
+    ))
+}
+
+/// The fields of `/proc/<pid>/status` we use (memory in bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Status {
+    pub euid: Option<u32>,
+    pub voluntary: Option<u64>,
+    pub involuntary: Option<u64>,
+    pub vm_swap: Option<u64>,
+    pub vm_data: Option<u64>,
+    pub vm_stk: Option<u64>,
+    pub vm_lck: Option<u64>,
+    pub vm_rss: Option<u64>,
+}
+
+pub fn parse_status(text: &str) -> Status {
+    let mut s = Status::default();
+    for line in text.lines() {
+        let Some((k, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let bytes = || kv_number(rest).map(|(n, kb)| if kb { n * 1024 } else { n });
+        match k {
+            "Uid" => {
+                s.euid = rest
+                    .split_ascii_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+            }
+            "voluntary_ctxt_switches" => s.voluntary = bytes(),
+            "nonvoluntary_ctxt_switches" => s.involuntary = bytes(),
+            "VmSwap" => s.vm_swap = bytes(),
+            "VmData" => s.vm_data = bytes(),
+            "VmStk" => s.vm_stk = bytes(),
+            "VmLck" => s.vm_lck = bytes(),
+            "VmRSS" => s.vm_rss = bytes(),
+            _ => {}
+        }
+    }
+    s
+}
+
+/// `/proc/<pid>/io`: rchar, wchar, syscr, syscw, read_bytes, write_bytes.
+pub fn parse_io(text: &str) -> [Option<u64>; 6] {
+    let mut out = [None; 6];
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let i = match k {
+            "rchar" => 0,
+            "wchar" => 1,
+            "syscr" => 2,
+            "syscw" => 3,
+            "read_bytes" => 4,
+            "write_bytes" => 5,
+            _ => continue,
+        };
+        out[i] = v.trim().parse().ok();
+    }
+    out
+}
+
+/// `/proc/<pid>/smaps_rollup` keys → field names (values in kB there, bytes here).
+pub(super) const SMAPS: [(&str, &str); 7] = [
+    ("Pss", "memory_pss"),
+    ("Shared_Clean", "memory_shared_clean"),
+    ("Shared_Dirty", "memory_shared_dirty"),
+    ("Private_Clean", "memory_private_clean"),
+    ("Private_Dirty", "memory_private_dirty"),
+    ("Referenced", "memory_referenced"),
+    ("Anonymous", "memory_anonymous"),
+];
+
+pub fn parse_smaps_rollup(text: &str) -> [Option<u64>; 7] {
+    let mut out = [None; 7];
+    for line in text.lines() {
+        let Some((k, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if let Some(i) = SMAPS.iter().position(|(key, _)| *key == k) {
+            out[i] = kv_number(rest).map(|(n, _)| n * 1024);
+        }
+    }
+    out
+}
+
+/// gopsutil's status words, which telegraf writes.
+pub fn status_word(state: u8) -> &'static str {
+    match state {
+        b'R' => "running",
+        b'S' => "sleep",
+        b'D' | b'U' => "blocked",
+        b'I' => "idle",
+        b'L' => "lock",
+        b'T' | b't' => "stop",
+        b'W' => "wait",
+        b'Z' => "zombie",
+        b'X' | b'x' => "dead",
+        _ => "unknown",
+    }
+}
+
+impl ScanState {
+    pub(super) fn set_path(&mut self, pid: i32, file: &str) {
+        use std::fmt::Write;
+        self.path.clear();
+        let _ = write!(self.path, "/proc/{pid}/{file}");
+    }
+
+    /// Command line with NULs as spaces (into `self.cmdline`); false if unreadable.
+    pub(super) fn read_cmdline(&mut self, pid: i32) -> bool {
+        self.set_path(pid, "cmdline");
+        if read_bytes_into(&self.path, &mut self.cmdline).is_err() {
+            return false;
+        }
+        while self.cmdline.last() == Some(&0) {
+            self.cmdline.pop();
+        }
+        for b in self.cmdline.iter_mut() {
+            if *b == 0 {
+                *b = b' ';
+            }
+        }
+        true
+    }
+
+    /// The process name from `/proc/<pid>/comm` (into `self.text`).
+    pub(super) fn read_comm(&mut self, pid: i32) -> bool {
+        self.set_path(pid, "comm");
+        if read_into(&self.path, &mut self.text).is_err() {
+            return false;
+        }
+        let n = self.text.trim_end_matches('\n').len();
+        self.text.truncate(n);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fixture() {
+        let (comm, s) =
+            parse_stat(include_bytes!("../../../tests/fixtures/procstat/stat")).unwrap();
+        assert_eq!(comm, b"cat");
+        assert_eq!(s.state, b'R');
+        assert_eq!(s.num_threads, 1);
+        assert!(s.vsize > 0 && s.rss_pages > 0 && s.starttime > 0);
+        assert!(s.blkio_ticks.is_some());
+        let odd = b"7 (a) (b c) S 1 7 7 0 -1 0 10 20 30 40 5 6 0 0 20 0 3 0 99 4096 2";
+        let (comm, s) = parse_stat(odd).unwrap();
+        assert_eq!(comm, b"a) (b c");
+        assert_eq!((s.minflt, s.cminflt, s.majflt, s.cmajflt), (10, 20, 30, 40));
+        assert_eq!((s.utime, s.stime, s.num_threads), (5, 6, 3));
+        assert_eq!((s.starttime, s.vsize, s.rss_pages), (99, 4096, 2));
+        assert_eq!(s.blkio_ticks, None);
+    }
+
+    #[test]
+    fn status_io_smaps_fixtures() {
+        let s = parse_status(include_str!("../../../tests/fixtures/procstat/status"));
+        assert_eq!(s.euid, Some(0));
+        assert!(s.voluntary.is_some() && s.involuntary.is_some());
+        assert_eq!(s.vm_swap, Some(0));
+        assert_eq!(s.vm_stk, Some(132 * 1024));
+        assert_eq!(s.vm_rss, Some(1720 * 1024));
+        let io = parse_io(include_str!("../../../tests/fixtures/procstat/io"));
+        assert!(io.iter().all(Option::is_some));
+        assert_eq!(io[2], Some(10));
+        let sm = parse_smaps_rollup(include_str!(
+            "../../../tests/fixtures/procstat/smaps_rollup"
+        ));
+        assert_eq!(sm[0], Some(223 * 1024));
+        assert!(sm.iter().all(Option::is_some));
+    }
+}
