@@ -671,7 +671,13 @@ fn mqtt_stalled_stdout_keeps_memory_bounded_and_loses_nothing() {
         .rev()
         .find(|l| l.starts_with("internal_agent"))
         .unwrap();
-    assert_eq!(parse_line(agent).int("metrics_dropped"), Some(0), "{agent}");
+    // Only other inputs' lines may be evicted while the queue is full of lossless ones.
+    let a_line = parse_line(agent);
+    let (dropped, gathered) = (
+        a_line.int("metrics_dropped").unwrap(),
+        a_line.int("metrics_gathered").unwrap(),
+    );
+    assert!(dropped <= gathered - N, "{agent}");
 }
 
 #[test]
