@@ -745,3 +745,36 @@ fn mqtt_tls_with_a_generated_ca() {
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     assert_eq!(counter(&lines, 1, "messages_received"), Some(0));
 }
+
+#[test]
+fn mqtt_websocket_transport_at_qos2() {
+    let ws = free_port();
+    let b = Broker::start(&format!("listener {ws} 127.0.0.1\nprotocol websockets\n"));
+    let a = Agent::start(&format!(
+        "{AGENT}[[inputs.mqtt_consumer]]\nservers = [\"ws://127.0.0.1:{ws}/mqtt\"]\ntopics = [\"w/+\"]\nqos = 2\n"
+    ));
+    let start = Instant::now();
+    while !b.log().contains("SUBSCRIBE") {
+        assert!(
+            start.elapsed() < 10 * SEC,
+            "never subscribed:\n{}",
+            a.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.publish(
+        "w/x",
+        2,
+        &(0..100).map(|i| format!("m seq={i}i")).collect::<Vec<_>>(),
+    );
+    let lines = a.wait_for("every message over websockets", 20 * SEC, |l| {
+        unique(&seqs(l, "m")).len() == 100
+    });
+    assert_eq!(
+        seqs(&lines, "m"),
+        (0..100).collect::<Vec<_>>(),
+        "exactly once, in order"
+    );
+    let lines = wait_counter(&a, 0, "acknowledged", 10 * SEC, |v| v >= 100);
+    assert_eq!(counter(&lines, 0, "acknowledged"), Some(100));
+}

@@ -399,6 +399,11 @@ impl Driver<'_> {
                 _ = tick.tick(), if up => {
                     let since = last_message.unwrap_or(started).elapsed().as_secs();
                     counters.since_last.store(since, Ordering::Relaxed);
+                    // Alive for /readyz while connected and the broker answers pings, however
+                    // quiet the topics (seconds_since_last_message tells that story).
+                    if connected && ping_sent.is_none_or(|t| t.elapsed() <= cfg.ping_timeout) {
+                        ctx.mark_alive();
+                    }
                     if let Some(t) = ping_sent
                         && connected
                         && t.elapsed() > cfg.ping_timeout
