@@ -60,6 +60,7 @@ inputs! {
     netstat,
     procstat,
     cgroup,
+    mqtt_consumer,
     #[cfg(feature = "chaos")]
     chaos,
 }

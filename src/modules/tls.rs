@@ -160,6 +160,9 @@ pub struct ChainRecord {
 struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
     enforce: bool,
+    /// Verifies against this name instead of the one the client connected to (`tls_server_name`
+    /// for clients that take the SNI name from the address).
+    name: Option<ServerName<'static>>,
     record: Mutex<ChainRecord>,
 }
 
@@ -175,7 +178,7 @@ impl ServerCertVerifier for RecordingVerifier {
         let result = self.inner.verify_server_cert(
             end_entity,
             intermediates,
-            server_name,
+            self.name.as_ref().unwrap_or(server_name),
             ocsp_response,
             now,
         );
@@ -234,20 +237,10 @@ pub async fn handshake(
     let verifier = Arc::new(RecordingVerifier {
         inner: trust.verifier.clone(),
         enforce,
+        name: None,
         record: Mutex::new(ChainRecord::default()),
     });
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .and_then(|b| {
-            let b = b
-                .dangerous()
-                .with_custom_certificate_verifier(verifier.clone());
-            match &trust.client {
-                None => Ok(b.with_no_client_auth()),
-                Some(c) => b.with_client_auth_cert(c.0.clone(), c.1.clone_key()),
-            }
-        });
-    let stream = match config {
+    let stream = match client_config(trust, verifier.clone()) {
         Ok(mut config) => {
             config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
             // One fresh handshake per probe: no session resumption, so tls_time is comparable.
@@ -264,6 +257,40 @@ pub async fn handshake(
         .map(|r| r.clone())
         .unwrap_or_default();
     Handshake { stream, record }
+}
+
+fn client_config(
+    trust: &Trust,
+    verifier: Arc<RecordingVerifier>,
+) -> Result<ClientConfig, rustls::Error> {
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            let b = b.dangerous().with_custom_certificate_verifier(verifier);
+            match &trust.client {
+                None => Ok(b.with_no_client_auth()),
+                Some(c) => b.with_client_auth_cert(c.0.clone(), c.1.clone_key()),
+            }
+        })
+}
+
+impl Trust {
+    /// A TLS client config for a client library that runs the handshake itself (the MQTT
+    /// client): the same verification as [`handshake`], `enforce = false` accepting any chain,
+    /// and `name` (when given) the name the certificate is verified against.
+    pub fn client_config(
+        &self,
+        enforce: bool,
+        name: Option<ServerName<'static>>,
+    ) -> Result<ClientConfig, String> {
+        let verifier = Arc::new(RecordingVerifier {
+            inner: self.verifier.clone(),
+            enforce,
+            name,
+            record: Mutex::new(ChainRecord::default()),
+        });
+        client_config(self, verifier).map_err(|e| format!("TLS client config: {e}"))
+    }
 }
 
 /// Parses a host for SNI and verification (a DNS name or an IP address).

@@ -83,7 +83,10 @@ fn refused_options_say_why() {
     );
     // The host inputs' own globs are telegraf's too, checked at load.
     let (ok, err) = check("[[inputs.diskio]]\n  devices = [\"sd{a,b\"]\n");
-    assert!(!ok && err.contains(":2:") && err.contains("devices"), "{err}");
+    assert!(
+        !ok && err.contains(":2:") && err.contains("devices"),
+        "{err}"
+    );
     let (ok, err) = check("[[inputs.mem]]\n  startup_error_behavior = \"later\"\n");
     assert!(!ok && err.contains("ignore"), "{err}");
 }

@@ -11,6 +11,7 @@ mod health;
 mod host;
 mod hostile;
 mod layers;
+mod mqtt;
 mod netprobes;
 mod ping;
 mod properties;
