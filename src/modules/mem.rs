@@ -1,7 +1,9 @@
 //! `mem`: memory from `/proc/meminfo`, as telegraf's `mem` input (measurement `mem`, no tags, all
 //! values in bytes except the huge page counts). Definitions follow gopsutil, which telegraf uses:
-//! `cached` = Cached + SReclaimable; `used` = total − free − buffers − cached; `available` is
-//! MemAvailable; `used_percent` = 100·used/total; `available_percent` = 100·available/total.
+//! `cached` = Cached + SReclaimable; `available` is MemAvailable (on kernels without it, before
+//! 3.14: free + buffers + cached); `used` = total − available, telegraf's definition since 1.37
+//! (before: total − free − buffers − cached); `used_percent` = 100·used/total;
+//! `available_percent` = 100·available/total.
 //! Keys the kernel does not have (HighTotal on 64-bit) are 0, as in telegraf.
 
 use serde::Deserialize;
@@ -97,14 +99,18 @@ fn idx(key: &str) -> usize {
     FIELDS.iter().position(|(k, _)| *k == key).unwrap_or(0)
 }
 
-/// gopsutil's derived values: (cached incl. SReclaimable, used).
-pub fn derived(v: &MemValues) -> (u64, u64) {
+/// gopsutil's derived values: (cached incl. SReclaimable, available, used).
+pub fn derived(v: &MemValues) -> (u64, u64, u64) {
     let cached = v[idx("Cached")].saturating_add(v[idx("SReclaimable")]);
-    let used = v[idx("MemTotal")]
-        .saturating_sub(v[idx("MemFree")])
-        .saturating_sub(v[idx("Buffers")])
-        .saturating_sub(cached);
-    (cached, used)
+    let available = match v[idx("MemAvailable")] {
+        // Kernels before 3.14 have no MemAvailable: gopsutil's estimate.
+        0 => v[idx("MemFree")]
+            .saturating_add(v[idx("Buffers")])
+            .saturating_add(cached),
+        a => a,
+    };
+    let used = v[idx("MemTotal")].saturating_sub(available);
+    (cached, available, used)
 }
 
 pub struct Mem {
@@ -138,8 +144,7 @@ pub fn build(ts: i64, v: &MemValues, extended: bool) -> Result<Metric, GatherErr
     if total == 0 {
         return Err(GatherError::Failed("/proc/meminfo has no MemTotal".into()));
     }
-    let (cached, used) = derived(v);
-    let available = v[idx("MemAvailable")];
+    let (cached, available, used) = derived(v);
     let mut m = Metric::new("mem", ts);
     let end = if extended {
         FIELDS.len()
@@ -147,7 +152,11 @@ pub fn build(ts: i64, v: &MemValues, extended: bool) -> Result<Metric, GatherErr
         EXTENDED_FROM
     };
     for (i, (key, name)) in FIELDS[..end].iter().enumerate() {
-        let value = if *key == "Cached" { cached } else { v[i] };
+        let value = match *key {
+            "Cached" => cached,
+            "MemAvailable" => available,
+            _ => v[i],
+        };
         m = m.field(*name, value);
     }
     Ok(m.field("used", used)
@@ -177,12 +186,9 @@ mod tests {
         // Huge page counts are counts, not kB.
         assert!(v[idx("HugePages_Total")] < total / 1024);
         assert_eq!(v[idx("Hugepagesize")] % 1024, 0);
-        let (cached, used) = derived(&v);
-        assert_eq!(
-            used,
-            total - v[idx("MemFree")] - v[idx("Buffers")] - cached,
-            "gopsutil's used"
-        );
+        let (_, available, used) = derived(&v);
+        assert_eq!(available, v[idx("MemAvailable")]);
+        assert_eq!(used, total - available, "telegraf's used since 1.37");
         let m = build(1, &v, false).unwrap();
         assert_eq!(m.fields.len(), EXTENDED_FROM + 3);
         assert!(m.fields.iter().any(|(k, _)| k == "write_back_tmp"));
@@ -199,11 +205,18 @@ mod tests {
         let m = build(1, &v, false).unwrap();
         let get = |k: &str| m.fields.iter().find(|(n, _)| n == k).unwrap().1.clone();
         use crate::output::FieldValue::*;
-        assert_eq!(get("used"), UInt(600 * 1024));
+        assert_eq!(get("used"), UInt(500 * 1024));
         assert_eq!(get("cached"), UInt(250 * 1024));
         assert_eq!(get("huge_pages_total"), UInt(3));
-        assert_eq!(get("used_percent"), Float(60.0));
+        assert_eq!(get("used_percent"), Float(50.0));
         assert_eq!(get("available_percent"), Float(50.0));
         assert!(build(1, &[0; FIELDS.len()], false).is_err());
+        // A kernel without MemAvailable: free + buffers + cached.
+        let mut v = [0; FIELDS.len()];
+        parse_meminfo(&text.replace("MemAvailable: 500 kB\n", ""), &mut v);
+        let m = build(1, &v, false).unwrap();
+        let get = |k: &str| m.fields.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        assert_eq!(get("available"), UInt(400 * 1024));
+        assert_eq!(get("used"), UInt(600 * 1024));
     }
 }

@@ -144,6 +144,11 @@ fn host_inputs_agree_with_free_df_nproc_loadavg() {
         100.0 * mem.int("used").unwrap() as f64 / total_b,
         1e-9,
     );
+    // telegraf's used since 1.37: total - available.
+    assert_eq!(
+        mem.int("used").unwrap(),
+        mem.int("total").unwrap() - mem.int("available").unwrap()
+    );
 
     // swap against free -b: total exact.
     let swap_total: f64 = free
