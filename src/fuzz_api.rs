@@ -152,8 +152,9 @@ pub const PROCFS: [Parser; 20] = [
         let mut prev: Option<diskio::DiskStat> = None;
         diskio::parse_diskstats(&String::from_utf8_lossy(b), |_, s| {
             if let Some(p) = &prev {
-                let (a, s2, u) = diskio::derived(p, &s, 1000.0);
-                assert!(a >= 0.0 && s2 >= 0.0 && u.is_none_or(|u| (0.0..=100.0).contains(&u)));
+                let d = diskio::derived(p, &s, 1000.0);
+                assert!(d.await_ms.is_none_or(|a| a >= 0.0) && d.svctm_ms.is_none_or(|s| s >= 0.0));
+                assert!(d.util.is_none_or(|u| u >= 0.0));
             }
             prev = Some(s);
         })

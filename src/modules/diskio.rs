@@ -107,19 +107,34 @@ pub fn parse_diskstats(text: &str, mut f: impl FnMut(&str, DiskStat)) {
     }
 }
 
-/// (io_await, io_svctm, io_util) between two samples `elapsed_ms` apart.
-pub fn derived(prev: &DiskStat, cur: &DiskStat, elapsed_ms: f64) -> (f64, f64, Option<f64>) {
-    let ios = (cur.reads + cur.writes).saturating_sub(prev.reads + prev.writes) as f64;
-    let rw_time =
-        (cur.read_time + cur.write_time).saturating_sub(prev.read_time + prev.write_time) as f64;
-    let busy = cur.io_time.saturating_sub(prev.io_time) as f64;
-    let (await_ms, svctm) = if ios > 0.0 {
-        (rw_time / ios, busy / ios)
-    } else {
-        (0.0, 0.0)
-    };
-    let util = (elapsed_ms > 0.0).then(|| (100.0 * busy / elapsed_ms).min(100.0));
-    (await_ms, svctm, util)
+/// What two samples `elapsed_ms` apart give, as telegraf computes it: `io_await` and
+/// `io_svctm` (ms per I/O) only when there was I/O, `io_util` (percent of the time busy, not
+/// clamped) when time passed; nothing at all when a counter went back (wrapped, or the device
+/// was replaced).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Derived {
+    pub await_ms: Option<f64>,
+    pub svctm_ms: Option<f64>,
+    pub util: Option<f64>,
+}
+
+pub fn derived(prev: &DiskStat, cur: &DiskStat, elapsed_ms: f64) -> Derived {
+    let went_back = cur.reads < prev.reads
+        || cur.writes < prev.writes
+        || cur.read_time < prev.read_time
+        || cur.write_time < prev.write_time
+        || cur.io_time < prev.io_time;
+    if went_back {
+        return Derived::default();
+    }
+    let ios = (cur.reads - prev.reads) as f64 + (cur.writes - prev.writes) as f64;
+    let rw_time = (cur.read_time - prev.read_time) as f64 + (cur.write_time - prev.write_time) as f64;
+    let busy = (cur.io_time - prev.io_time) as f64;
+    Derived {
+        await_ms: (ios > 0.0).then(|| rw_time / ios),
+        svctm_ms: (ios > 0.0).then(|| busy / ios),
+        util: (elapsed_ms > 0.0).then(|| 100.0 * busy / elapsed_ms),
+    }
 }
 
 pub struct DiskIo {
@@ -184,11 +199,11 @@ impl DiskIo {
                 }
             };
             if let (Some(p), Some(ms)) = (prev, elapsed_ms) {
-                let (aw, svc, util) = derived(&p, &s, ms);
+                let d = derived(&p, &s, ms);
                 m = m
-                    .field("io_await", aw)
-                    .field("io_svctm", svc)
-                    .field_opt("io_util", util);
+                    .field_opt("io_await", d.await_ms)
+                    .field_opt("io_svctm", d.svctm_ms)
+                    .field_opt("io_util", d.util);
             }
             acc.add(m);
         });
@@ -274,11 +289,15 @@ mod tests {
             io_time: 1250,
             ..Default::default()
         };
-        let (aw, svc, util) = derived(&p, &c, 1000.0);
-        assert_eq!(aw, 2.0);
-        assert_eq!(svc, 2.5);
-        assert_eq!(util, Some(25.0));
-        assert_eq!(derived(&c, &c, 1000.0), (0.0, 0.0, Some(0.0)));
+        let d = derived(&p, &c, 1000.0);
+        assert_eq!(d.await_ms, Some(2.0));
+        assert_eq!(d.svctm_ms, Some(2.5));
+        assert_eq!(d.util, Some(25.0));
+        // Idle: no await or svctm (telegraf omits them), util 0.
+        let idle = derived(&c, &c, 1000.0);
+        assert_eq!((idle.await_ms, idle.svctm_ms, idle.util), (None, None, Some(0.0)));
+        // A counter that went back: nothing derived.
+        assert_eq!(derived(&c, &p, 1000.0), Derived::default());
     }
 
     #[tokio::test]
