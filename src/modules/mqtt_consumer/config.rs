@@ -383,22 +383,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
         .iter()
         .any(|s| matches!(s.scheme, Scheme::Tls | Scheme::Wss));
     let tls = if needs_tls {
-        let mut trust = Trust::from_config(&raw.tls_ca)?;
-        match (&raw.tls_cert, &raw.tls_key) {
-            (None, None) => {}
-            (Some(c), Some(k)) => {
-                trust = trust
-                    .with_client_cert(std::path::Path::new(c.get_ref()), std::path::Path::new(k))
-                    .map_err(|e| SpanError::new(c.span(), "tls_cert", e))?;
-            }
-            (c, _) => {
-                return Err(SpanError::new(
-                    c.as_ref().map_or(0..0, |c| c.span()),
-                    "tls_cert",
-                    "tls_cert and tls_key go together",
-                ));
-            }
-        }
+        let trust = Trust::from_options(&raw.tls_ca, &raw.tls_cert, &raw.tls_key)?;
         let server_name = match &raw.tls_server_name {
             Some(n) => {
                 tls::server_name(n.get_ref())
