@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the config parser and the line-protocol encoder with AFL++ through
-# afl.rs (works on stable Rust; cargo-fuzz needs nightly). Usage: fuzz/run.sh [SECONDS] [TARGET...]
-# Each target runs SECONDS (default 60) from the seed corpus in fuzz/seeds/<target>/. Crash
-# inputs are copied to tests/fixtures/fuzz-regressions/<target>/ (replayed by `cargo test`
-# through tests/integration/fuzz_regressions.rs) and the script exits 1.
+# Coverage-guided fuzzing with AFL++ through afl.rs (works on stable Rust; cargo-fuzz needs
+# nightly): the config parser, the line-protocol encoder and every parser of bytes from outside
+# the process (fuzz/src/checks.rs: PARSER_TARGETS). Usage: fuzz/run.sh [SECONDS] [TARGET...]
+# Each target (default: all of them) runs SECONDS (default 60) from the seed corpus in
+# fuzz/seeds/<target>/. Crash inputs are copied to tests/fixtures/fuzz-regressions/<target>/
+# (replayed by `cargo test` through tests/integration/fuzz_regressions.rs) and the script exits 1.
 # Needs cargo-afl (installed here if missing: `cargo install cargo-afl`, about 2 minutes; it
 # builds AFL++ and its LLVM runtime for the current rustc).
 set -euo pipefail
 secs="${1:-60}"
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(config encode)
+((${#targets[@]})) || targets=(config encode dns icmp sock_diag health procfs x509)
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 

@@ -31,13 +31,13 @@ pub fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os().skip(1)) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("metrics-agent: {e}\n\n{}", cli::USAGE);
+            eprintln!("metrics-agent: {e}\n\n{}", cli::usage());
             return ExitCode::from(2);
         }
     };
     match cli.action {
         Action::Help => {
-            print!("{}", cli::USAGE);
+            print!("{}", cli::usage());
             ExitCode::SUCCESS
         }
         Action::Version => {

@@ -20,6 +20,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod health;
 pub(crate) mod isolation;
 pub mod logging;

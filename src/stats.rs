@@ -57,6 +57,8 @@ pub struct InstanceStats {
     extra: Mutex<Vec<(&'static str, Arc<AtomicU64>)>>,
     /// Errors logged recently, by cause.
     log: LogOnce,
+    /// The input's own `log_level` as 1 (error) ..= 5 (trace); 0 = not set (the agent's).
+    pub log_level: std::sync::atomic::AtomicU8,
 }
 
 impl InstanceStats {
@@ -81,6 +83,7 @@ impl InstanceStats {
             paused: AtomicBool::new(false),
             extra: Mutex::new(Vec::new()),
             log: LogOnce::default(),
+            log_level: std::sync::atomic::AtomicU8::new(0),
         }
     }
 
@@ -126,6 +129,11 @@ impl InstanceStats {
 
     /// As [`InstanceStats::error_once`], at warning level.
     pub fn warn_once(&self, cause: &str, msg: fmt::Arguments<'_>) {
+        let level = self.log_level.load(Ordering::Relaxed);
+        // An input set to log errors only keeps its warnings to its counters.
+        if level == 1 {
+            return;
+        }
         if self.log.should_log(cause, Instant::now()) {
             tracing::warn!("[inputs.{}] {msg}", self.display);
         }

@@ -2,4 +2,4 @@
 //! Run them with `fuzz/run.sh SECONDS`; see that script.
 
 mod checks;
-pub use checks::{check_config, check_encode, metric_from_bytes};
+pub use checks::{PARSER_TARGETS, check_config, check_encode, metric_from_bytes};

@@ -70,6 +70,19 @@ pub enum LogLevel {
     Trace,
 }
 
+impl LogLevel {
+    /// From one of the words serde accepts (checked by the caller).
+    pub(crate) fn from_word(w: &str) -> LogLevel {
+        match w {
+            "error" => LogLevel::Error,
+            "warn" => LogLevel::Warn,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => LogLevel::Info,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {

@@ -4,18 +4,19 @@
 
 mod agent;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::options::{ConfigDuration, SpanError, deserialize_value, locate};
+use crate::options::{ConfigDuration, GlobSet, SpanError, deserialize_value, locate};
 pub use crate::options::{ConfigError, Located};
 pub use agent::{AgentConfig, LogFormat, LogLevel, Trigger};
 
 use crate::modules::{self, InputConfig};
-use crate::output::Decoration;
+use crate::output::{Decoration, Filter};
 
 /// The default configuration, compiled in so that `metrics-agent` with no arguments runs at once.
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/metrics-agent.toml");
@@ -46,10 +47,19 @@ pub struct InputInstance {
     /// pass while it runs are skipped and counted. Default: twice the interval.
     pub gather_timeout: Duration,
     pub decoration: Decoration,
+    /// Random delay before each gather, up to this.
+    pub jitter: Duration,
+    /// Fixed delay of each gather after its boundary.
+    pub offset: Duration,
+    /// `startup_error_behavior = "ignore"` (or `"probe"`): give up after a failed start.
+    pub give_up_on_start_failure: bool,
+    /// The input's own log level, if set.
+    pub log_level: Option<LogLevel>,
     pub config: InputConfig,
 }
 
-/// Options every input takes, like telegraf's common input options.
+/// Options every input takes: telegraf's per-input options, so a block pasted from
+/// telegraf.conf is accepted whole.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommonRaw {
@@ -62,7 +72,47 @@ struct CommonRaw {
     #[serde(default)]
     name_suffix: String,
     #[serde(default)]
-    tags: std::collections::BTreeMap<String, String>,
+    tags: BTreeMap<String, String>,
+    /// Timestamps of this input rounded down to a multiple of this (default: the agent's).
+    precision: Option<ConfigDuration>,
+    /// Random delay before each gather, up to this (default: the agent's `jitter`).
+    collection_jitter: Option<ConfigDuration>,
+    /// Fixed delay of each gather after its interval boundary (default 0).
+    collection_offset: Option<ConfigDuration>,
+    /// Which time the lines carry: `metric` (default) or `collection_start`, which are the same
+    /// here (every line is stamped when its gather starts); `collection_end` is refused.
+    time_source: Option<Spanned<String>>,
+    /// This input's own log level (`error`, `warn`, `info`, `debug`, `trace`): its rate-limited
+    /// failure lines below it are not logged (they are still counted).
+    log_level: Option<Spanned<String>>,
+    /// What a failure to start does: `error` and `retry` (default here) retry with backoff,
+    /// never stopping the other inputs; `ignore` and `probe` give the input up after its first
+    /// failed start, with one log line.
+    startup_error_behavior: Option<Spanned<String>>,
+    /// Keep the configured tags even when `taginclude`/`tagexclude` would remove them.
+    #[serde(default)]
+    always_include_local_tags: bool,
+    #[serde(default)]
+    always_include_global_tags: bool,
+    // Metric filters, as telegraf's (see `output::Filter`).
+    namepass: Option<Spanned<Vec<String>>>,
+    namedrop: Option<Spanned<Vec<String>>>,
+    /// Characters a `*` in `namepass` does not cross (telegraf's glob separators).
+    #[serde(default)]
+    namepass_separator: String,
+    #[serde(default)]
+    namedrop_separator: String,
+    tagpass: Option<Spanned<BTreeMap<String, Vec<String>>>>,
+    tagdrop: Option<Spanned<BTreeMap<String, Vec<String>>>>,
+    fieldinclude: Option<Spanned<Vec<String>>>,
+    fieldexclude: Option<Spanned<Vec<String>>>,
+    /// Older names of `fieldinclude` and `fieldexclude`.
+    fieldpass: Option<Spanned<Vec<String>>>,
+    fielddrop: Option<Spanned<Vec<String>>>,
+    taginclude: Option<Spanned<Vec<String>>>,
+    tagexclude: Option<Spanned<Vec<String>>>,
+    /// A CEL expression in telegraf: refused with the equivalent filters suggested.
+    metricpass: Option<Spanned<String>>,
 }
 
 const COMMON_KEYS: &[&str] = &[
@@ -73,7 +123,121 @@ const COMMON_KEYS: &[&str] = &[
     "name_prefix",
     "name_suffix",
     "tags",
+    "precision",
+    "collection_jitter",
+    "collection_offset",
+    "time_source",
+    "log_level",
+    "startup_error_behavior",
+    "always_include_local_tags",
+    "always_include_global_tags",
+    "namepass",
+    "namedrop",
+    "namepass_separator",
+    "namedrop_separator",
+    "tagpass",
+    "tagdrop",
+    "fieldinclude",
+    "fieldexclude",
+    "fieldpass",
+    "fielddrop",
+    "taginclude",
+    "tagexclude",
+    "metricpass",
 ];
+
+/// One glob list of a filter, compiled; errors point at the list.
+fn globs(
+    list: Option<&Spanned<Vec<String>>>,
+    key: &str,
+    separators: &str,
+) -> Result<Option<GlobSet>, SpanError> {
+    list.map(|l| {
+        GlobSet::new(l.get_ref(), separators)
+            .map_err(|e| SpanError::new(l.span(), key, e.to_string()))
+    })
+    .transpose()
+}
+
+/// Two lists telegraf treats as one (`fieldinclude` and its older name `fieldpass`).
+fn merged<'a>(
+    a: Option<&'a Spanned<Vec<String>>>,
+    b: Option<&'a Spanned<Vec<String>>>,
+) -> Option<Spanned<Vec<String>>> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+        (Some(x), Some(y)) => {
+            let mut all = x.get_ref().clone();
+            all.extend(y.get_ref().iter().cloned());
+            Some(Spanned::new(x.span(), all))
+        }
+    }
+}
+
+fn tag_rules(
+    table: Option<&Spanned<BTreeMap<String, Vec<String>>>>,
+    key: &str,
+) -> Result<Vec<(String, GlobSet)>, SpanError> {
+    let Some(t) = table else {
+        return Ok(Vec::new());
+    };
+    t.get_ref()
+        .iter()
+        .map(|(tag, values)| {
+            GlobSet::new(values, "")
+                .map(|g| (tag.clone(), g))
+                .map_err(|e| SpanError::new(t.span(), key, e.to_string()))
+        })
+        .collect()
+}
+
+fn resolve_filter(c: &CommonRaw) -> Result<Option<Filter>, SpanError> {
+    if let Some(expr) = &c.metricpass {
+        return Err(SpanError::new(
+            expr.span(),
+            "metricpass",
+            "CEL expressions are not supported; select with namepass/namedrop, \
+             [inputs.NAME.tagpass]/[inputs.NAME.tagdrop] and fieldinclude/fieldexclude instead",
+        ));
+    }
+    let filter = Filter {
+        namepass: globs(c.namepass.as_ref(), "namepass", &c.namepass_separator)?,
+        namedrop: globs(c.namedrop.as_ref(), "namedrop", &c.namedrop_separator)?,
+        tagpass: tag_rules(c.tagpass.as_ref(), "tagpass")?,
+        tagdrop: tag_rules(c.tagdrop.as_ref(), "tagdrop")?,
+        fieldinclude: globs(
+            merged(c.fieldinclude.as_ref(), c.fieldpass.as_ref()).as_ref(),
+            "fieldinclude",
+            "",
+        )?,
+        fieldexclude: globs(
+            merged(c.fieldexclude.as_ref(), c.fielddrop.as_ref()).as_ref(),
+            "fieldexclude",
+            "",
+        )?,
+        taginclude: globs(c.taginclude.as_ref(), "taginclude", "")?,
+        tagexclude: globs(c.tagexclude.as_ref(), "tagexclude", "")?,
+    };
+    Ok(filter.is_active().then_some(filter))
+}
+
+/// One of a fixed set of words, or an error listing them.
+fn one_of<'a>(
+    value: Option<&'a Spanned<String>>,
+    key: &str,
+    allowed: &[&str],
+) -> Result<Option<&'a str>, SpanError> {
+    match value {
+        None => Ok(None),
+        Some(v) if allowed.contains(&v.get_ref().as_str()) => Ok(Some(v.get_ref().as_str())),
+        Some(v) => Err(SpanError::new(
+            v.span(),
+            key,
+            format!("must be one of: {}", allowed.join(", ")),
+        )),
+    }
+}
 
 impl Config {
     /// Reads and validates a config file.
@@ -246,7 +410,7 @@ fn resolve_instance(
             common_table.insert(k, v);
         }
     }
-    let common: CommonRaw =
+    let mut common: CommonRaw =
         deserialize_value(Spanned::new(span.clone(), DeValue::Table(common_table)))?;
     let config = InputConfig::parse(entry, Spanned::new(span.clone(), DeValue::Table(table)))?;
 
@@ -264,7 +428,7 @@ fn resolve_instance(
         Some(d) => d.get_ref().get(),
         None => interval.saturating_mul(2),
     };
-    let name_override = match common.name_override {
+    let name_override = match common.name_override.take() {
         Some(n) if n.get_ref().is_empty() || n.get_ref().starts_with('#') => {
             return Err(SpanError::new(
                 n.span(),
@@ -275,13 +439,59 @@ fn resolve_instance(
         Some(n) => Some(n.into_inner()),
         None => None,
     };
+    let filter = resolve_filter(&common)?;
     // Instance tags win over global tags; both only fill keys the metric lacks (telegraf's rule).
-    let mut tags: Vec<(String, String)> = common.tags.into_iter().collect();
+    // taginclude/tagexclude apply to them too (they are filtered here once: they are the same
+    // for every metric), unless always_include_local/global_tags says otherwise.
+    let keep = |key: &str, always: bool| always || filter.as_ref().is_none_or(|f| f.keep_tag(key));
+    let mut tags: Vec<(String, String)> = common
+        .tags
+        .iter()
+        .filter(|(k, _)| keep(k, common.always_include_local_tags))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for (k, v) in &agent.tags {
-        if !tags.iter().any(|(have, _)| have == k) {
+        if !common.tags.contains_key(k) && keep(k, common.always_include_global_tags) {
             tags.push((k.clone(), v.clone()));
         }
     }
+    if one_of(
+        common.time_source.as_ref(),
+        "time_source",
+        &["metric", "collection_start"],
+    )
+    .is_err()
+    {
+        let v = common
+            .time_source
+            .as_ref()
+            .map(|v| v.span())
+            .unwrap_or(span.clone());
+        return Err(SpanError::new(
+            v,
+            "time_source",
+            "must be \"metric\" or \"collection_start\" (both: the time the gather started); \
+             \"collection_end\" is not supported",
+        ));
+    }
+    let log_level = one_of(
+        common.log_level.as_ref(),
+        "log_level",
+        &["error", "warn", "info", "debug", "trace"],
+    )?
+    .map(LogLevel::from_word);
+    let give_up_on_start_failure = matches!(
+        one_of(
+            common.startup_error_behavior.as_ref(),
+            "startup_error_behavior",
+            &["error", "retry", "ignore", "probe"],
+        )?,
+        Some("ignore" | "probe")
+    );
+    let precision_ns = match common.precision {
+        Some(p) => i64::try_from(p.get().as_nanos()).unwrap_or(i64::MAX).max(1),
+        None => agent.precision_ns(),
+    };
     let display = match &common.alias {
         Some(a) => format!("{}::{a}", entry.name),
         None => entry.name.to_owned(),
@@ -298,8 +508,19 @@ fn resolve_instance(
             name_prefix: common.name_prefix,
             name_suffix: common.name_suffix,
             tags,
-            precision_ns: agent.precision_ns(),
+            precision_ns,
+            filter,
         },
+        jitter: common
+            .collection_jitter
+            .map(ConfigDuration::get)
+            .unwrap_or(agent.jitter),
+        offset: common
+            .collection_offset
+            .map(ConfigDuration::get)
+            .unwrap_or_default(),
+        give_up_on_start_failure,
+        log_level,
         config,
     })
 }

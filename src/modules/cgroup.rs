@@ -15,7 +15,8 @@
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{Globs, glob_match, read_into};
+use super::hostutil::{Globs, read_into};
+use crate::options::Glob;
 use crate::options::SpanError;
 use crate::output::{Accumulator, Key, Metric, now_ns};
 
@@ -25,10 +26,10 @@ use crate::output::{Accumulator, Key, Metric, now_ns};
 pub struct Raw {
     /// cgroup directories, absolute; `*`, `?` and `[…]` globs per path component.
     /// Default `["/sys/fs/cgroup/system.slice/*.service"]`.
-    paths: Option<Vec<String>>,
+    paths: Option<toml::Spanned<Vec<String>>>,
     /// File names (globs) to read in each directory. Default: cpu.stat, memory.current,
     /// memory.peak, memory.swap.current, pids.current.
-    files: Option<Vec<String>>,
+    files: Option<toml::Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,28 +38,38 @@ pub struct Config {
     pub files: Globs,
 }
 
+/// What a cgroup v2 service reports without `files` (telegraf's cgroup sample).
+const DEFAULT_FILES: [&str; 5] = [
+    "cpu.stat",
+    "memory.current",
+    "memory.peak",
+    "memory.swap.current",
+    "pids.current",
+];
+
 pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+    if let Some(paths) = &raw.paths {
+        for p in paths.get_ref() {
+            for comp in p.split('/').filter(|c| has_glob(c)) {
+                Glob::new(comp, "").map_err(|e| SpanError::new(paths.span(), "paths", e.to_string()))?;
+            }
+        }
+    }
     Ok(Config {
         paths: raw
             .paths
+            .map(toml::Spanned::into_inner)
             .unwrap_or_else(|| vec!["/sys/fs/cgroup/system.slice/*.service".into()]),
-        files: Globs(raw.files.unwrap_or_else(|| {
-            [
-                "cpu.stat",
-                "memory.current",
-                "memory.peak",
-                "memory.swap.current",
-                "pids.current",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-        })),
+        files: match raw.files {
+            Some(f) => Globs::resolve(Some(f), "files")?,
+            None => Globs::new(&DEFAULT_FILES.map(String::from))
+                .map_err(|e| SpanError::new(0..0, "files", e.to_string()))?,
+        },
     })
 }
 
 fn has_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+    s.contains(['*', '?', '[', '{', '\\'])
 }
 
 /// Expands per-component globs of an absolute path into existing directories, sorted.
@@ -75,13 +86,17 @@ pub fn expand(pattern: &str) -> Vec<String> {
                 }
             };
             if has_glob(comp) {
+                // Checked when the config was resolved.
+                let Ok(glob) = Glob::new(comp, "") else {
+                    continue;
+                };
                 let Ok(rd) = std::fs::read_dir(base) else {
                     continue;
                 };
                 for e in rd.flatten() {
                     let name = e.file_name();
                     let Some(name) = name.to_str() else { continue };
-                    if glob_match(comp, name) && e.file_type().is_ok_and(|t| t.is_dir()) {
+                    if glob.matches(name) && e.file_type().is_ok_and(|t| t.is_dir()) {
                         next.push(join(name));
                     }
                 }
@@ -219,7 +234,7 @@ mod tests {
         };
         let mut c = Cgroup::new(Config {
             paths: vec![root.to_owned()],
-            files: Globs(vec!["cpu.stat".into()]),
+            files: Globs::new(&["cpu.stat".into()]).unwrap(),
         });
         let mut t = crate::modules::hostutil::testing::TestAcc::new();
         c.gather(&mut t.acc).await.unwrap();

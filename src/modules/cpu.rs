@@ -78,9 +78,7 @@ impl Cpu {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        self.stat
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io(stat::PATH, e))?;
+        self.stat.read_required(&mut self.buf)?;
         let buf = std::mem::take(&mut self.buf);
         let mut seen = 0usize;
         stat::parse(

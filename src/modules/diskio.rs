@@ -22,7 +22,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 #[serde(deny_unknown_fields)]
 pub struct Raw {
     /// Device names to report (globs, e.g. `["sd*", "nvme*"]`). Default: every device.
-    devices: Option<Vec<String>>,
+    devices: Option<toml::Spanned<Vec<String>>>,
     /// Default true. When false, add tag `serial` (udev `ID_SERIAL`, or `unknown`).
     skip_serial_number: Option<bool>,
     /// udev properties (`/run/udev/data/b<major>:<minor>` `E:` lines) added as tags.
@@ -38,7 +38,7 @@ pub struct Config {
 
 pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config {
-        devices: Globs(raw.devices.unwrap_or_default()),
+        devices: Globs::resolve(raw.devices, "devices")?,
         skip_serial_number: raw.skip_serial_number.unwrap_or(true),
         device_tags: raw.device_tags.unwrap_or_default(),
     })
@@ -148,9 +148,7 @@ impl DiskIo {
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let now = Instant::now();
-        self.diskstats
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/diskstats", e))?;
+        self.diskstats.read_required(&mut self.buf)?;
         let elapsed_ms = self
             .last_at
             .map(|t| now.duration_since(t).as_secs_f64() * 1000.0);
@@ -286,12 +284,10 @@ mod tests {
     #[tokio::test]
     async fn second_gather_adds_rates_and_filter_applies() {
         let cfg = resolve(Raw {
-            devices: Some(vec![
-                "vd*".into(),
-                "sd*".into(),
-                "nvme*".into(),
-                "loop0".into(),
-            ]),
+            devices: Some(toml::Spanned::new(
+                0..0,
+                vec!["vd*".into(), "sd*".into(), "nvme*".into(), "loop0".into()],
+            )),
             ..Default::default()
         })
         .unwrap();

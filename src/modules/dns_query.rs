@@ -1,3 +1,5 @@
+// Hand-written on purpose (#10): hickory-proto (no default features) would add 37 crates (idna,
+// ICU, url), 349 KB of binary and ~85 s of release build to write one question and read 12 bytes.
 //! `dns_query`: one query per server × domain, as telegraf's `dns_query` input: measurement
 //! `dns_query`, tags `server`, `domain`, `record_type`, `result`, `rcode`; fields
 //! `query_time_ms`, `result_code`, `rcode_value`. Addition: `answer_count`.

@@ -6,6 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use toml::Spanned;
+
+use crate::options::{GlobError, GlobSet, SpanError};
+
 use tokio::task::JoinHandle;
 
 /// Reads a whole file into `buf` (cleared first), reusing its allocation. Unlike
@@ -91,6 +95,12 @@ impl ProcFile {
         }
         r
     }
+
+    /// [`Self::read`] for a file the gather cannot do without: the error names the file.
+    pub fn read_required(&mut self, buf: &mut String) -> Result<(), super::GatherError> {
+        self.read(buf)
+            .map_err(|e| super::GatherError::io(self.path, e))
+    }
 }
 
 /// Bytes per page (for /proc counters in pages).
@@ -106,99 +116,32 @@ pub fn clk_tck() -> f64 {
     if t > 0 { t as f64 } else { 100.0 }
 }
 
-/// Shell-style glob as telegraf's filters use: `*` any run, `?` one char, `[abc]`/`[a-z]`/`[!a]`
-/// classes. Iterative with one backtrack point, so no pattern can make it exponential.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() {
-            match p[pi] {
-                '*' => {
-                    star = Some((pi, ni));
-                    pi += 1;
-                    continue;
-                }
-                '?' => {
-                    pi += 1;
-                    ni += 1;
-                    continue;
-                }
-                '[' => {
-                    if let Some((matched, next)) = class_match(&p, pi, n[ni])
-                        && matched
-                    {
-                        pi = next;
-                        ni += 1;
-                        continue;
-                    }
-                }
-                c if c == n[ni] => {
-                    pi += 1;
-                    ni += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        match star {
-            Some((sp, sn)) => {
-                pi = sp + 1;
-                ni = sn + 1;
-                star = Some((sp, sn + 1));
-            }
-            None => return false,
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
-/// Matches `c` against the class starting at `p[start] == '['`; returns (matched, index after
-/// `]`), or `None` for an unterminated class (then `[` is treated as a literal mismatch).
-fn class_match(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
-    let mut i = start + 1;
-    let negate = matches!(p.get(i), Some('!') | Some('^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    while i < p.len() && (first || p[i] != ']') {
-        first = false;
-        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-            if p[i] <= c && c <= p[i + 2] {
-                matched = true;
-            }
-            i += 3;
-        } else {
-            if p[i] == c {
-                matched = true;
-            }
-            i += 1;
-        }
-    }
-    if i >= p.len() {
-        return None;
-    }
-    Some((matched != negate, i + 1))
-}
-
-/// A list of globs; empty = no filter configured.
+/// A list of globs (telegraf's forms, see `options::Glob`), compiled once; empty = no filter
+/// configured.
 #[derive(Debug, Clone, Default)]
-pub struct Globs(pub Vec<String>);
+pub struct Globs(GlobSet);
 
 impl Globs {
+    pub fn new(patterns: &[String]) -> Result<Globs, GlobError> {
+        GlobSet::new(patterns, "").map(Globs)
+    }
+
+    /// `key`'s patterns from a raw config; a malformed one is an error at the list.
+    pub fn resolve(patterns: Option<Spanned<Vec<String>>>, key: &str) -> Result<Globs, SpanError> {
+        match patterns {
+            None => Ok(Globs::default()),
+            Some(p) => {
+                Globs::new(p.get_ref()).map_err(|e| SpanError::new(p.span(), key, e.to_string()))
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        self.0.iter().any(|g| glob_match(g, name))
+        self.0.matches(name)
     }
 }
 
@@ -276,14 +219,18 @@ impl<S: Default + Send + 'static, R: Send + 'static> Offload<S, R> {
 }
 
 /// Parses a `Key:   123 kB` style value (meminfo, status): the first number after the colon and
-/// whether it carries a `kB` unit.
+/// whether it carries a `kB` unit. A number above `u64::MAX / 1024` is refused (`None`): callers
+/// turn kB into bytes with `* 1024`, and no count these files hold comes near 2^54 (a context
+/// switch counter at a million a second takes 570 years), so only a corrupt or hostile file
+/// (under `HOST_PROC`, any file) has one.
 pub fn kv_number(rest: &str) -> Option<(u64, bool)> {
     let rest = rest.trim();
     let (num, unit) = match rest.split_once(' ') {
         Some((n, u)) => (n, u.trim()),
         None => (rest, ""),
     };
-    Some((num.parse().ok()?, unit == "kB"))
+    let n: u64 = num.parse().ok()?;
+    (n <= u64::MAX / 1024).then_some((n, unit == "kB"))
 }
 
 #[cfg(test)]
@@ -341,31 +288,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn globs() {
-        assert!(glob_match("eth*", "eth0"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("sd?", "sda"));
-        assert!(!glob_match("sd?", "sda1"));
-        assert!(glob_match("sd[a-c]*", "sdb2"));
-        assert!(!glob_match("sd[!a-c]*", "sdb2"));
-        assert!(glob_match("sd[!a-c]*", "sdd"));
-        assert!(glob_match("nvme*n1", "nvme0n1"));
-        assert!(!glob_match("nvme*n1", "nvme0n1p1"));
-        assert!(glob_match("we,ird=1", "we,ird=1"));
-        assert!(glob_match("a*b*c", "aXbYbZc"));
-        assert!(!glob_match("a*b*c", "aXbYbZ"));
-        assert!(glob_match("[", "[") || !glob_match("[", "["));
-        assert!(glob_match("/mnt/*", "/mnt/a b"));
-        // Linear in practice even on a pathological pattern.
-        let long = "a".repeat(2000);
-        assert!(!glob_match(
-            &"*a".repeat(50).to_string().replace("**", "*"),
-            "b"
-        ));
-        assert!(glob_match("*a*a*a*a*a*a", &long));
-    }
-
-    #[test]
     fn proc_file_rereads_fresh_content() {
         let mut f = ProcFile::new("/proc/self/stat");
         let mut a = String::new();
@@ -387,6 +309,10 @@ mod tests {
         assert_eq!(kv_number("   16384 kB"), Some((16384, true)));
         assert_eq!(kv_number(" 12"), Some((12, false)));
         assert_eq!(kv_number("x"), None);
+        // The largest number whose kB still fit in bytes, and one more (a hostile file).
+        let max = u64::MAX / 1024;
+        assert_eq!(kv_number(&format!("{max} kB")), Some((max, true)));
+        assert_eq!(kv_number(&format!("{} kB", max + 1)), None);
     }
 
     #[tokio::test]

@@ -121,9 +121,7 @@ impl Kernel {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        self.stat
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io(stat::PATH, e))?;
+        self.stat.read_required(&mut self.buf)?;
         let s = stat::parse(&self.buf, None);
         let mut m = Metric::new("kernel", ts)
             .field_opt("boot_time", s.boot_time)

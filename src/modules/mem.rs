@@ -99,7 +99,7 @@ fn idx(key: &str) -> usize {
 
 /// gopsutil's derived values: (cached incl. SReclaimable, used).
 pub fn derived(v: &MemValues) -> (u64, u64) {
-    let cached = v[idx("Cached")] + v[idx("SReclaimable")];
+    let cached = v[idx("Cached")].saturating_add(v[idx("SReclaimable")]);
     let used = v[idx("MemTotal")]
         .saturating_sub(v[idx("MemFree")])
         .saturating_sub(v[idx("Buffers")])
@@ -126,9 +126,7 @@ impl Mem {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        self.meminfo
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io(meminfo::PATH, e))?;
+        self.meminfo.read_required(&mut self.buf)?;
         parse_meminfo(&self.buf, &mut self.values);
         acc.add(build(ts, &self.values, self.config.collect_extended)?);
         Ok(())

@@ -20,7 +20,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 #[serde(deny_unknown_fields)]
 pub struct Raw {
     /// Interfaces to report (globs, e.g. `["eth*", "enp0s[0-1]"]`). Default: all up, non-loopback.
-    interfaces: Option<Vec<String>>,
+    interfaces: Option<toml::Spanned<Vec<String>>>,
     /// Accepted for telegraf compatibility. Telegraf ≥1.37 dropped the `interface=all` protocol
     /// line (use `nstat`), and so do we: there is nothing to ignore.
     ignore_protocol_stats: Option<bool>,
@@ -34,7 +34,7 @@ pub struct Config {
 pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let _ = raw.ignore_protocol_stats;
     Ok(Config {
-        interfaces: Globs(raw.interfaces.unwrap_or_default()),
+        interfaces: Globs::resolve(raw.interfaces, "interfaces")?,
     })
 }
 
@@ -141,9 +141,7 @@ impl Net {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        self.dev
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/net/dev", e))?;
+        self.dev.read_required(&mut self.buf)?;
         let buf = std::mem::take(&mut self.buf);
         let mut seen = std::mem::take(&mut self.seen);
         seen.clear();
@@ -232,7 +230,7 @@ mod tests {
         );
         let mut n = Net::new(
             resolve(Raw {
-                interfaces: Some(vec!["l?".into()]),
+                interfaces: Some(toml::Spanned::new(0..0, vec!["l?".into()])),
                 ..Default::default()
             })
             .unwrap(),

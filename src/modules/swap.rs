@@ -62,9 +62,7 @@ impl Swap {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        self.meminfo
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io(meminfo::PATH, e))?;
+        self.meminfo.read_required(&mut self.buf)?;
         let (total, free) = parse_meminfo_swap(&self.buf)
             .ok_or_else(|| GatherError::Failed("/proc/meminfo has no SwapTotal/SwapFree".into()))?;
         let used = total.saturating_sub(free);

@@ -106,9 +106,7 @@ impl System {
 
     pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        self.loadavg
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/loadavg", e))?;
+        self.loadavg.read_required(&mut self.buf)?;
         let (l1, l5, l15) = parse_loadavg(&self.buf).ok_or_else(|| {
             GatherError::Failed(format!("/proc/loadavg: unexpected content {:?}", self.buf))
         })?;
@@ -132,9 +130,7 @@ impl System {
         }
         acc.add(gauge);
 
-        self.uptime
-            .read(&mut self.buf)
-            .map_err(|e| GatherError::io("/proc/uptime", e))?;
+        self.uptime.read_required(&mut self.buf)?;
         let secs = parse_uptime(&self.buf).ok_or_else(|| {
             GatherError::Failed(format!("/proc/uptime: unexpected content {:?}", self.buf))
         })?;

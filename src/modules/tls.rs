@@ -56,11 +56,16 @@ fn system_roots() -> Arc<RootCertStore> {
 /// Reads every certificate of a PEM file.
 pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&data)
+    pem_certs(&data).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Every certificate of PEM text (other PEM sections are skipped).
+pub fn pem_certs(data: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(data)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| e.to_string())?;
     if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate found", path.display()));
+        return Err("no PEM certificate found".into());
     }
     Ok(certs)
 }

@@ -51,7 +51,12 @@ impl Accumulator {
 
     /// Encodes and buffers one metric. Parts that line protocol cannot carry are dropped or
     /// sanitised and counted; the first such metric of an instance is logged.
-    pub fn add(&mut self, metric: Metric) {
+    pub fn add(&mut self, mut metric: Metric) {
+        if let Some(filter) = &self.deco.filter
+            && !filter.apply(&mut metric)
+        {
+            return;
+        }
         let agent = &self.registry.agent;
         match encode_line(&mut self.buf, &metric, &self.deco) {
             Ok(report) => {

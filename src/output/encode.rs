@@ -57,6 +57,9 @@ pub struct Decoration {
     pub tags: Vec<(String, String)>,
     /// Timestamps are truncated to a multiple of this many nanoseconds (1 = no truncation).
     pub precision_ns: i64,
+    /// telegraf's metric filters (`None` when none is set). Applied by the accumulator before
+    /// encoding; `tags` above are already filtered by it.
+    pub filter: Option<super::Filter>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -482,6 +485,7 @@ mod tests {
                 ("dc".into(), "y".into()),
             ],
             precision_ns: 1_000_000_000,
+            filter: None,
         };
         let m = Metric::new("orig", 1_999_999_999)
             .tag("own", "metric")

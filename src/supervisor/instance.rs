@@ -293,9 +293,21 @@ impl Instance {
         }
     }
 
-    /// Counts a failed build and backs off.
+    /// Counts a failed build and backs off (or, with `startup_error_behavior = "ignore"`, gives
+    /// the input up).
     fn fail_build(&mut self, now: Instant, e: GatherError) -> Option<Module> {
         let stats = &self.r.stats;
+        if self.r.instance.give_up_on_start_failure {
+            stats::inc(&stats.gather_errors);
+            tracing::error!(
+                "[inputs.{}] cannot start: {e}; not retried (startup_error_behavior)",
+                self.name
+            );
+            // Never again in this config's life; a reload builds it anew.
+            self.not_before = Some(now + Duration::from_secs(100 * 365 * 24 * 3600));
+            set_paused(stats, true);
+            return None;
+        }
         stats::inc(&stats.gather_errors);
         stats::inc(&stats.restarts);
         let delay = self.backoff.failure(now);

@@ -76,15 +76,21 @@ impl Supervisor {
             };
             stats.interval_ns.store(interval_ns, Ordering::Relaxed);
             stats
+                .log_level
+                .store(inst.log_level.map_or(0, |l| l as u8 + 1), Ordering::Relaxed);
+            stats
                 .started_ns
                 .store(u64::try_from(now_ns()).unwrap_or(0), Ordering::Relaxed);
             let ticks = match config.agent.trigger {
-                Trigger::Interval => Ticks::Interval(Schedule::new(
-                    inst.interval,
-                    config.agent.round_interval,
-                    config.agent.jitter,
-                    start,
-                )),
+                Trigger::Interval => Ticks::Interval(
+                    Schedule::new(
+                        inst.interval,
+                        config.agent.round_interval,
+                        inst.jitter,
+                        start,
+                    )
+                    .with_offset(inst.offset),
+                ),
                 Trigger::Stdin => Ticks::Trigger(self.trigger.subscribe()),
             };
             let run = InstanceRun {

@@ -12,6 +12,8 @@ pub struct Schedule {
     interval: Duration,
     round: bool,
     jitter: Duration,
+    /// telegraf's `collection_offset`: ticks fall this long after each boundary.
+    offset: Duration,
     start: Instant,
 }
 
@@ -34,8 +36,14 @@ impl Schedule {
             interval,
             round,
             jitter,
+            offset: Duration::ZERO,
             start,
         }
+    }
+
+    pub fn with_offset(mut self, offset: Duration) -> Self {
+        self.offset = offset;
+        self
     }
 
     /// The first tick after `now` that is at least `min_gap` away (the instance gathered at
@@ -48,7 +56,13 @@ impl Schedule {
         } else {
             now.saturating_duration_since(self.start)
         };
-        let base = next_boundary(origin, self.interval, min_gap);
+        // Boundaries of the offset grid: multiples of the interval, plus the offset. Before the
+        // first whole interval (origin < offset) the first boundary is the offset itself.
+        let base = if origin < self.offset && self.offset - origin >= min_gap {
+            self.offset - origin
+        } else {
+            next_boundary(origin.saturating_sub(self.offset), self.interval, min_gap)
+        };
         let boundary = (origin + base).as_nanos();
         if self.jitter.is_zero() {
             Tick {
@@ -79,6 +93,18 @@ pub fn next_boundary(now: Duration, interval: Duration, min_gap: Duration) -> Du
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_moves_every_tick_after_its_boundary() {
+        let start = Instant::now();
+        let s = Schedule::new(Duration::from_secs(1), false, Duration::ZERO, start)
+            .with_offset(Duration::from_millis(300));
+        let t = s.next_after(start, Duration::ZERO);
+        assert_eq!(t.at - start, Duration::from_millis(300));
+        let t = s.next_after(start + Duration::from_millis(400), Duration::ZERO);
+        assert_eq!(t.at - start, Duration::from_millis(1300));
+        assert_eq!(t.boundary, Some(Duration::from_millis(1300).as_nanos()));
+    }
 
     #[test]
     fn boundaries_are_aligned_and_respect_the_gap() {

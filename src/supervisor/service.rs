@@ -51,6 +51,14 @@ pub(crate) async fn run(mut r: InstanceRun, cancel: CancellationToken) {
         set_paused(&r.stats, false);
         let service = match r.instance.config.build(&r.module_ctx) {
             Ok(Built::Service(s)) => s,
+            Err(e) if r.instance.give_up_on_start_failure => {
+                stats::inc(&r.stats.gather_errors);
+                set_paused(&r.stats, true);
+                tracing::error!(
+                    "[inputs.{name}] cannot start: {e}; not retried (startup_error_behavior)"
+                );
+                return;
+            }
             Err(e) => {
                 let msg = e.to_string();
                 stats::inc(&r.stats.gather_errors);

@@ -40,4 +40,11 @@ fn fuzz_inputs_replay_cleanly() {
         config >= 4 && encode >= 5,
         "inputs: config {config}, encode {encode}"
     );
+    for (target, check) in checks::PARSER_TARGETS {
+        let n = replay(target, check);
+        assert!(
+            n >= 3,
+            "{target}: {n} inputs (seeds are real captures, at least three)"
+        );
+    }
 }

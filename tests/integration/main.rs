@@ -5,6 +5,7 @@ mod harness;
 
 mod agent;
 mod deployment;
+mod filters;
 mod fuzz_regressions;
 mod health;
 mod host;

@@ -72,12 +72,19 @@ fn poison_messages_cost_one_message_and_a_failing_service_is_rebuilt_with_backof
     let poisoned = gather_stat(&lines, "poison", "messages_poisoned").unwrap();
     let received = gather_stat(&lines, "poison", "messages_received").unwrap();
     let queued = gather_stat(&lines, "poison", "messages_queued").unwrap();
-    assert_eq!(
-        panics, poisoned,
-        "every poison message is one counted panic"
+    // One snapshot: a panic counted, its message not yet (at most one apart).
+    assert!(
+        panics == poisoned || panics == poisoned + 1,
+        "every poison message is one counted panic: {panics} vs {poisoned}"
     );
     assert!(panics >= 5, "{panics} panics in {ran:?}");
-    assert_eq!(received, poisoned + queued, "every message accounted for");
+    // Every message accounted for; the internal line is a snapshot that may catch one message
+    // between being received and being queued.
+    let in_hand = received - (poisoned + queued);
+    assert!(
+        (0..=1).contains(&in_hand),
+        "received {received}, poisoned {poisoned}, queued {queued}"
+    );
     assert_eq!(gather_stat(&lines, "poison", "restarts"), Some(0));
     // Logged once (same cause), counted always.
     assert_eq!(

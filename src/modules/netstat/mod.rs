@@ -14,7 +14,7 @@
 //! IPv4 and IPv6; the legacy `inet_diag` request covers both families in one walk where the
 //! per-family `sock_diag` requests need two (see `Netstat::via_netlink`).
 
-mod proc_net;
+pub(crate) mod proc_net;
 pub mod sock_diag;
 
 use serde::Deserialize;

@@ -245,7 +245,12 @@ pub(crate) fn parse_diag(
                         .get(16..20)
                         .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
                         .unwrap_or(-libc::EBADMSG);
-                    return DiagChunk::Error(-errno);
+                    // The kernel sends -errno; anything else (a positive value, or i32::MIN,
+                    // whose negation overflows) is not an errno: a malformed message.
+                    return DiagChunk::Error(match errno.checked_neg() {
+                        Some(e) if e > 0 => e,
+                        _ => libc::EBADMSG,
+                    });
                 }
                 _ if mty == ty && len > NLMSG_HDRLEN + 2 => f(DiagRecord(&data[NLMSG_HDRLEN..len])),
                 _ => {}

@@ -13,7 +13,7 @@
 //! request is answered or timed out, and never later than `deadline`. Keep `deadline` (and
 //! `count` × `ping_interval` + `timeout`) below the input's `interval`, or ticks are skipped.
 
-mod packet;
+pub(crate) mod packet;
 mod pinger;
 mod socket;
 mod stats;

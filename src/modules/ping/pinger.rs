@@ -532,34 +532,30 @@ mod tests {
 
     #[test]
     fn wall_clock_step_backward_is_detected() {
-        let step = -5_000_000; // -5 ms: kernel RTT negative
-        let rtt = choose_rtt(
-            10_000_000,
-            50,
-            Some(10_030_000 + step),
-            10_200_000 + step,
-            200_050,
-        );
-        assert_eq!(rtt, 200_000);
-        // A small backward step (kernel RTT still positive) is caught by the offset check.
-        let step = -10_000; // -10 µs: within tolerance, the kernel value stands
-        let rtt = choose_rtt(
-            10_000_000,
-            50,
-            Some(10_030_000 + step),
-            10_200_000 + step,
-            200_050,
-        );
-        assert_eq!(rtt, 30_000 + step);
-        let step = -1_000_000; // -1 ms, kernel RTT would read negative → fallback
-        let rtt = choose_rtt(
-            10_000_000,
-            50,
-            Some(10_030_000 + step),
-            10_200_000 + step,
-            200_050,
-        );
-        assert_eq!(rtt, 200_000);
+        // Sent at real 10_000_000, mono 50; kernel stamped 30 µs later; we woke 200 µs later;
+        // the wall clock stepped back by `step` ns in between.
+        for (step, want, why) in [
+            (-5_000_000, 200_000, "-5 ms: kernel RTT negative"),
+            (
+                -10_000,
+                30_000 - 10_000,
+                "-10 µs: within tolerance, the kernel value stands",
+            ),
+            (
+                -1_000_000,
+                200_000,
+                "-1 ms: kernel RTT negative, the fallback",
+            ),
+        ] {
+            let rtt = choose_rtt(
+                10_000_000,
+                50,
+                Some(10_030_000 + step),
+                10_200_000 + step,
+                200_050,
+            );
+            assert_eq!(rtt, want, "{why}");
+        }
     }
 
     #[test]

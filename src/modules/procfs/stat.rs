@@ -19,15 +19,19 @@ pub struct CpuTimes {
 
 impl CpuTimes {
     /// Telegraf's total: guest and guest_nice are already inside user and nice.
+    /// Saturating: the counters are whatever the file says (under `HOST_PROC`, any file).
     pub fn total(&self) -> u64 {
-        self.user
-            + self.system
-            + self.nice
-            + self.iowait
-            + self.irq
-            + self.softirq
-            + self.steal
-            + self.idle
+        [
+            self.system,
+            self.nice,
+            self.iowait,
+            self.irq,
+            self.softirq,
+            self.steal,
+            self.idle,
+        ]
+        .iter()
+        .fold(self.user, |a, &b| a.saturating_add(b))
     }
 }
 

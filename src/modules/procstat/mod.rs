@@ -37,7 +37,7 @@
 
 mod config;
 mod finder;
-mod proc;
+pub(crate) mod proc;
 mod scan;
 
 use super::GatherError;
@@ -85,13 +85,7 @@ impl Procstat {
             Ok(r) => r,
             Err(e) => {
                 acc.add_error();
-                acc.add(
-                    lookup
-                        .tag("result", "lookup_error")
-                        .field("pid_count", 0u64)
-                        .field("running", 0u64)
-                        .field("result_code", 1u64),
-                );
+                acc.add(lookup_error(lookup));
                 return Err(GatherError::Failed(format!("scanning /proc: {e}")));
             }
         };
@@ -102,13 +96,7 @@ impl Procstat {
         match r.lookup_error {
             Some(e) => {
                 acc.partial_error("lookup", &e);
-                acc.add(
-                    lookup
-                        .tag("result", "lookup_error")
-                        .field("pid_count", 0u64)
-                        .field("running", 0u64)
-                        .field("result_code", 1u64),
-                );
+                acc.add(lookup_error(lookup));
             }
             None => {
                 acc.clear_error("lookup");
@@ -123,6 +111,15 @@ impl Procstat {
         }
         Ok(())
     }
+}
+
+/// The `procstat_lookup` line of a gather whose processes could not be found.
+fn lookup_error(lookup: Metric) -> Metric {
+    lookup
+        .tag("result", "lookup_error")
+        .field("pid_count", 0u64)
+        .field("running", 0u64)
+        .field("result_code", 1u64)
 }
 
 super::ticked_input!(Procstat, super::Shape::Ticked);

@@ -1,0 +1,279 @@
+//! Entry points for the fuzz targets (`fuzz/`) and the test that replays their inputs: one thin
+//! wrapper per parser of bytes that come from outside the process. The fuzz crate reaches the
+//! parsers only through this module, so moving a parser means fixing one path here. Not an API:
+//! hidden from the docs, no stability promised.
+//!
+//! Each wrapper returns nothing and must never panic (the fuzz build turns overflow and debug
+//! assertions into crashes); where a parser's result becomes a metric, the metric is encoded too,
+//! since that is where the bytes end up.
+
+use crate::modules::{
+    cgroup, disk, diskio, dns_query, hostutil, kernel, mem, net, netstat, processes, procfs,
+    procstat, swap, system, tls, x509_cert,
+};
+use crate::output::{Decoration, Metric, encode_line};
+
+/// Encodes `m` as the writer would (refusing it is fine; panicking is not).
+fn encode(m: &Metric) {
+    let mut out = Vec::new();
+    let _ = encode_line(&mut out, m, &Decoration::default());
+}
+
+/// A reply from a hostile resolver (UDP payload, or a TCP message after its length prefix).
+pub fn dns_reply(bytes: &[u8]) {
+    if let Some(h) = dns_query::parse_header(bytes) {
+        assert!(bytes.len() >= 12);
+        encode(
+            &Metric::new("dns_query", 0)
+                .tag("rcode", dns_query::rcode_name(h.rcode))
+                .field("answer_count", i64::from(h.answer_count)),
+        );
+    } else {
+        assert!(bytes.len() < 12, "a 12-byte header is always read");
+    }
+}
+
+/// What `recvmsg` returned on an ICMP socket: the first byte picks the family and socket kind
+/// (bit 0: IPv6, bit 1: datagram socket), the rest is the packet (anyone on the network can
+/// send one).
+pub fn icmp_packet(bytes: &[u8]) {
+    use crate::modules::ping::packet::{Family, Kind, checksum, decode_reply};
+    let Some((&sel, data)) = bytes.split_first() else {
+        return;
+    };
+    let family = if sel & 1 == 0 { Family::V4 } else { Family::V6 };
+    let kind = if sel & 2 == 0 {
+        Kind::Raw
+    } else {
+        Kind::Datagram
+    };
+    if let Some(reply) = decode_reply(data, family, kind) {
+        assert_eq!(
+            reply.ttl.is_some(),
+            (family, kind) == (Family::V4, Kind::Raw)
+        );
+        if reply.ttl.is_some() {
+            let ihl = usize::from(data[0] & 0x0f) * 4;
+            assert_eq!(checksum(&data[ihl..]), 0, "a raw IPv4 reply is checksummed");
+        }
+    }
+}
+
+/// One datagram of a `NETLINK_SOCK_DIAG` dump reply. The first byte picks the request type the
+/// records must carry (bit 0: the legacy `TCPDIAG_GETSOCK` 18, else `SOCK_DIAG_BY_FAMILY` 20);
+/// the sequence number expected is the first message's, so its records are walked.
+pub fn sock_diag(bytes: &[u8]) {
+    let Some((&sel, data)) = bytes.split_first() else {
+        return;
+    };
+    let ty = if sel & 1 == 0 { 20 } else { 18 };
+    let seq = data
+        .get(8..12)
+        .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    let mut n = 0u64;
+    let _ = netstat::sock_diag::parse_diag(data, seq, ty, &mut |r| {
+        n += 1;
+        let _ = (r.family(), r.state(), r.timer(), r.sport(), r.dport());
+    });
+}
+
+/// Bytes a client sends to the health endpoint, fed to its request reader in chunks (the first
+/// byte sets the chunk size, as reads from a socket would split them).
+pub fn health_request(bytes: &[u8]) {
+    use crate::health::{Head, MAX_REQUEST, RequestReader};
+    let Some((&sel, data)) = bytes.split_first() else {
+        return;
+    };
+    let chunk = usize::from(sel % 64) + 1;
+    let mut r = RequestReader::default();
+    let mut head = Head::Incomplete;
+    for c in data.chunks(chunk) {
+        head = r.push(c);
+        if !matches!(head, Head::Incomplete) {
+            break;
+        }
+    }
+    // However the bytes were split, the answer is the one for all of them at once.
+    let mut whole = RequestReader::default();
+    let at_once = whole.push(data);
+    assert_eq!(head, at_once, "chunks of {chunk}");
+    if let Head::Complete { method, path } = &head {
+        assert!(method.len() + path.len() <= MAX_REQUEST);
+        let _ = crate::health::route(method, path, &crate::stats::Registry::default(), 0);
+    }
+}
+
+/// The `/proc` and `/sys` file parsers: the first byte picks the parser (modulo the table),
+/// the rest is the file (under `HOST_PROC`/`HOST_SYS` a mounted tree can hold anything). Text
+/// files are read into a `String` by the inputs, so they get the bytes as lossy UTF-8.
+pub fn procfs(bytes: &[u8]) {
+    let Some((&sel, data)) = bytes.split_first() else {
+        return;
+    };
+    let (_, parse) = PROCFS[usize::from(sel) % PROCFS.len()];
+    parse(data);
+}
+
+/// One parser of [`PROCFS`]: its name (the seed files' names) and the wrapper.
+pub type Parser = (&'static str, fn(&[u8]));
+
+/// The parsers of [`procfs`], by selector byte (the index).
+pub const PROCFS: [Parser; 20] = [
+    ("cpu-stat", |b| {
+        procfs::stat::parse(
+            &String::from_utf8_lossy(b),
+            Some(&mut |name, t| {
+                let _ = (name.len(), t.total(), t.total().saturating_sub(t.idle));
+            }),
+        );
+    }),
+    ("meminfo", |b| {
+        let text = String::from_utf8_lossy(b);
+        let mut v: mem::MemValues = std::array::from_fn(|_| 0);
+        mem::parse_meminfo(&text, &mut v);
+        let _ = mem::derived(&v);
+        if let Ok(m) = mem::build(0, &v, true) {
+            encode(&m);
+        }
+        let _ = swap::parse_meminfo_swap(&text);
+    }),
+    ("vmstat", |b| {
+        let _ = procfs::vmstat::values(&String::from_utf8_lossy(b), ["pswpin", "pswpout"]);
+    }),
+    ("kernel-stat", |b| {
+        let _ = procfs::stat::parse(&String::from_utf8_lossy(b), None);
+    }),
+    ("pressure", |b| {
+        for p in kernel::parse_pressure(&String::from_utf8_lossy(b)) {
+            assert!(p.avg10.is_finite() && p.avg60.is_finite() && p.avg300.is_finite());
+        }
+    }),
+    ("diskstats", |b| {
+        let mut prev: Option<diskio::DiskStat> = None;
+        diskio::parse_diskstats(&String::from_utf8_lossy(b), |_, s| {
+            if let Some(p) = &prev {
+                let (a, s2, u) = diskio::derived(p, &s, 1000.0);
+                assert!(a >= 0.0 && s2 >= 0.0 && u.is_none_or(|u| (0.0..=100.0).contains(&u)));
+            }
+            prev = Some(s);
+        })
+    }),
+    ("net-dev", |b| {
+        net::parse_net_dev(&String::from_utf8_lossy(b), |name, _| {
+            assert!(!name.is_empty())
+        })
+    }),
+    ("net-flags", |b| {
+        let _ = net::parse_flags(&String::from_utf8_lossy(b));
+    }),
+    ("mountinfo", |b| {
+        let mounts = disk::parse_mountinfo(b);
+        assert_eq!(disk::inline_ok(&mounts).len(), mounts.len());
+        for m in &mounts {
+            let _ = (m.mode(), m.device());
+        }
+    }),
+    ("statvfs", |b| {
+        // A statvfs answer: a FUSE daemon or a network file system server chooses the numbers.
+        let mut n = b
+            .chunks(8)
+            .map(|c| c.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x)));
+        let mut next = || n.next().unwrap_or(0);
+        let u = disk::Usage {
+            blocks: next(),
+            bfree: next(),
+            bavail: next(),
+            frsize: next(),
+            files: next(),
+            ffree: next(),
+        };
+        let mount = disk::parse_mountinfo(b"1 0 8:1 / / rw - ext4 /dev/sda1 rw");
+        if let Some(m) = disk::metric(0, &mount[0], &u) {
+            encode(&m);
+        }
+    }),
+    ("pid-stat-processes", |b| {
+        let mut c = processes::Counts::default();
+        c.add_stat(b);
+        encode(&processes::metric(0, &c));
+    }),
+    ("cgroup-file", |b| {
+        encode(&cgroup::add_file_fields(
+            Metric::new("cgroup", 0).tag("path", "/sys/fs/cgroup"),
+            "memory.stat",
+            &String::from_utf8_lossy(b),
+        ));
+    }),
+    ("pid-stat-procstat", |b| {
+        if let Some((comm, s)) = procstat::proc::parse_stat(b) {
+            let _ = (comm.len(), procstat::proc::status_word(s.state));
+        }
+    }),
+    ("pid-status", |b| {
+        let _ = procstat::proc::parse_status(&String::from_utf8_lossy(b));
+    }),
+    ("pid-io", |b| {
+        let _ = procstat::proc::parse_io(&String::from_utf8_lossy(b));
+    }),
+    ("smaps-rollup", |b| {
+        let _ = procstat::proc::parse_smaps_rollup(&String::from_utf8_lossy(b));
+    }),
+    ("loadavg-uptime", |b| {
+        let text = String::from_utf8_lossy(b);
+        let _ = system::parse_loadavg(&text);
+        if let Some(s) = system::parse_uptime(&text) {
+            let _ = system::format_uptime(s);
+        }
+    }),
+    ("cpu-list", |b| {
+        let _ = system::count_cpu_list(&String::from_utf8_lossy(b));
+    }),
+    ("utmp", |b| {
+        let (sessions, users) = system::count_users(b);
+        assert!(users <= sessions);
+    }),
+    ("net-tcp-sockstat", |b| {
+        let text = String::from_utf8_lossy(b);
+        let mut counts = [0u64; 12];
+        netstat::proc_net::count_tcp(&text, &mut counts);
+        let _ = (
+            netstat::proc_net::count_lines(&text),
+            netstat::proc_net::sockstat_tw(&text),
+            hostutil::kv_number(&text),
+        );
+    }),
+];
+
+/// x509_cert's inputs from outside: the first byte picks what the rest is (0: a `sources`
+/// string; 1: a PEM file; else: one DER certificate as a TLS server sends it).
+pub fn x509(bytes: &[u8]) {
+    let Some((&sel, data)) = bytes.split_first() else {
+        return;
+    };
+    let certs = match sel {
+        0 => {
+            let _ = x509_cert::parse_source(&String::from_utf8_lossy(data));
+            return;
+        }
+        1 => match tls::pem_certs(data) {
+            Ok(c) => c,
+            Err(_) => return,
+        },
+        _ => vec![data.to_vec().into()],
+    };
+    for (i, der) in certs.iter().enumerate() {
+        if let Ok(info) = tls::parse_cert(der) {
+            let kind = x509_cert::cert_type(i, &info);
+            let verdict = Err("unknown authority".to_owned());
+            let now = 1_700_000_000;
+            encode(&x509_cert::cert_metric(
+                "file:///fuzz.pem",
+                &info,
+                kind,
+                Some(&verdict),
+                now,
+                0,
+            ));
+        }
+    }
+}
