@@ -336,6 +336,7 @@ impl Driver<'_> {
         // Set when a reconnection must wait first.
         let mut wait: Option<Duration> = None;
         let topics: &[String] = &cfg.topics;
+        let mut failure = None;
         loop {
             self.flush_replies();
             while let Some(d) = self.held.pop_front() {
@@ -455,18 +456,22 @@ impl Driver<'_> {
                     let (subscribe, unsubscribe) =
                         subscription_changes(topics, cfg.qos, kept.then_some(previous).flatten());
                     connected_once = true;
-                    for t in unsubscribe {
-                        self.client
-                            .try_unsubscribe(t.clone())
-                            .map_err(|e| GatherError::Failed(format!("unsubscribe {t}: {e}")))?;
-                    }
-                    if !subscribe.is_empty() {
-                        let filters = subscribe
-                            .iter()
-                            .map(|t| SubscribeFilter::new(t.clone(), qos(cfg.qos)));
-                        self.client
-                            .try_subscribe_many(filters)
-                            .map_err(|e| GatherError::Failed(format!("subscribe: {e}")))?;
+                    // The request channel has room for these unless rumqttc stopped reading
+                    // it; then the service is rebuilt.
+                    let sent = unsubscribe
+                        .iter()
+                        .try_for_each(|t| self.client.try_unsubscribe(t.clone()))
+                        .and_then(|()| {
+                            if subscribe.is_empty() {
+                                return Ok(());
+                            }
+                            self.client.try_subscribe_many(
+                                subscribe.iter().map(|t| SubscribeFilter::new(t.clone(), qos(cfg.qos))),
+                            )
+                        });
+                    if let Err(e) = sent {
+                        failure = Some(GatherError::Failed(format!("cannot subscribe: {e}")));
+                        break;
                     }
                     lock(remembered()).insert(key, (topics.to_vec(), cfg.qos));
                 }
@@ -547,7 +552,7 @@ impl Driver<'_> {
             };
             let _ = tokio::time::timeout(STOP_FLUSH, flush).await;
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 }
 
