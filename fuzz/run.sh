@@ -11,7 +11,7 @@ set -euo pipefail
 secs="${1:-60}"
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(config encode dns icmp sock_diag health procfs x509)
+((${#targets[@]})) || targets=(config encode dns icmp sock_diag health procfs x509 mqtt)
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 

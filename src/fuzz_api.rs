@@ -8,8 +8,8 @@
 //! since that is where the bytes end up.
 
 use crate::modules::{
-    cgroup, disk, diskio, dns_query, hostutil, kernel, mem, net, netstat, processes, procfs,
-    procstat, swap, system, tls, x509_cert,
+    cgroup, disk, diskio, dns_query, hostutil, kernel, mem, mqtt_consumer, net, netstat, processes,
+    procfs, procstat, swap, system, tls, x509_cert,
 };
 use crate::output::{Decoration, Metric, encode_line};
 
@@ -275,6 +275,50 @@ pub fn x509(bytes: &[u8]) {
                 now,
                 0,
             ));
+        }
+    }
+}
+
+/// An MQTT message from anyone who may publish on a subscribed topic. The first byte picks the
+/// input's config: 0 `influx`, 1 `json` (tag keys, string fields, name and time keys, a query),
+/// 2 `value` (float), 3 `value` (string); each with `topic_parsing` rules using `+`, `#` and a
+/// leading `/`. The topic is the rest up to the first newline, the payload what follows. Every
+/// resulting metric is encoded.
+pub fn mqtt_message(bytes: &[u8]) {
+    use std::sync::OnceLock;
+    static CONFIGS: OnceLock<Vec<mqtt_consumer::Config>> = OnceLock::new();
+    let configs = CONFIGS.get_or_init(|| {
+        const RULES: &str = "[[topic_parsing]]\ntopic = \"/+/#/x\"\nmeasurement = \"_/measurement/#/_\"\n\
+            tags = \"_/_/#/t\"\n[[topic_parsing]]\ntopic = \"a/+/+\"\nfields = \"_/f/g\"\n\
+            [topic_parsing.types]\nf = \"int\"\ng = \"float\"\n";
+        [
+            "data_format = \"influx\"\n",
+            "data_format = \"json\"\ntag_keys = [\"id*\", \"a_?\"]\njson_string_fields = [\"s*\"]\n\
+             json_name_key = \"name\"\njson_time_key = \"t\"\n\
+             json_time_format = \"2006-01-02T15:04:05.000Z07:00\"\njson_query = \"data\"\n",
+            "data_format = \"value\"\ndata_type = \"float\"\n",
+            "data_format = \"value\"\ndata_type = \"string\"\n",
+        ]
+        .iter()
+        .map(|f| {
+            let text = format!("topics = [\"#\"]\n{f}{RULES}");
+            mqtt_consumer::resolve(toml::from_str(&text).expect("fuzz config"))
+                .expect("fuzz config resolves")
+        })
+        .collect()
+    });
+    let Some((&sel, rest)) = bytes.split_first() else {
+        return;
+    };
+    let cfg = &configs[usize::from(sel) % configs.len()];
+    let (topic, payload) = match rest.iter().position(|&b| b == b'\n') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (&b"sensors/x"[..], rest),
+    };
+    let topic = String::from_utf8_lossy(topic);
+    if let Ok(metrics) = mqtt_consumer::parse_message(cfg, &topic, payload, 0) {
+        for m in &metrics {
+            encode(m);
         }
     }
 }

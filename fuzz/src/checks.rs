@@ -123,11 +123,12 @@ pub fn check_encode(data: &[u8]) {
 /// The targets over parsers of bytes from outside the process (name = target = seed and
 /// regression directory): each is one wrapper of the crate's façade `metrics_agent::fuzz_api`,
 /// where what each parser must hold is checked.
-pub const PARSER_TARGETS: [metrics_agent::fuzz_api::Parser; 6] = [
+pub const PARSER_TARGETS: [metrics_agent::fuzz_api::Parser; 7] = [
     ("dns", metrics_agent::fuzz_api::dns_reply),
     ("icmp", metrics_agent::fuzz_api::icmp_packet),
     ("sock_diag", metrics_agent::fuzz_api::sock_diag),
     ("health", metrics_agent::fuzz_api::health_request),
     ("procfs", metrics_agent::fuzz_api::procfs),
     ("x509", metrics_agent::fuzz_api::x509),
+    ("mqtt", metrics_agent::fuzz_api::mqtt_message),
 ];

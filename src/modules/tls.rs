@@ -95,6 +95,27 @@ impl Trust {
         })
     }
 
+    /// Trust for a config's `tls_ca`, `tls_cert` and `tls_key` keys (the client certificate
+    /// and key go together), with errors pointing at the key.
+    pub fn from_options(
+        tls_ca: &Option<toml::Spanned<String>>,
+        tls_cert: &Option<toml::Spanned<String>>,
+        tls_key: &Option<String>,
+    ) -> Result<Trust, crate::options::SpanError> {
+        let trust = Trust::from_config(tls_ca)?;
+        match (tls_cert, tls_key) {
+            (None, None) => Ok(trust),
+            (Some(c), Some(k)) => trust
+                .with_client_cert(Path::new(c.get_ref()), Path::new(k))
+                .map_err(|e| crate::options::SpanError::new(c.span(), "tls_cert", e)),
+            (c, _) => Err(crate::options::SpanError::new(
+                c.as_ref().map_or(0..0, |c| c.span()),
+                "tls_cert",
+                "tls_cert and tls_key go together",
+            )),
+        }
+    }
+
     /// System roots, or only the certificates in `tls_ca` when given.
     pub fn new(tls_ca: Option<&Path>) -> Result<Trust, String> {
         let roots = match tls_ca {

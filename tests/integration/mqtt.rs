@@ -371,36 +371,40 @@ fn mqtt_malformed_and_panicking_payloads_are_dead_lettered_without_stalling() {
     assert_eq!(err.matches("parser panicked").count(), 1, "{err}");
 }
 
-#[test]
-fn mqtt_broker_restart_without_persistence_resubscribes() {
-    let mut b = Broker::start("persistence false");
+/// `m seq=…i` lines for `seqs`.
+fn numbered(seqs: std::ops::Range<i64>) -> Vec<String> {
+    seqs.map(|i| format!("m seq={i}i")).collect()
+}
+
+/// A broker with `conf`, an agent with a persistent QoS 1 session on topic `t` that has received
+/// messages 0..50, then the broker restarted.
+fn restarted_broker(conf: &str, client_id: &str) -> (Broker, Agent) {
+    let mut b = Broker::start(conf);
     let p = b.port;
     let a = Agent::start(&format!(
         "{AGENT}[[inputs.mqtt_consumer]]\nservers = [\"tcp://127.0.0.1:{p}\"]\ntopics = [\"t\"]\nqos = 1\n\
-         client_id = \"restart-test\"\npersistent_session = true\n"
+         client_id = \"{client_id}\"\npersistent_session = true\n"
     ));
     wait_counter(&a, 0, "messages_received", 10 * SEC, |v| v == 0);
-    b.publish(
-        "t",
-        1,
-        &(0..50).map(|i| format!("m seq={i}i")).collect::<Vec<_>>(),
-    );
+    b.publish("t", 1, &numbered(0..50));
     a.wait_for("first half", 30 * SEC, |l| {
         unique(&seqs(l, "m")).len() == 50
     });
     b.stop();
     b.spawn();
+    (b, a)
+}
+
+#[test]
+fn mqtt_broker_restart_without_persistence_resubscribes() {
+    let (b, a) = restarted_broker("persistence false", "restart-test");
     // The broker forgot the session: without a new SUBSCRIBE nothing would ever arrive.
     wait_counter(&a, 0, "resubscribes", 30 * SEC, |v| v >= 1);
     let lines = a.wait_for("reconnect counted", 10 * SEC, |l| {
         counter(l, 0, "reconnects").is_some_and(|v| v >= 1)
     });
     assert_eq!(counter(&lines, 0, "resubscribes"), Some(1));
-    b.publish(
-        "t",
-        1,
-        &(50..100).map(|i| format!("m seq={i}i")).collect::<Vec<_>>(),
-    );
+    b.publish("t", 1, &numbered(50..100));
     let lines = a.wait_for("second half", 30 * SEC, |l| {
         unique(&seqs(l, "m")).len() == 100
     });
@@ -409,29 +413,9 @@ fn mqtt_broker_restart_without_persistence_resubscribes() {
 
 #[test]
 fn mqtt_broker_restart_with_persistence_keeps_the_session() {
-    let mut b = Broker::start("persistence true\nautosave_interval 1");
-    let p = b.port;
-    let a = Agent::start(&format!(
-        "{AGENT}[[inputs.mqtt_consumer]]\nservers = [\"tcp://127.0.0.1:{p}\"]\ntopics = [\"t\"]\nqos = 1\n\
-         client_id = \"persist-test\"\npersistent_session = true\n"
-    ));
-    wait_counter(&a, 0, "messages_received", 10 * SEC, |v| v == 0);
-    b.publish(
-        "t",
-        1,
-        &(0..50).map(|i| format!("m seq={i}i")).collect::<Vec<_>>(),
-    );
-    a.wait_for("first half", 30 * SEC, |l| {
-        unique(&seqs(l, "m")).len() == 50
-    });
-    b.stop();
-    b.spawn();
+    let (b, a) = restarted_broker("persistence true\nautosave_interval 1", "persist-test");
     // Published before we are back: the restored session queues them for us.
-    b.publish(
-        "t",
-        1,
-        &(50..100).map(|i| format!("m seq={i}i")).collect::<Vec<_>>(),
-    );
+    b.publish("t", 1, &numbered(50..100));
     let lines = a.wait_for("second half", 60 * SEC, |l| {
         unique(&seqs(l, "m")).len() == 100
     });

@@ -260,22 +260,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
             .map_err(|e| SpanError::new(v.span(), "response_body_max_size", e))?,
         None => 32 * 1024 * 1024,
     };
-    let mut trust = Trust::from_config(&raw.tls_ca)?;
-    match (&raw.tls_cert, &raw.tls_key) {
-        (None, None) => {}
-        (Some(c), Some(k)) => {
-            trust = trust
-                .with_client_cert(std::path::Path::new(c.get_ref()), std::path::Path::new(k))
-                .map_err(|e| SpanError::new(c.span(), "tls_cert", e))?;
-        }
-        (c, _) => {
-            return Err(SpanError::new(
-                c.as_ref().map_or(0..0, |c| c.span()),
-                "tls_cert",
-                "tls_cert and tls_key go together",
-            ));
-        }
-    }
+    let trust = Trust::from_options(&raw.tls_ca, &raw.tls_cert, &raw.tls_key)?;
     let source_address =
         match &raw.source_address {
             Some(s) => Some(s.get_ref().parse::<IpAddr>().map_err(|_| {

@@ -14,11 +14,15 @@
 //!   at the next keep-alive, and a broker that accepts but never answers the CONNECT is bounded
 //!   by `connection_timeout`).
 //!
-//! Two futures share the instance's task: the driver polls the connection without pause (so
-//! keep-alive and acknowledgements flow while the handler waits for room in the output queue)
-//! and passes messages through a channel of `max_undelivered_messages`; the handler parses each
-//! under isolation, queues its lines without evicting anything, then acknowledges. When the
-//! channel is full the driver stops reading: QoS 1/2 messages stay with the broker.
+//! Two futures share the instance's task. The driver alone talks to rumqttc and never waits
+//! on the handler: it polls the connection without pause (so keep-alive, acknowledgements and
+//! dead letters flow while the handler waits for room in the output queue), passes messages
+//! through a channel of `max_undelivered_messages`, holds up to as many more when that channel
+//! is full, and only then stops reading (QoS 1/2 messages stay with the broker). The handler
+//! parses each message under isolation, queues its lines without evicting anything, and sends
+//! its replies (dead letter, acknowledgement) back to the driver. (A handler that awaited
+//! rumqttc's request channel while the driver awaited room in the handler's channel stopped
+//! QoS 1 flow for good.)
 //!
 //! Acknowledgements are tied to the connection a message came on: after a reconnect, messages
 //! of the old connection are not acknowledged on the new one (the broker redelivers them with
@@ -26,7 +30,6 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -95,7 +98,7 @@ struct Delivery {
 
 /// Topics subscribed per (broker, client id) by the last connection of this process, so a
 /// reload that changes `topics` with a persistent session can unsubscribe the removed ones.
-type Remembered = Mutex<HashMap<(String, String), Vec<String>>>;
+type Remembered = Mutex<HashMap<(String, String), (Vec<String>, u8)>>;
 
 fn remembered() -> &'static Remembered {
     static M: OnceLock<Remembered> = OnceLock::new();
@@ -333,6 +336,7 @@ impl Driver<'_> {
         // Set when a reconnection must wait first.
         let mut wait: Option<Duration> = None;
         let topics: &[String] = &cfg.topics;
+        let mut failure = None;
         loop {
             self.flush_replies();
             while let Some(d) = self.held.pop_front() {
@@ -445,38 +449,31 @@ impl Driver<'_> {
                     }
                     let key = (server.url.clone(), self.client_id.to_owned());
                     let previous = lock(remembered()).get(&key).cloned();
-                    let (subscribe, unsubscribe): (Vec<String>, Vec<String>) =
-                        match (cfg.persistent_session && ack.session_present, previous) {
-                            (true, Some(prev)) => (
-                                topics
-                                    .iter()
-                                    .filter(|t| !prev.contains(t))
-                                    .cloned()
-                                    .collect(),
-                                prev.into_iter().filter(|t| !topics.contains(t)).collect(),
-                            ),
-                            _ => {
-                                if connected_once && !ack.session_present {
-                                    inc(&counters.resubscribes);
-                                }
-                                (topics.to_vec(), Vec::new())
-                            }
-                        };
+                    let kept = cfg.persistent_session && ack.session_present;
+                    if connected_once && !ack.session_present {
+                        inc(&counters.resubscribes);
+                    }
+                    let (subscribe, unsubscribe) =
+                        subscription_changes(topics, cfg.qos, kept.then_some(previous).flatten());
                     connected_once = true;
-                    for t in unsubscribe {
-                        self.client
-                            .try_unsubscribe(t.clone())
-                            .map_err(|e| GatherError::Failed(format!("unsubscribe {t}: {e}")))?;
+                    // The request channel has room for these unless rumqttc stopped reading
+                    // it; then the service is rebuilt.
+                    let sent = unsubscribe
+                        .iter()
+                        .try_for_each(|t| self.client.try_unsubscribe(t.clone()))
+                        .and_then(|()| {
+                            if subscribe.is_empty() {
+                                return Ok(());
+                            }
+                            self.client.try_subscribe_many(
+                                subscribe.iter().map(|t| SubscribeFilter::new(t.clone(), qos(cfg.qos))),
+                            )
+                        });
+                    if let Err(e) = sent {
+                        failure = Some(GatherError::Failed(format!("cannot subscribe: {e}")));
+                        break;
                     }
-                    if !subscribe.is_empty() {
-                        let filters = subscribe
-                            .iter()
-                            .map(|t| SubscribeFilter::new(t.clone(), qos(cfg.qos)));
-                        self.client
-                            .try_subscribe_many(filters)
-                            .map_err(|e| GatherError::Failed(format!("subscribe: {e}")))?;
-                    }
-                    lock(remembered()).insert(key, topics.to_vec());
+                    lock(remembered()).insert(key, (topics.to_vec(), cfg.qos));
                 }
                 Ok(Event::Incoming(rumqttc::Packet::Publish(publish))) => {
                     last_message = Some(Instant::now());
@@ -555,7 +552,30 @@ impl Driver<'_> {
             };
             let _ = tokio::time::timeout(STOP_FLUSH, flush).await;
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// What to subscribe to and unsubscribe from on a new connection: everything when the broker
+/// kept no session (or we do not know what it holds), else the difference with what this
+/// process last subscribed with that session (all again when the QoS changed: a SUBSCRIBE
+/// replaces the QoS of an existing subscription).
+fn subscription_changes(
+    topics: &[String],
+    qos: u8,
+    kept: Option<(Vec<String>, u8)>,
+) -> (Vec<String>, Vec<String>) {
+    match kept {
+        Some((prev, prev_qos)) => {
+            let subscribe = topics
+                .iter()
+                .filter(|t| prev_qos != qos || !prev.contains(t))
+                .cloned()
+                .collect();
+            let unsubscribe = prev.into_iter().filter(|t| !topics.contains(t)).collect();
+            (subscribe, unsubscribe)
+        }
+        None => (topics.to_vec(), Vec::new()),
     }
 }
 
@@ -645,6 +665,25 @@ mod tests {
         for (got, want) in d.iter().zip([1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]) {
             assert!(*got >= want * 0.8 && *got <= want * 1.2, "{got} vs {want}");
         }
+    }
+
+    #[test]
+    fn subscriptions_follow_the_session() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let now = t(&["a", "b/#"]);
+        assert_eq!(subscription_changes(&now, 1, None), (now.clone(), vec![]));
+        assert_eq!(
+            subscription_changes(&now, 1, Some((t(&["a", "old"]), 1))),
+            (t(&["b/#"]), t(&["old"]))
+        );
+        assert_eq!(
+            subscription_changes(&now, 1, Some((now.clone(), 1))),
+            (vec![], vec![])
+        );
+        assert_eq!(
+            subscription_changes(&now, 2, Some((now.clone(), 1))),
+            (now.clone(), vec![])
+        );
     }
 
     #[test]

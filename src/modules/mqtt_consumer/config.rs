@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::json::{JsonOptions, TimeFormat};
 use super::topic::TopicParser;
 use super::value::DataType;
-use crate::options::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, GlobSet, SpanError};
 use crate::modules::tls::{self, Trust};
 
 /// `[[inputs.mqtt_consumer]]`
@@ -80,10 +80,10 @@ pub struct Raw {
     /// `value` format: name of the field. Default `value`.
     value_field_name: Option<String>,
     /// `json`: keys (after flattening nested objects with `_`) written as tags; `*` globs.
-    tag_keys: Option<Vec<String>>,
+    tag_keys: Option<Spanned<Vec<String>>>,
     /// `json`: string values kept as string fields (others are dropped, as in telegraf); `*`
     /// globs.
-    json_string_fields: Option<Vec<String>>,
+    json_string_fields: Option<Spanned<Vec<String>>>,
     /// `json`: key whose string value is the measurement name.
     json_name_key: Option<String>,
     /// `json`: key holding the timestamp; absent means the time of receipt.
@@ -279,6 +279,14 @@ pub fn valid_filter(filter: &str) -> bool {
     })
 }
 
+/// Key patterns in telegraf's glob forms, errors pointing at `key`.
+fn globs(list: &Option<Spanned<Vec<String>>>, key: &str) -> Result<GlobSet, SpanError> {
+    match list {
+        None => Ok(GlobSet::default()),
+        Some(l) => GlobSet::new(l.get_ref(), "").map_err(|e| SpanError::new(l.span(), key, e.to_string())),
+    }
+}
+
 fn duration_secs(d: Option<ConfigDuration>, default: u64) -> Duration {
     d.map_or(Duration::from_secs(default), ConfigDuration::get)
 }
@@ -383,22 +391,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
         .iter()
         .any(|s| matches!(s.scheme, Scheme::Tls | Scheme::Wss));
     let tls = if needs_tls {
-        let mut trust = Trust::from_config(&raw.tls_ca)?;
-        match (&raw.tls_cert, &raw.tls_key) {
-            (None, None) => {}
-            (Some(c), Some(k)) => {
-                trust = trust
-                    .with_client_cert(std::path::Path::new(c.get_ref()), std::path::Path::new(k))
-                    .map_err(|e| SpanError::new(c.span(), "tls_cert", e))?;
-            }
-            (c, _) => {
-                return Err(SpanError::new(
-                    c.as_ref().map_or(0..0, |c| c.span()),
-                    "tls_cert",
-                    "tls_cert and tls_key go together",
-                ));
-            }
-        }
+        let trust = Trust::from_options(&raw.tls_ca, &raw.tls_cert, &raw.tls_key)?;
         let server_name = match &raw.tls_server_name {
             Some(n) => {
                 tls::server_name(n.get_ref())
@@ -437,8 +430,8 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
                 ),
             };
             Format::Json(Arc::new(JsonOptions {
-                tag_keys: raw.tag_keys.unwrap_or_default(),
-                string_fields: raw.json_string_fields.unwrap_or_default(),
+                tag_keys: globs(&raw.tag_keys, "tag_keys")?,
+                string_fields: globs(&raw.json_string_fields, "json_string_fields")?,
                 name_key: raw.json_name_key.filter(|k| !k.is_empty()),
                 time_key: raw.json_time_key.filter(|k| !k.is_empty()),
                 time_format,
@@ -657,7 +650,7 @@ mod tests {
         )
         .unwrap();
         let Format::Json(j) = c.format else { panic!() };
-        assert_eq!(j.tag_keys, ["id"]);
+        assert!(j.tag_keys.matches("id") && !j.tag_keys.matches("idx"));
         assert_eq!(j.time_format, Some(TimeFormat::UnixMs));
         let c = parse("topics = [\"a\"]\ntopic_tag = \"\"\n").unwrap();
         assert_eq!(c.topic_tag, None);

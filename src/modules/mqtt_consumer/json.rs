@@ -9,6 +9,7 @@
 use serde_json::Value;
 
 use super::topic::set_tag;
+use crate::options::GlobSet;
 use crate::output::{FieldValue, Metric};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,35 +236,13 @@ fn timestamp(v: &Value, format: &TimeFormat) -> Result<i64, String> {
 
 #[derive(Debug, Clone, Default)]
 pub struct JsonOptions {
-    pub tag_keys: Vec<String>,
-    pub string_fields: Vec<String>,
+    /// telegraf's glob forms, as in its filters.
+    pub tag_keys: GlobSet,
+    pub string_fields: GlobSet,
     pub name_key: Option<String>,
     pub time_key: Option<String>,
     pub time_format: Option<TimeFormat>,
     pub query: Option<String>,
-}
-
-/// Glob match with `*` (any run) and `?` (one character), as telegraf's key filters.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
@@ -322,7 +301,7 @@ fn object_metric(
             }
             continue;
         }
-        if opts.tag_keys.iter().any(|p| glob(p, &key)) {
+        if opts.tag_keys.matches(&key) {
             if !value.is_null() {
                 set_tag(&mut m, &key, &scalar_text(&value));
             }
@@ -335,7 +314,7 @@ fn object_metric(
                 }
             }
             Value::Bool(b) => m.fields.push((key.into(), FieldValue::Bool(b))),
-            Value::String(s) if opts.string_fields.iter().any(|p| glob(p, &key)) => {
+            Value::String(s) if opts.string_fields.matches(&key) => {
                 m.fields.push((key.into(), FieldValue::Str(s)));
             }
             _ => {}
@@ -401,8 +380,8 @@ mod tests {
     #[test]
     fn zigbee_sensor_payload() {
         let opts = JsonOptions {
-            tag_keys: vec!["device".into()],
-            string_fields: vec!["state*".into()],
+            tag_keys: GlobSet::new(&["device"], "").unwrap(),
+            string_fields: GlobSet::new(&["state*"], "").unwrap(),
             ..Default::default()
         };
         let m = p(r#"{"device":"0x00158d","battery":97,"temperature":21.43,"occupancy":false,"state_l1":"ON","linkquality":null,"update":{"state":"idle","progress":5}}"#, &opts).unwrap();
@@ -496,14 +475,5 @@ mod tests {
         };
         assert!(p(r#"{"a":1}"#, &timed).is_err());
         assert_eq!(p(r#"{"only":"strings"}"#, &o).unwrap(), []);
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob("state*", "state_l1"));
-        assert!(glob("*_id", "dev_id"));
-        assert!(glob("a?c", "abc"));
-        assert!(!glob("a?c", "ac"));
-        assert!(!glob("state", "state_l1"));
     }
 }
