@@ -5,6 +5,7 @@
 //! - [`app`]: the process: start-up, the control loop, reload and shutdown.
 //! - [`cli`]: command-line flags.
 //! - [`config`]: TOML parsed into raw structs, then resolved into validated runtime types.
+//! - [`coordination`]: probe groups: leases in PostgreSQL that open and close instance gates.
 //! - [`control`]: SIGHUP/SIGTERM/SIGINT, stdin and stdout events mapped to one enum.
 //! - [`supervisor`]: one isolated task per input instance: schedule, timeouts, panics, backoff,
 //!   and the watchdog.
@@ -18,6 +19,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod coordination;
 pub mod health;
 pub(crate) mod isolation;
 pub mod logging;

@@ -3,6 +3,7 @@
 //! supervisor and modules use. Nothing past this module re-validates.
 
 mod agent;
+mod coordination;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use toml::de::{DeTable, DeValue};
 use crate::options::{ConfigDuration, SpanError, deserialize_value, locate};
 pub use crate::options::{ConfigError, Located};
 pub use agent::{AgentConfig, LogFormat, LogLevel, Trigger};
+pub use coordination::{CoordinationConfig, GroupMode, OnDbLoss, Secret};
 
 use crate::modules::{self, InputConfig};
 use crate::output::Decoration;
@@ -47,6 +49,8 @@ pub struct InputInstance {
     pub gather_timeout: Duration,
     pub decoration: Decoration,
     pub config: InputConfig,
+    /// The probe group (`group = "name"`, declared in `[agent.coordination.groups]`) and its mode.
+    pub group: Option<(String, GroupMode)>,
 }
 
 /// Options every input takes, like telegraf's common input options.
@@ -63,6 +67,9 @@ struct CommonRaw {
     name_suffix: String,
     #[serde(default)]
     tags: std::collections::BTreeMap<String, String>,
+    /// Probe group this instance belongs to (declared in `[agent.coordination.groups]`); its
+    /// lines carry a `probe_group` tag.
+    group: Option<Spanned<String>>,
 }
 
 const COMMON_KEYS: &[&str] = &[
@@ -73,6 +80,7 @@ const COMMON_KEYS: &[&str] = &[
     "name_prefix",
     "name_suffix",
     "tags",
+    "group",
 ];
 
 impl Config {
@@ -275,8 +283,30 @@ fn resolve_instance(
         Some(n) => Some(n.into_inner()),
         None => None,
     };
+    let group = match common.group {
+        Some(g) => {
+            let mode = agent
+                .coordination
+                .as_ref()
+                .and_then(|c| c.groups.get(g.get_ref()))
+                .copied()
+                .ok_or_else(|| {
+                    SpanError::new(
+                        g.span(),
+                        "group",
+                        format!("no group {:?} in [agent.coordination.groups]", g.get_ref()),
+                    )
+                })?;
+            Some((g.into_inner(), mode))
+        }
+        None => None,
+    };
     // Instance tags win over global tags; both only fill keys the metric lacks (telegraf's rule).
     let mut tags: Vec<(String, String)> = common.tags.into_iter().collect();
+    if let Some((name, _)) = &group {
+        tags.retain(|(k, _)| k != "probe_group");
+        tags.insert(0, ("probe_group".to_owned(), name.clone()));
+    }
     for (k, v) in &agent.tags {
         if !tags.iter().any(|(have, _)| have == k) {
             tags.push((k.clone(), v.clone()));
@@ -301,6 +331,7 @@ fn resolve_instance(
             precision_ns: agent.precision_ns(),
         },
         config,
+        group,
     })
 }
 

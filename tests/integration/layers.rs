@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["modules", "health"],
     // Whole-file config resolution (uses the registry).
     &["config"],
-    &["supervisor", "logging", "control", "cli"],
+    &["supervisor", "logging", "control", "cli", "coordination"],
     &["app"],
 ];
 

@@ -6,6 +6,7 @@ mod harness;
 mod agent;
 mod deployment;
 mod fuzz_regressions;
+mod groups;
 mod host;
 mod hostile;
 mod layers;

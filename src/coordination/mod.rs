@@ -1,0 +1,572 @@
+//! Probe groups coordinated in PostgreSQL (issue 13). For each `leader` group one live agent
+//! holds a lease row and runs the group's instances; the others keep them built but paused
+//! behind a gate (see `Supervisor::start`) and try to take the lease each `renew_interval`.
+//!
+//! Safety rests on two clocks. The server's: a lease expires at the database's `now() + ttl`
+//! after the last renewal and only then can another agent take it. The leader's own monotonic
+//! clock: from the *start* of its last successful renewal it keeps a deadline of
+//! `ttl - db_timeout` and closes its gates when it passes, which is before the server can hand
+//! the lease to anyone else. The deadline is enforced by a plain OS thread (the guard), not by a
+//! task of the runtime whose workers also run the probes: after a SIGSTOP past the ttl, the guard
+//! wakes with every timer already due and closes the gates without waiting for a worker.
+//!
+//! The coordinator lives for the whole process: a reload (SIGHUP) hands the new supervisor the
+//! same gates and keeps every lease; a clean stop releases them at once.
+
+mod lease;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AgentConfig, CoordinationConfig, GroupMode, InputInstance, OnDbLoss};
+use crate::output::{Accumulator, Decoration, Metric, Queue, now_ns};
+use crate::stats::{InstanceStats, Registry, lock};
+use lease::{Db, Lease};
+
+pub use lease::CREATE_SQL;
+
+/// The self-metric measurement, one line per group per renewal round.
+pub const MEASUREMENT: &str = "metrics_agent_group";
+
+/// How many times per `renew_interval` a lost connection is retried at most: backoff starts at
+/// this fraction of the interval and doubles up to the interval itself.
+const RECONNECT_STEPS: u32 = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Waiting for the lease (or the database).
+    Standby,
+    Leader,
+    /// `all` mode: always running.
+    Member,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Standby => "standby",
+            Role::Leader => "leader",
+            Role::Member => "member",
+        }
+    }
+}
+
+struct Group {
+    mode: GroupMode,
+    gate: watch::Sender<bool>,
+    role: Role,
+    /// Last token seen (ours or the holder's).
+    token: Option<i64>,
+    holder: Option<String>,
+    /// While leader: gates close at this instant unless renewed first.
+    deadline: Option<Instant>,
+    leader_changes: u64,
+    renew_failures: u64,
+    renew_latency: Duration,
+}
+
+impl Group {
+    fn new(mode: GroupMode) -> Group {
+        let open = mode == GroupMode::All;
+        Group {
+            mode,
+            gate: watch::Sender::new(open),
+            role: if open { Role::Member } else { Role::Standby },
+            token: None,
+            holder: None,
+            deadline: None,
+            leader_changes: 0,
+            renew_failures: 0,
+            renew_latency: Duration::ZERO,
+        }
+    }
+
+    /// Closes the gate (probes stop; a running gather is abandoned).
+    fn step_down(&mut self, name: &str, why: &str) {
+        self.deadline = None;
+        if self.role == Role::Leader {
+            self.role = Role::Standby;
+            tracing::warn!("probe group {name}: no longer leader ({why}); its probes are paused");
+        }
+        self.gate
+            .send_if_modified(|open| std::mem::replace(open, false));
+    }
+}
+
+struct Shared {
+    groups: Mutex<BTreeMap<String, Group>>,
+    /// Wakes the guard when a deadline moves or on stop.
+    changed: Condvar,
+    stopping: AtomicBool,
+    on_db_loss: OnDbLoss,
+}
+
+pub struct Coordinator {
+    config: CoordinationConfig,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// What the self-metric lines are written with.
+pub struct Output {
+    pub queue: Arc<Queue>,
+    pub registry: Arc<Registry>,
+}
+
+impl Coordinator {
+    /// Starts the renewal task and the deadline guard for `agent.coordination` (if set).
+    pub fn start(agent: &AgentConfig, out: Output) -> Option<Coordinator> {
+        let config = agent.coordination.clone()?;
+        let groups = config
+            .groups
+            .iter()
+            .map(|(n, m)| (n.clone(), Group::new(*m)))
+            .collect();
+        let shared = Arc::new(Shared {
+            groups: Mutex::new(groups),
+            changed: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            on_db_loss: config.on_db_loss,
+        });
+        let guard_shared = shared.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("lease-guard".into())
+            .spawn(move || guard(&guard_shared))
+        {
+            // Without the guard a leader could outlive its lease: run no leader group at all.
+            tracing::error!("coordination: cannot start the lease guard thread: {e}");
+            return None;
+        }
+        let mut deco = Decoration {
+            name_override: None,
+            name_prefix: String::new(),
+            name_suffix: String::new(),
+            tags: agent.tags.clone(),
+            precision_ns: agent.precision_ns(),
+        };
+        deco.tags.retain(|(k, _)| k != "agent_id");
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(
+            config.clone(),
+            shared.clone(),
+            cancel.clone(),
+            out,
+            Arc::new(deco),
+        ));
+        tracing::info!(
+            "coordination: agent {} in {} group(s), ttl {:?}, renew every {:?}",
+            config.agent_id,
+            config.groups.len(),
+            config.ttl,
+            config.renew_interval
+        );
+        Some(Coordinator {
+            config,
+            shared,
+            cancel,
+            task,
+        })
+    }
+
+    /// The gate of `inst`'s group: `None` (always open) outside a group and in `all` mode.
+    pub fn gate(&self, inst: &InputInstance) -> Option<watch::Receiver<bool>> {
+        let (name, GroupMode::Leader) = inst.group.as_ref()? else {
+            return None;
+        };
+        let groups = lock(&self.shared.groups);
+        match groups.get(name) {
+            Some(g) => Some(g.gate.subscribe()),
+            // A group this coordinator does not run (cannot happen after `apply`): never open.
+            None => Some(watch::Sender::new(false).subscribe()),
+        }
+    }
+
+    /// Follows a reload: the same database and identity keep the coordinator (and its leases)
+    /// and only add or drop groups; anything else replaces it, releasing its leases.
+    pub async fn apply(
+        current: Option<Coordinator>,
+        agent: &AgentConfig,
+        out: Output,
+    ) -> Option<Coordinator> {
+        match (current, &agent.coordination) {
+            (Some(c), Some(next)) if c.config.same_connection(next) => {
+                c.set_groups(&next.groups);
+                Some(Coordinator {
+                    config: next.clone(),
+                    ..c
+                })
+            }
+            (Some(c), _) => {
+                tracing::info!("coordination settings changed: releasing leases and restarting");
+                c.stop().await;
+                Coordinator::start(agent, out)
+            }
+            (None, _) => Coordinator::start(agent, out),
+        }
+    }
+
+    fn set_groups(&self, wanted: &BTreeMap<String, GroupMode>) {
+        let mut groups = lock(&self.shared.groups);
+        groups.retain(|name, g| {
+            let keep = wanted.get(name) == Some(&g.mode);
+            if !keep {
+                g.step_down(name, "removed from the config");
+            }
+            keep
+        });
+        for (name, mode) in wanted {
+            groups
+                .entry(name.clone())
+                .or_insert_with(|| Group::new(*mode));
+        }
+        self.shared.changed.notify_all();
+    }
+
+    /// Clean stop: closes every gate and releases every lease held (bounded by `db_timeout`
+    /// per group), so a standby takes over at its next attempt instead of after the ttl.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let limit = self.config.db_timeout * 2 + Duration::from_millis(100);
+        let mut task = self.task;
+        if tokio::time::timeout(limit, &mut task).await.is_err() {
+            task.abort();
+        }
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        let mut groups = lock(&self.shared.groups);
+        for (name, g) in groups.iter_mut() {
+            g.step_down(name, "stopping");
+        }
+        self.shared.changed.notify_all();
+    }
+}
+
+/// The deadline guard (an OS thread, see the module doc): closes a leader's gates when its
+/// local deadline passes without a renewal.
+fn guard(shared: &Shared) {
+    let mut groups = lock(&shared.groups);
+    loop {
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        if shared.on_db_loss == OnDbLoss::Stop {
+            for (name, g) in groups.iter_mut() {
+                match g.deadline {
+                    Some(d) if d <= now => g.step_down(name, "lease not renewed in time"),
+                    Some(d) => next = Some(next.map_or(d, |n| n.min(d))),
+                    None => {}
+                }
+            }
+        }
+        groups = match next {
+            Some(at) => {
+                shared
+                    .changed
+                    .wait_timeout(groups, at.saturating_duration_since(now))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+            None => shared
+                .changed
+                .wait(groups)
+                .unwrap_or_else(|p| p.into_inner()),
+        };
+    }
+}
+
+/// The renewal task: one round per `renew_interval` (sooner while reconnecting).
+async fn run(
+    cfg: CoordinationConfig,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    out: Output,
+    deco: Arc<Decoration>,
+) {
+    let stats = Arc::new(InstanceStats::new(
+        "coordination",
+        "coordination",
+        "coordination",
+        None,
+    ));
+    let mut db: Option<Db> = None;
+    let mut db_down = false;
+    let mut retry = cfg.renew_interval / RECONNECT_STEPS;
+    loop {
+        let round_start = Instant::now();
+        if db.is_none() {
+            match Db::connect(&cfg).await {
+                Ok(d) => {
+                    if db_down {
+                        tracing::info!("coordination: database reachable again");
+                    }
+                    db_down = false;
+                    db = Some(d);
+                }
+                Err(e) => {
+                    if !db_down {
+                        tracing::error!(
+                            "coordination: cannot reach the database: {e}; leaders stop at their deadline{}",
+                            if cfg.on_db_loss == OnDbLoss::Keep {
+                                " unless on_db_loss = \"keep\""
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                    db_down = true;
+                    count_failures(&shared);
+                }
+            }
+        }
+        if let Some(d) = &db
+            && let Err(e) = renew_all(d, &cfg, &shared).await
+        {
+            if !db_down {
+                tracing::error!("coordination: lease renewal failed: {e}; reconnecting");
+            }
+            db_down = true;
+            db = None;
+        }
+        emit(&shared, &cfg, &out, &deco, &stats);
+        let wait = if db.is_some() {
+            retry = cfg.renew_interval / RECONNECT_STEPS;
+            cfg.renew_interval
+        } else {
+            let w = retry;
+            retry = (retry * 2).min(cfg.renew_interval);
+            w
+        };
+        let next = round_start + wait;
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(next.into()) => {}
+        }
+    }
+    if let Some(d) = &db {
+        release_all(d, &cfg, &shared).await;
+    }
+}
+
+fn count_failures(shared: &Shared) {
+    for g in lock(&shared.groups).values_mut() {
+        if g.mode == GroupMode::Leader {
+            g.renew_failures += 1;
+        }
+    }
+}
+
+/// One renewal (or attempt) per leader group. Stops at the first database error: the
+/// connection is then in an unknown state and the remaining groups count a failure too.
+async fn renew_all(
+    db: &Db,
+    cfg: &CoordinationConfig,
+    shared: &Shared,
+) -> Result<(), lease::DbError> {
+    let names: Vec<String> = lock(&shared.groups)
+        .iter()
+        .filter(|(_, g)| g.mode == GroupMode::Leader)
+        .map(|(n, _)| n.clone())
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let started = Instant::now();
+        let result = db.renew(name, &cfg.agent_id, cfg.ttl).await;
+        let mut groups = lock(&shared.groups);
+        let lease = match result {
+            Ok(l) => l,
+            Err(e) => {
+                for n in &names[i..] {
+                    if let Some(g) = groups.get_mut(n) {
+                        g.renew_failures += 1;
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if let Some(g) = groups.get_mut(name) {
+            g.renew_latency = started.elapsed();
+            apply_lease(
+                name,
+                g,
+                &lease,
+                started + cfg.ttl.saturating_sub(cfg.db_timeout),
+            );
+        }
+        shared.changed.notify_all();
+    }
+    Ok(())
+}
+
+/// Takes in what a renewal found. `deadline` is counted from the start of the call: the
+/// server's expiry is later than that in any case.
+fn apply_lease(name: &str, g: &mut Group, lease: &Lease, deadline: Instant) {
+    if lease.token.is_some() && lease.token != g.token {
+        if g.token.is_some() {
+            g.leader_changes += 1;
+        }
+        g.token = lease.token;
+    }
+    g.holder.clone_from(&lease.holder);
+    if !lease.won {
+        let why = format!(
+            "the lease is held by {}",
+            lease.holder.as_deref().unwrap_or("another agent")
+        );
+        g.step_down(name, &why);
+        return;
+    }
+    // Checked now, after the answer: a process stopped between the call and here must not
+    // open its gates on a lease that may have expired meanwhile.
+    if Instant::now() >= deadline {
+        g.step_down(name, "the renewal answered too late");
+        return;
+    }
+    g.deadline = Some(deadline);
+    if g.role != Role::Leader {
+        g.role = Role::Leader;
+        tracing::info!(
+            "probe group {name}: leader (token {}); its probes run here",
+            g.token.unwrap_or(0)
+        );
+    }
+    g.gate
+        .send_if_modified(|open| !std::mem::replace(open, true));
+}
+
+async fn release_all(db: &Db, cfg: &CoordinationConfig, shared: &Shared) {
+    let held: Vec<String> = {
+        let mut groups = lock(&shared.groups);
+        groups
+            .iter_mut()
+            .filter(|(_, g)| g.role == Role::Leader)
+            .map(|(n, g)| {
+                // Probes stop before the lease goes.
+                g.step_down(n, "stopping");
+                n.clone()
+            })
+            .collect()
+    };
+    for name in held {
+        match db.release(&name, &cfg.agent_id).await {
+            Ok(()) => tracing::info!("probe group {name}: lease released"),
+            Err(e) => tracing::warn!("probe group {name}: cannot release the lease: {e}"),
+        }
+    }
+}
+
+/// One `metrics_agent_group` line per group.
+fn emit(
+    shared: &Shared,
+    cfg: &CoordinationConfig,
+    out: &Output,
+    deco: &Arc<Decoration>,
+    stats: &Arc<InstanceStats>,
+) {
+    let mut acc = Accumulator::new(
+        deco.clone(),
+        out.queue.clone(),
+        out.registry.clone(),
+        stats.clone(),
+    );
+    let ts = now_ns();
+    let now = Instant::now();
+    for (name, g) in lock(&shared.groups).iter() {
+        let left = g
+            .deadline
+            .map_or(0.0, |d| d.saturating_duration_since(now).as_secs_f64());
+        let mut m = Metric::new(MEASUREMENT, ts)
+            .tag("probe_group", name.clone())
+            .tag("mode", g.mode.as_str())
+            .tag("agent_id", cfg.agent_id.clone())
+            .field("role", g.role.as_str())
+            .field("leader", g.role != Role::Standby)
+            .field("leader_changes", g.leader_changes)
+            .field("renew_failures", g.renew_failures)
+            .field("renew_latency_ms", g.renew_latency.as_secs_f64() * 1e3)
+            .field("lease_left_s", left);
+        if let Some(t) = g.token {
+            m = m.field("token", t);
+        }
+        if let Some(h) = g.holder.as_ref().filter(|h| !h.is_empty()) {
+            m = m.field("holder", h.clone());
+        }
+        acc.add(m);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(token: i64, holder: &str, won: bool) -> Lease {
+        Lease {
+            token: Some(token),
+            holder: Some(holder.into()),
+            won,
+        }
+    }
+
+    #[test]
+    fn a_won_lease_opens_the_gate_and_a_lost_one_closes_it() {
+        let mut g = Group::new(GroupMode::Leader);
+        let rx = g.gate.subscribe();
+        let later = Instant::now() + Duration::from_secs(60);
+        apply_lease("g", &mut g, &lease(1, "me", true), later);
+        assert!(*rx.borrow());
+        assert_eq!(g.role, Role::Leader);
+        apply_lease("g", &mut g, &lease(2, "other", false), later);
+        assert!(!*rx.borrow());
+        assert_eq!(
+            (g.role, g.leader_changes, g.token),
+            (Role::Standby, 1, Some(2))
+        );
+    }
+
+    #[test]
+    fn a_renewal_that_answers_after_its_deadline_does_not_open_the_gate() {
+        let mut g = Group::new(GroupMode::Leader);
+        let rx = g.gate.subscribe();
+        apply_lease("g", &mut g, &lease(1, "me", true), Instant::now());
+        assert!(!*rx.borrow());
+        assert_eq!(g.role, Role::Standby);
+    }
+
+    #[test]
+    fn the_guard_closes_gates_at_the_deadline_and_exits_on_stop() {
+        let mut g = Group::new(GroupMode::Leader);
+        let mut rx = g.gate.subscribe();
+        apply_lease(
+            "g",
+            &mut g,
+            &lease(1, "me", true),
+            Instant::now() + Duration::from_millis(50),
+        );
+        let shared = Arc::new(Shared {
+            groups: Mutex::new(BTreeMap::from([("g".to_owned(), g)])),
+            changed: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            on_db_loss: OnDbLoss::Stop,
+        });
+        let s = shared.clone();
+        let t = std::thread::spawn(move || guard(&s));
+        assert!(*rx.borrow_and_update());
+        let start = Instant::now();
+        while *rx.borrow() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "gate never closed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        shared.stopping.store(true, Ordering::Relaxed);
+        shared.changed.notify_all();
+        t.join().unwrap();
+    }
+}
