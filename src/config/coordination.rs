@@ -1,5 +1,5 @@
 //! `[agent.coordination]`: probe groups coordinated through a lease table in PostgreSQL (see
-//! `crate::coordination` and the README section "Probe groups"). Resolved at load so that a
+//! the `coordination` module and the README section "Probe groups"). Resolved at load so that a
 //! connection string that does not parse, an unreadable password file or a lease that could
 //! expire between two renewals is a file:line:column error, not a surprise at run time.
 
