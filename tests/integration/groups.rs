@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -522,11 +522,13 @@ fn after_a_database_restart_one_agent_probes_again_without_overlap() {
     assert!(h.iter().all(|(a, b)| a < b), "overlap in {h:?}");
 }
 
-/// Forwards TCP to `to` until frozen; frozen, it holds every byte (a partition that leaves both
-/// ends' sockets open, the case where only the lease deadline saves the day).
+/// Forwards TCP to `to`, each chunk after `delay_ms` (a slow database or network); frozen, it
+/// holds every byte (a partition that leaves both ends' sockets open, the case where only the
+/// lease deadline saves the day).
 struct Relay {
     port: u16,
     frozen: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl Relay {
@@ -534,14 +536,15 @@ impl Relay {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let frozen = Arc::new(AtomicBool::new(false));
-        let f = frozen.clone();
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (f, d) = (frozen.clone(), delay_ms.clone());
         std::thread::spawn(move || {
             for c in l.incoming().flatten() {
                 let Ok(s) = TcpStream::connect(("127.0.0.1", to)) else {
                     continue;
                 };
                 for (mut r, mut w) in [(c.try_clone().unwrap(), s.try_clone().unwrap()), (s, c)] {
-                    let f = f.clone();
+                    let (f, d) = (f.clone(), d.clone());
                     std::thread::spawn(move || {
                         let mut buf = [0u8; 16384];
                         loop {
@@ -549,6 +552,7 @@ impl Relay {
                                 Ok(0) | Err(_) => break,
                                 Ok(n) => n,
                             };
+                            std::thread::sleep(Duration::from_millis(d.load(Ordering::Relaxed)));
                             while f.load(Ordering::Relaxed) {
                                 std::thread::sleep(Duration::from_millis(10));
                             }
@@ -561,23 +565,87 @@ impl Relay {
                 }
             }
         });
-        Relay { port, frozen }
+        Relay {
+            port,
+            frozen,
+            delay_ms,
+        }
     }
+}
+
+/// Agent a0 reaches the database through a relay and leads; a1 reaches it directly and waits.
+fn leader_behind_relay(pg: &Pg, extra: &str) -> (Relay, Agent, Agent) {
+    let relay = Relay::start(pg.port);
+    let t = target();
+    let a = Agent::start(&config(relay.port, pg, "a0", t, "leader", extra));
+    wait_until("a0 leads", Duration::from_secs(20), &[&a], || {
+        !probe_times(&a).is_empty()
+    });
+    let b = Agent::start(&config(pg.port, pg, "a1", t, "leader", extra));
+    std::thread::sleep(RENEW * 2);
+    assert!(probe_times(&b).is_empty(), "a standby probed");
+    (relay, a, b)
+}
+
+/// After the leader lost the database at `cut_at`: the standby took over with no overlap.
+fn assert_clean_handover(what: &str, a: &Agent, b: &Agent, cut_at: i64) {
+    wait_until(
+        "b takes over",
+        TTL + RENEW + PROBE + SLACK * 4,
+        &[a, b],
+        || !probe_times(b).is_empty(),
+    );
+    std::thread::sleep(RENEW);
+    let last_a = *probe_times(a).last().unwrap();
+    let first_b = probe_times(b)[0];
+    println!(
+        "{what}: leader's last probe {:.2}s after the cut, new leader's first {:.2}s after; gap {:.2}s, overlap {:.3}s",
+        secs(last_a - cut_at),
+        secs(first_b - cut_at),
+        secs(first_b - last_a),
+        secs((last_a - first_b).max(0))
+    );
+    assert!(last_a < first_b, "two agents probed at once");
+    assert!(handovers(&[a, b], 1).len() == 1);
+    assert!(
+        a.stderr().contains("lease not renewed in time"),
+        "{}",
+        a.stderr()
+    );
 }
 
 #[test]
 fn a_leader_cut_off_from_the_database_stops_before_another_starts() {
     let pg = Pg::start();
-    let relay = Relay::start(pg.port);
-    let t = target();
-    // The first agent reaches the database through the relay and leads; the second directly.
-    let a = Agent::start(&config(relay.port, &pg, "a0", t, "leader", ""));
-    wait_until("a0 leads", Duration::from_secs(20), &[&a], || {
-        !probe_times(&a).is_empty()
-    });
-    let b = Agent::start(&config(pg.port, &pg, "a1", t, "leader", ""));
-    std::thread::sleep(RENEW * 2);
-    assert!(probe_times(&b).is_empty(), "a standby probed");
+    let (relay, a, b) = leader_behind_relay(&pg, "");
+    relay.frozen.store(true, Ordering::Relaxed);
+    let cut_at = now_ns();
+    assert_clean_handover("partition", &a, &b, cut_at);
+    // Healed: the old leader finds the lease taken and stays paused.
+    relay.frozen.store(false, Ordering::Relaxed);
+    let n = probe_times(&a).len();
+    std::thread::sleep(RENEW * 3);
+    assert_eq!(
+        probe_times(&a).len(),
+        n,
+        "the old leader probed after the partition healed"
+    );
+}
+
+#[test]
+fn a_database_slower_than_the_call_timeout_is_a_lost_database() {
+    let pg = Pg::start();
+    let (relay, a, b) = leader_behind_relay(&pg, "");
+    // Every answer arrives after db_timeout (400ms).
+    relay.delay_ms.store(700, Ordering::Relaxed);
+    let cut_at = now_ns();
+    assert_clean_handover("slow database", &a, &b, cut_at);
+}
+
+#[test]
+fn with_on_db_loss_keep_a_cut_off_leader_keeps_probing_until_it_sees_the_new_holder() {
+    let pg = Pg::start();
+    let (relay, a, b) = leader_behind_relay(&pg, "on_db_loss = \"keep\"");
     relay.frozen.store(true, Ordering::Relaxed);
     let cut_at = now_ns();
     wait_until(
@@ -587,23 +655,24 @@ fn a_leader_cut_off_from_the_database_stops_before_another_starts() {
         || !probe_times(&b).is_empty(),
     );
     std::thread::sleep(RENEW);
-    let last_a = *probe_times(&a).last().unwrap();
     let first_b = probe_times(&b)[0];
+    let last_a = *probe_times(&a).last().unwrap();
     println!(
-        "partition: leader's last probe {:.2}s after the cut, new leader's first {:.2}s after; gap {:.2}s, overlap {:.3}s",
-        secs(last_a - cut_at),
-        secs(first_b - cut_at),
-        secs(first_b - last_a),
-        secs((last_a - first_b).max(0))
+        "on_db_loss = keep: duplicates for {:.2}s while partitioned (expected)",
+        secs(last_a - first_b)
     );
-    assert!(last_a < first_b, "two agents probed at once");
-    assert!(handovers(&[&a, &b], 1).len() == 1);
-    assert!(
-        a.stderr().contains("lease not renewed in time"),
-        "{}",
-        a.stderr()
-    );
+    assert!(last_a > first_b, "the cut-off leader stopped probing");
+    assert!(last_a > cut_at + TTL.as_nanos() as i64);
     relay.frozen.store(false, Ordering::Relaxed);
+    a.wait_stderr("no longer leader", TTL + SLACK * 4);
+    std::thread::sleep(RENEW);
+    let n = probe_times(&a).len();
+    std::thread::sleep(RENEW * 2);
+    assert_eq!(
+        probe_times(&a).len(),
+        n,
+        "it stepped down once it saw the holder"
+    );
 }
 
 #[test]
