@@ -6,9 +6,10 @@
 //! after the last renewal and only then can another agent take it. The leader's own monotonic
 //! clock: from the *start* of its last successful renewal it keeps a deadline of
 //! `ttl - db_timeout` and closes its gates when it passes, which is before the server can hand
-//! the lease to anyone else. The deadline is enforced by a plain OS thread (the guard), not by a
-//! task of the runtime whose workers also run the probes: after a SIGSTOP past the ttl, the guard
-//! wakes with every timer already due and closes the gates without waiting for a worker.
+//! the lease to anyone else. The deadline is enforced twice: each gate checks it synchronously
+//! before every gather (after a SIGSTOP past the ttl every timer is due at once, and a probe's
+//! tick may run before anything else), and a plain OS thread (the guard) closes the gates when
+//! it passes, which pauses the instances and abandons a running gather.
 //!
 //! The coordinator lives for the whole process: a reload (SIGHUP) hands the new supervisor the
 //! same gates and keeps every lease; a clean stop releases them at once.
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AgentConfig, CoordinationConfig, GroupMode, InputInstance, OnDbLoss};
 use crate::output::{Accumulator, Decoration, Metric, Queue, now_ns};
 use crate::stats::{InstanceStats, Registry, lock};
+use crate::supervisor::Gate;
 use lease::{Db, Lease};
 
 pub use lease::CREATE_SQL;
@@ -107,6 +109,18 @@ struct Shared {
     on_db_loss: OnDbLoss,
 }
 
+impl Shared {
+    /// The leader's local deadline has not passed (always true with `on_db_loss = "keep"`,
+    /// where the open/closed value alone decides).
+    fn lease_valid(&self, group: &str) -> bool {
+        self.on_db_loss == OnDbLoss::Keep
+            || lock(&self.groups)
+                .get(group)
+                .and_then(|g| g.deadline)
+                .is_some_and(|d| Instant::now() < d)
+    }
+}
+
 pub struct Coordinator {
     config: CoordinationConfig,
     shared: Arc<Shared>,
@@ -176,16 +190,23 @@ impl Coordinator {
     }
 
     /// The gate of `inst`'s group: `None` (always open) outside a group and in `all` mode.
-    pub fn gate(&self, inst: &InputInstance) -> Option<watch::Receiver<bool>> {
+    /// Besides the open/closed value, the gate checks the lease's local deadline itself before
+    /// every gather: after a SIGSTOP past the deadline, a tick may run before the guard thread
+    /// has closed the gate.
+    pub fn gate(&self, inst: &InputInstance) -> Option<Gate> {
         let (name, GroupMode::Leader) = inst.group.as_ref()? else {
             return None;
         };
-        let groups = lock(&self.shared.groups);
-        match groups.get(name) {
-            Some(g) => Some(g.gate.subscribe()),
+        let open = match lock(&self.shared.groups).get(name) {
+            Some(g) => g.gate.subscribe(),
             // A group this coordinator does not run (cannot happen after `apply`): never open.
-            None => Some(watch::Sender::new(false).subscribe()),
-        }
+            None => watch::Sender::new(false).subscribe(),
+        };
+        let (shared, name) = (self.shared.clone(), name.clone());
+        Some(Gate {
+            open,
+            valid: Some(Arc::new(move || shared.lease_valid(&name))),
+        })
     }
 
     /// Follows a reload: the same database and identity keep the coordinator (and its leases)
