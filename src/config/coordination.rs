@@ -41,8 +41,10 @@ pub struct CoordinationRaw {
     /// are possible while the database is unreachable).
     on_db_loss: Option<OnDbLoss>,
     /// Group name = "leader" | "shard" | "all". `leader`: one live agent runs the group's
-    /// instances; `all`: every agent runs them, tagged with the group. `shard` is not
-    /// implemented yet and is refused.
+    /// instances; `shard`: each instance of the group (a target: one `net_response` address,
+    /// one `ping`/`http_response` table) runs on one live agent, picked by rendezvous hashing
+    /// of its `alias` (or, without one, its place `inputs.NAME[i]`: give the agents the same
+    /// file) over the group's members; `all`: every agent runs them, tagged with the group.
     #[serde(default)]
     groups: BTreeMap<String, Spanned<GroupMode>>,
 }
@@ -205,17 +207,11 @@ pub fn resolve(raw: CoordinationRaw) -> Result<CoordinationConfig, SpanError> {
             ),
         ));
     }
-    let mut groups = BTreeMap::new();
-    for (name, mode) in raw.groups {
-        if *mode.get_ref() == GroupMode::Shard {
-            return Err(SpanError::new(
-                mode.span(),
-                format!("coordination.groups.{name}"),
-                "shard mode is not implemented yet: use \"leader\" or \"all\"",
-            ));
-        }
-        groups.insert(name, mode.into_inner());
-    }
+    let groups = raw
+        .groups
+        .into_iter()
+        .map(|(name, mode)| (name, mode.into_inner()))
+        .collect();
     Ok(CoordinationConfig {
         postgres,
         password,
@@ -312,15 +308,6 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_their_place() {
-        let e = parse(
-            "[agent.coordination.groups]\na = \"shard\"\n",
-            "[[inputs.cpu]]\n",
-        )
-        .unwrap_err();
-        assert!(
-            e.contains("c.toml:4:5") && e.contains("shard mode is not implemented"),
-            "{e}"
-        );
         let e = parse(
             "[agent.coordination.groups]\na = \"some\"\n",
             "[[inputs.cpu]]\n",

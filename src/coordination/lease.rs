@@ -12,12 +12,33 @@ use crate::config::CoordinationConfig;
 /// The table the agents share. Created by the first agent that finds it missing (the README
 /// gives the same SQL for operators who prefer to create it themselves). `token` rises on every
 /// change of holder: a fencing value for whatever consumes the group's results.
+/// `metrics_agent_member` lists the live members of `shard` groups (a heartbeat each round).
 pub const CREATE_SQL: &str = "CREATE TABLE IF NOT EXISTS metrics_agent_lease (
     grp        text        PRIMARY KEY,
     holder     text        NOT NULL,
     token      bigint      NOT NULL,
     expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics_agent_member (
+    grp        text        NOT NULL,
+    member     text        NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (grp, member)
 )";
+
+/// Registers member $2 of group $1 for $3 ms (database clock) and lists the other live members
+/// (the statement's snapshot does not show its own insert; the caller adds itself).
+const HEARTBEAT_SQL: &str = "WITH me AS (
+    INSERT INTO metrics_agent_member (grp, member, expires_at)
+    VALUES ($1::text, $2::text, now() + $3::bigint * interval '1 millisecond')
+    ON CONFLICT (grp, member) DO UPDATE SET expires_at = EXCLUDED.expires_at
+)
+SELECT member FROM metrics_agent_member
+ WHERE grp = $1::text AND member <> $2::text AND expires_at > now()";
+
+/// Leaves a shard group at once (clean stop): the others take its share at their next round.
+const LEAVE_SQL: &str =
+    "DELETE FROM metrics_agent_member WHERE grp = $1::text AND member = $2::text";
 
 /// Takes or renews the lease of group $1 for holder $2 for $3 ms, on the database's clock: one
 /// statement, so two agents can never both win. It wins when the row is new, already ours, or
@@ -69,6 +90,8 @@ pub(crate) struct Db {
     driver: JoinHandle<()>,
     renew: Statement,
     release: Statement,
+    heartbeat: Statement,
+    leave: Statement,
     timeout: Duration,
 }
 
@@ -111,24 +134,32 @@ impl Db {
                 tracing::debug!("coordination: connection closed: {e}");
             }
         });
-        let exists: Option<String> = bounded(
+        let exists: bool = bounded(
             timeout,
-            client.query_one("SELECT to_regclass('metrics_agent_lease')::text", &[]),
+            client.query_one(
+                "SELECT to_regclass('metrics_agent_lease') IS NOT NULL \
+                 AND to_regclass('metrics_agent_member') IS NOT NULL",
+                &[],
+            ),
         )
         .await?
         .get(0);
-        if exists.is_none() {
+        if !exists {
             let create =
                 format!("BEGIN; SELECT pg_advisory_xact_lock({CREATE_LOCK}); {CREATE_SQL}; COMMIT");
             bounded(timeout, client.batch_execute(&create)).await?;
         }
         let renew = bounded(timeout, client.prepare(RENEW_SQL)).await?;
         let release = bounded(timeout, client.prepare(RELEASE_SQL)).await?;
+        let heartbeat = bounded(timeout, client.prepare(HEARTBEAT_SQL)).await?;
+        let leave = bounded(timeout, client.prepare(LEAVE_SQL)).await?;
         Ok(Db {
             client,
             driver,
             renew,
             release,
+            heartbeat,
+            leave,
             timeout,
         })
     }
@@ -163,6 +194,31 @@ impl Db {
         bounded(
             self.timeout,
             self.client.execute(&self.release, &[&group, &me]),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Heartbeat of a shard member: the other live members, by name.
+    pub(crate) async fn heartbeat(
+        &self,
+        group: &str,
+        me: &str,
+        ttl: Duration,
+    ) -> Result<Vec<String>, DbError> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let rows = bounded(
+            self.timeout,
+            self.client.query(&self.heartbeat, &[&group, &me, &ttl_ms]),
+        )
+        .await?;
+        Ok(rows.iter().filter_map(|r| r.try_get(0).ok()).collect())
+    }
+
+    pub(crate) async fn leave(&self, group: &str, me: &str) -> Result<(), DbError> {
+        bounded(
+            self.timeout,
+            self.client.execute(&self.leave, &[&group, &me]),
         )
         .await?;
         Ok(())

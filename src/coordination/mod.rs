@@ -68,9 +68,17 @@ struct Group {
     holder: Option<String>,
     /// While leader: gates close at this instant unless renewed first.
     deadline: Option<Instant>,
+    /// Changes of holder seen (leader) or of the member set (shard).
     leader_changes: u64,
     renew_failures: u64,
     renew_latency: Duration,
+    /// `shard`: the gate of each target (instance key) and every live member, this agent included.
+    targets: BTreeMap<String, watch::Sender<bool>>,
+    members: Vec<String>,
+    /// `shard`: since when this agent is registered without a lapse. It opens gates only a ttl
+    /// later: by then every other member has seen it join (or stopped at its own deadline) and
+    /// has given up the targets that move to it.
+    member_since: Option<Instant>,
 }
 
 impl Group {
@@ -86,6 +94,9 @@ impl Group {
             leader_changes: 0,
             renew_failures: 0,
             renew_latency: Duration::ZERO,
+            targets: BTreeMap::new(),
+            members: Vec::new(),
+            member_since: None,
         }
     }
 
@@ -93,11 +104,31 @@ impl Group {
     fn step_down(&mut self, name: &str, why: &str) {
         self.deadline = None;
         if self.role == Role::Leader {
-            self.role = Role::Standby;
             tracing::warn!("probe group {name}: no longer leader ({why}); its probes are paused");
+        }
+        if self.member_since.take().is_some() {
+            tracing::warn!("probe group {name}: membership lapsed ({why}); its probes are paused");
+        }
+        if self.mode != GroupMode::All {
+            self.role = Role::Standby;
         }
         self.gate
             .send_if_modified(|open| std::mem::replace(open, false));
+        for tx in self.targets.values() {
+            tx.send_if_modified(|open| std::mem::replace(open, false));
+        }
+    }
+
+    /// `shard`: this agent owns `key` now (registered for a warm-up, deadline not passed).
+    fn owns(&self, me: &str, key: &str, warmup: Duration) -> bool {
+        let now = Instant::now();
+        self.deadline.is_some_and(|d| now < d)
+            && self.member_since.is_some_and(|s| now >= s + warmup)
+            && owner(&self.members, key) == Some(me)
+    }
+
+    fn targets_owned(&self) -> u64 {
+        self.targets.values().filter(|t| *t.borrow()).count() as u64
     }
 }
 
@@ -107,6 +138,9 @@ struct Shared {
     changed: Condvar,
     stopping: AtomicBool,
     on_db_loss: OnDbLoss,
+    /// This agent's id and the shard warm-up (the ttl).
+    me: String,
+    warmup: Duration,
 }
 
 impl Shared {
@@ -148,6 +182,8 @@ impl Coordinator {
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
             on_db_loss: config.on_db_loss,
+            me: config.agent_id.clone(),
+            warmup: config.ttl,
         });
         let guard_shared = shared.clone();
         if let Err(e) = std::thread::Builder::new()
@@ -194,10 +230,20 @@ impl Coordinator {
     /// every gather: after a SIGSTOP past the deadline, a tick may run before the guard thread
     /// has closed the gate.
     pub fn gate(&self, inst: &InputInstance) -> Option<Gate> {
-        let (name, GroupMode::Leader) = inst.group.as_ref()? else {
+        let (name, mode) = inst.group.as_ref()?;
+        if *mode == GroupMode::All {
             return None;
-        };
-        let open = match lock(&self.shared.groups).get(name) {
+        }
+        let shared = &self.shared;
+        let open = match lock(&shared.groups).get_mut(name) {
+            Some(g) if g.mode == GroupMode::Shard => {
+                let key = shard_key(inst);
+                let owned = g.owns(&shared.me, &key, shared.warmup);
+                g.targets
+                    .entry(key)
+                    .or_insert_with(|| watch::Sender::new(owned))
+                    .subscribe()
+            }
             Some(g) => g.gate.subscribe(),
             // A group this coordinator does not run (cannot happen after `apply`): never open.
             None => watch::Sender::new(false).subscribe(),
@@ -242,6 +288,10 @@ impl Coordinator {
             }
             keep
         });
+        // The next supervisor registers its instances again (`gate`).
+        for g in groups.values_mut() {
+            g.targets.clear();
+        }
         for (name, mode) in wanted {
             groups
                 .entry(name.clone())
@@ -378,7 +428,7 @@ async fn run(
 
 fn count_failures(shared: &Shared) {
     for g in lock(&shared.groups).values_mut() {
-        if g.mode == GroupMode::Leader {
+        if g.mode != GroupMode::All {
             g.renew_failures += 1;
         }
     }
@@ -391,19 +441,29 @@ async fn renew_all(
     cfg: &CoordinationConfig,
     shared: &Shared,
 ) -> Result<(), lease::DbError> {
-    let names: Vec<String> = lock(&shared.groups)
+    let names: Vec<(String, GroupMode)> = lock(&shared.groups)
         .iter()
-        .filter(|(_, g)| g.mode == GroupMode::Leader)
-        .map(|(n, _)| n.clone())
+        .filter(|(_, g)| g.mode != GroupMode::All)
+        .map(|(n, g)| (n.clone(), g.mode))
         .collect();
-    for (i, name) in names.iter().enumerate() {
+    for (i, (name, mode)) in names.iter().enumerate() {
         let started = Instant::now();
-        let result = db.renew(name, &cfg.agent_id, cfg.ttl).await;
+        let deadline = started + cfg.ttl.saturating_sub(cfg.db_timeout);
+        let result = match mode {
+            GroupMode::Shard => db
+                .heartbeat(name, &cfg.agent_id, cfg.ttl)
+                .await
+                .map(Renewed::Members),
+            _ => db
+                .renew(name, &cfg.agent_id, cfg.ttl)
+                .await
+                .map(Renewed::Lease),
+        };
         let mut groups = lock(&shared.groups);
-        let lease = match result {
-            Ok(l) => l,
+        let renewed = match result {
+            Ok(r) => r,
             Err(e) => {
-                for n in &names[i..] {
+                for (n, _) in &names[i..] {
                     if let Some(g) = groups.get_mut(n) {
                         g.renew_failures += 1;
                     }
@@ -413,16 +473,99 @@ async fn renew_all(
         };
         if let Some(g) = groups.get_mut(name) {
             g.renew_latency = started.elapsed();
-            apply_lease(
-                name,
-                g,
-                &lease,
-                started + cfg.ttl.saturating_sub(cfg.db_timeout),
-            );
+            match renewed {
+                Renewed::Lease(lease) => apply_lease(name, g, &lease, deadline),
+                Renewed::Members(others) => {
+                    apply_members(
+                        name,
+                        g,
+                        &shared.me,
+                        others,
+                        started,
+                        deadline,
+                        shared.warmup,
+                    );
+                }
+            }
         }
         shared.changed.notify_all();
     }
     Ok(())
+}
+
+enum Renewed {
+    Lease(Lease),
+    /// `shard`: the other live members.
+    Members(Vec<String>),
+}
+
+/// Takes in a shard heartbeat: the member set, then each target's gate.
+fn apply_members(
+    name: &str,
+    g: &mut Group,
+    me: &str,
+    mut members: Vec<String>,
+    started: Instant,
+    deadline: Instant,
+    warmup: Duration,
+) {
+    if Instant::now() >= deadline {
+        g.step_down(name, "the heartbeat answered too late");
+        return;
+    }
+    members.push(me.to_owned());
+    members.sort();
+    members.dedup();
+    if members != g.members {
+        if !g.members.is_empty() {
+            g.leader_changes += 1;
+        }
+        tracing::info!(
+            "probe group {name}: {} member(s): {}",
+            members.len(),
+            members.join(", ")
+        );
+        g.members = members;
+    }
+    g.deadline = Some(deadline);
+    g.member_since.get_or_insert(started);
+    g.role = Role::Member;
+    let keys: Vec<String> = g.targets.keys().cloned().collect();
+    for key in keys {
+        let own = g.owns(me, &key, warmup);
+        if let Some(tx) = g.targets.get(&key) {
+            tx.send_if_modified(|open| own != std::mem::replace(open, own));
+        }
+    }
+}
+
+/// A shard target's name, the same on every agent that runs the same file.
+fn shard_key(inst: &InputInstance) -> String {
+    inst.alias.clone().unwrap_or_else(|| inst.id.clone())
+}
+
+/// Rendezvous (highest random weight) hashing: the member with the highest score for `key`
+/// owns it, so when a member leaves only its keys move, and when one joins only keys that it
+/// now wins move to it.
+fn owner<'a>(members: &'a [String], key: &str) -> Option<&'a str> {
+    members
+        .iter()
+        .max_by_key(|m| (score(m, key), m.as_str()))
+        .map(String::as_str)
+}
+
+/// FNV-1a over member and key, then the splitmix64 finaliser to spread it: stable across
+/// builds and platforms, which every agent of a group must agree on (std's hasher promises
+/// neither).
+fn score(member: &str, key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in member.bytes().chain([0xff]).chain(key.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 /// Takes in what a renewal found. `deadline` is counted from the start of the call: the
@@ -462,22 +605,26 @@ fn apply_lease(name: &str, g: &mut Group, lease: &Lease, deadline: Instant) {
 }
 
 async fn release_all(db: &Db, cfg: &CoordinationConfig, shared: &Shared) {
-    let held: Vec<String> = {
+    let held: Vec<(String, GroupMode)> = {
         let mut groups = lock(&shared.groups);
         groups
             .iter_mut()
-            .filter(|(_, g)| g.role == Role::Leader)
+            .filter(|(_, g)| g.role == Role::Leader || g.mode == GroupMode::Shard)
             .map(|(n, g)| {
                 // Probes stop before the lease goes.
                 g.step_down(n, "stopping");
-                n.clone()
+                (n.clone(), g.mode)
             })
             .collect()
     };
-    for name in held {
-        match db.release(&name, &cfg.agent_id).await {
-            Ok(()) => tracing::info!("probe group {name}: lease released"),
-            Err(e) => tracing::warn!("probe group {name}: cannot release the lease: {e}"),
+    for (name, mode) in held {
+        let (done, r) = match mode {
+            GroupMode::Shard => ("left", db.leave(&name, &cfg.agent_id).await),
+            _ => ("lease released", db.release(&name, &cfg.agent_id).await),
+        };
+        match r {
+            Ok(()) => tracing::info!("probe group {name}: {done}"),
+            Err(e) => tracing::warn!("probe group {name}: cannot give up its place: {e}"),
         }
     }
 }
@@ -518,6 +665,12 @@ fn emit(
         if let Some(h) = g.holder.as_ref().filter(|h| !h.is_empty()) {
             m = m.field("holder", h.clone());
         }
+        if g.mode == GroupMode::Shard {
+            m = m
+                .field("members", g.members.len() as u64)
+                .field("targets", g.targets.len() as u64)
+                .field("targets_owned", g.targets_owned());
+        }
         acc.add(m);
     }
 }
@@ -532,6 +685,63 @@ mod tests {
             holder: Some(holder.into()),
             won,
         }
+    }
+
+    #[test]
+    fn rendezvous_spreads_keys_and_moves_only_a_leavers_share() {
+        let three: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let two: Vec<String> = ["a", "c"].map(String::from).to_vec();
+        let keys: Vec<String> = (0..3000)
+            .map(|i| format!("inputs.net_response[{i}]"))
+            .collect();
+        let mut per = BTreeMap::new();
+        for k in &keys {
+            let before = owner(&three, k).unwrap();
+            *per.entry(before).or_insert(0) += 1;
+            let after = owner(&two, k).unwrap();
+            if before != "b" {
+                assert_eq!(before, after, "{k} moved though its owner stayed");
+            }
+        }
+        for (m, n) in &per {
+            assert!((800..1200).contains(n), "{m} owns {n} of 3000");
+        }
+        // Fixed values: every build and platform must agree.
+        assert_eq!(score("a", "k"), score("a", "k"));
+        assert_ne!(score("a", "k"), score("k", "a"));
+    }
+
+    #[test]
+    fn a_shard_member_opens_its_targets_only_after_the_warm_up() {
+        let mut g = Group::new(GroupMode::Shard);
+        let keys = ["t1", "t2", "t3", "t4", "t5", "t6"];
+        let rx: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                g.targets
+                    .entry((*k).into())
+                    .or_insert_with(|| watch::Sender::new(false))
+                    .subscribe()
+            })
+            .collect();
+        let start = Instant::now();
+        let far = start + Duration::from_secs(60);
+        let warm = Duration::from_millis(100);
+        apply_members("g", &mut g, "me", vec!["other".into()], start, far, warm);
+        assert!(rx.iter().all(|r| !*r.borrow()), "opened during the warm-up");
+        std::thread::sleep(warm);
+        apply_members("g", &mut g, "me", vec!["other".into()], start, far, warm);
+        let mine: Vec<bool> = rx.iter().map(|r| *r.borrow()).collect();
+        for (k, open) in keys.iter().zip(&mine) {
+            assert_eq!(*open, owner(&g.members, k) == Some("me"), "{k}");
+        }
+        // The other member left: every target is ours at once (we are warm).
+        apply_members("g", &mut g, "me", vec![], start, far, warm);
+        assert!(rx.iter().all(|r| *r.borrow()));
+        assert_eq!(g.targets_owned(), 6);
+        g.step_down("g", "test");
+        assert!(rx.iter().all(|r| !*r.borrow()));
+        assert!(g.member_since.is_none(), "a lapse means a new warm-up");
     }
 
     #[test]
@@ -574,6 +784,8 @@ mod tests {
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
             on_db_loss: OnDbLoss::Stop,
+            me: "me".into(),
+            warmup: Duration::ZERO,
         });
         let s = shared.clone();
         let t = std::thread::spawn(move || guard(&s));
