@@ -733,3 +733,142 @@ fn group_self_metrics_show_role_token_and_lease_left() {
     assert!(l.float("renew_latency_ms").is_some());
     assert_eq!(l.int("renew_failures"), Some(0));
 }
+
+/// `n` net_response instances of group `g` in shard mode, each tagged `target = tN`.
+fn shard_config(pg: &Pg, id: &str, port: u16, n: usize) -> String {
+    let mut c = format!(
+        r#"[agent]
+interval = "500ms"
+[agent.coordination]
+postgres = "host=127.0.0.1 port={db} user=agent dbname=agents"
+password_file = "{pw}"
+agent_id = "{id}"
+ttl = "3s"
+renew_interval = "1s"
+db_timeout = "400ms"
+[agent.coordination.groups]
+g = "shard"
+"#,
+        db = pg.port,
+        pw = pg.password_file.display(),
+    );
+    for i in 0..n {
+        c.push_str(&format!(
+            "[[inputs.net_response]]\nprotocol = \"tcp\"\naddress = \"127.0.0.1:{port}\"\n\
+             timeout = \"1s\"\ngroup = \"g\"\nalias = \"t{i}\"\ntags = {{ target = \"t{i}\" }}\n"
+        ));
+    }
+    c
+}
+
+/// (target, timestamp) of every probe line of one agent.
+fn shard_lines(a: &Agent) -> Vec<(String, i64)> {
+    a.lines()
+        .iter()
+        .filter(|l| l.starts_with("net_response,"))
+        .map(|l| parse_line(l))
+        .map(|l| (l.tag("target").unwrap().to_owned(), l.timestamp))
+        .collect()
+}
+
+#[test]
+fn shard_mode_spreads_300_targets_over_three_agents_and_moves_only_a_killed_ones_share() {
+    const N: usize = 300;
+    let pg = Pg::start();
+    let port = target();
+    let agents: Vec<Agent> = (0..3)
+        .map(|i| Agent::start(&shard_config(&pg, &format!("a{i}"), port, N)))
+        .collect();
+    let refs: Vec<&Agent> = agents.iter().collect();
+    let owners = |since: i64| -> Vec<std::collections::BTreeMap<String, usize>> {
+        // For each agent, how many lines per target since `since`.
+        agents
+            .iter()
+            .map(|a| {
+                let mut m = std::collections::BTreeMap::new();
+                for (t, ts) in shard_lines(a) {
+                    if ts > since {
+                        *m.entry(t).or_insert(0) += 1;
+                    }
+                }
+                m
+            })
+            .collect()
+    };
+    // Warm-up (one ttl) then every target probed.
+    wait_until("all targets probed", TTL * 4 + SLACK * 4, &refs, || {
+        let o = owners(0);
+        o.iter()
+            .flat_map(|m| m.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == N
+    });
+    let t0 = now_ns();
+    std::thread::sleep(RENEW * 2);
+    let before = owners(t0);
+    let total: usize = before.iter().map(|m| m.len()).sum();
+    assert_eq!(
+        total,
+        N,
+        "each target probed by exactly one agent: {:?}",
+        before.iter().map(|m| m.len()).collect::<Vec<_>>()
+    );
+    for (i, m) in before.iter().enumerate() {
+        assert!(m.len() > N / 6, "agent a{i} owns only {} targets", m.len());
+    }
+
+    let victim = 1;
+    agents[victim].signal(libc::SIGKILL);
+    let killed_at = now_ns();
+    let moved: Vec<String> = before[victim].keys().cloned().collect();
+    wait_until(
+        "the killed agent's targets probed again",
+        TTL + RENEW * 2 + SLACK * 4,
+        &refs,
+        || {
+            let after = owners(killed_at);
+            moved
+                .iter()
+                .all(|t| after.iter().any(|m| m.contains_key(t)))
+        },
+    );
+    // The time each moved target went unprobed: its first line after the kill.
+    let mut worst = 0i64;
+    for t in &moved {
+        let first = [0, 2]
+            .iter()
+            .flat_map(|i| shard_lines(&agents[*i]))
+            .filter(|(k, ts)| k == t && *ts > killed_at)
+            .map(|(_, ts)| ts)
+            .min()
+            .unwrap();
+        worst = worst.max(first - killed_at);
+    }
+    std::thread::sleep(RENEW * 2);
+    let after = owners(killed_at);
+    println!(
+        "shard: {} / {} / {} targets; {} moved after SIGKILL, the last probed again {:.2}s after the kill",
+        before[0].len(),
+        before[1].len(),
+        before[2].len(),
+        moved.len(),
+        secs(worst)
+    );
+    assert!(
+        Duration::from_nanos(worst.max(0) as u64)
+            <= TTL + RENEW + Duration::from_millis(500) + SLACK,
+        "took {:.2}s",
+        secs(worst)
+    );
+    // Survivors kept their own targets, and no target was probed by both at once.
+    for i in [0, 2] {
+        for t in before[i].keys() {
+            assert!(after[i].contains_key(t), "a{i} lost {t} though it stayed");
+        }
+    }
+    for t in &moved {
+        let n = [0, 2].iter().filter(|i| after[**i].contains_key(t)).count();
+        assert_eq!(n, 1, "{t} probed by {n} survivors");
+    }
+}
