@@ -739,6 +739,10 @@ fn shard_config(pg: &Pg, id: &str, port: u16, n: usize) -> String {
     let mut c = format!(
         r#"[agent]
 interval = "500ms"
+# 300 probes of one listener spread over the interval, not all at the boundary (a burst of 300
+# SYNs overflows the listen backlog and a dropped SYN is retried only after 1s).
+round_interval = false
+collection_jitter = "400ms"
 [agent.coordination]
 postgres = "host=127.0.0.1 port={db} user=agent dbname=agents"
 password_file = "{pw}"
@@ -795,19 +799,51 @@ fn shard_mode_spreads_300_targets_over_three_agents_and_moves_only_a_killed_ones
             })
             .collect()
     };
-    // Warm-up (one ttl) then every target probed.
-    wait_until("all targets probed", TTL * 4 + SLACK * 4, &refs, || {
-        let o = owners(0);
-        o.iter()
-            .flat_map(|m| m.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
-            == N
-    });
+    // Steady state: every agent sees three members and the targets they own add up to N (a
+    // late starter joins after the others' warm-up: its share waits for its own).
+    let owned = |a: &Agent| {
+        a.lines()
+            .iter()
+            .filter(|l| l.starts_with("metrics_agent_group,"))
+            .map(|l| parse_line(l))
+            .last()
+            .map(|l| (l.int("members"), l.int("targets_owned").unwrap_or(0)))
+    };
+    wait_until(
+        "three members sharing all targets",
+        TTL * 5 + SLACK * 4,
+        &refs,
+        || {
+            let o: Vec<_> = agents.iter().map(owned).collect();
+            o.iter().all(|x| x.is_some_and(|(m, _)| m == Some(3)))
+                && o.iter().map(|x| x.map_or(0, |(_, n)| n)).sum::<i64>() == N as i64
+        },
+    );
     let t0 = now_ns();
     std::thread::sleep(RENEW * 2);
     let before = owners(t0);
     let total: usize = before.iter().map(|m| m.len()).sum();
+    if total != N {
+        for i in 0..N {
+            let t = format!("t{i}");
+            if before.iter().all(|m| !m.contains_key(&t)) {
+                let last: Vec<Option<f64>> = agents
+                    .iter()
+                    .map(|a| {
+                        shard_lines(a)
+                            .iter()
+                            .filter(|(k, _)| *k == t)
+                            .map(|(_, ts)| secs(ts - t0))
+                            .last()
+                    })
+                    .collect();
+                println!("missing {t}: last lines relative to t0 {last:?}");
+            }
+        }
+        for a in &agents {
+            println!("{}", a.stderr());
+        }
+    }
     assert_eq!(
         total,
         N,
