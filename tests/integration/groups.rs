@@ -806,7 +806,7 @@ fn shard_mode_spreads_300_targets_over_three_agents_and_moves_only_a_killed_ones
             .iter()
             .filter(|l| l.starts_with("metrics_agent_group,"))
             .map(|l| parse_line(l))
-            .last()
+            .next_back()
             .map(|l| (l.int("members"), l.int("targets_owned").unwrap_or(0)))
     };
     wait_until(
@@ -834,7 +834,7 @@ fn shard_mode_spreads_300_targets_over_three_agents_and_moves_only_a_killed_ones
                             .iter()
                             .filter(|(k, _)| *k == t)
                             .map(|(_, ts)| secs(ts - t0))
-                            .last()
+                            .next_back()
                     })
                     .collect();
                 println!("missing {t}: last lines relative to t0 {last:?}");
