@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{self, Action};
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG, Trigger};
 use crate::control::{self, Event, Reason};
-use crate::coordination::{self, Coordinator};
+use crate::coordination::Coordinator;
 use crate::logging::{self, LogHandle};
 use crate::modules::ModuleContext;
 use crate::output::{Queue, Writer, WriterExit, wait_until_read};
@@ -209,11 +209,7 @@ async fn serve(
     let queue = ctx.queue.clone();
     let mut health = Health::default();
     health.apply(config.agent.health_listen, &registry).await;
-    let out = || coordination::Output {
-        queue: ctx.queue.clone(),
-        registry: ctx.registry.clone(),
-    };
-    let mut coordinator = Coordinator::start(&config.agent, out());
+    let mut coordinator = Coordinator::start(&config.agent, &ctx);
     let mut supervisor = Supervisor::new(ctx.clone());
     supervisor.start(&config, &|i| coordinator.as_ref().and_then(|c| c.gate(i)));
     tracing::info!(
@@ -326,11 +322,7 @@ async fn reload(
         tracing::warn!("log_format changes take effect at the next start, not on reload");
     }
     // The coordinator outlives the reload: leases held stay held.
-    let out = coordination::Output {
-        queue: ctx.queue.clone(),
-        registry: ctx.registry.clone(),
-    };
-    *coordinator = Coordinator::apply(coordinator.take(), &next.agent, out).await;
+    *coordinator = Coordinator::apply(coordinator.take(), &next.agent, ctx).await;
     supervisor.start(&next, &|i| coordinator.as_ref().and_then(|c| c.gate(i)));
     tracing::info!(
         "reloaded {}: {} input instance(s)",

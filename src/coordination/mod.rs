@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AgentConfig, CoordinationConfig, GroupMode, InputInstance, OnDbLoss};
+use crate::modules::ModuleContext;
 use crate::output::{Accumulator, Decoration, Metric, Queue, now_ns};
 use crate::stats::{InstanceStats, Registry, lock};
 use crate::supervisor::Gate;
@@ -163,14 +164,14 @@ pub struct Coordinator {
 }
 
 /// What the self-metric lines are written with.
-pub struct Output {
-    pub queue: Arc<Queue>,
-    pub registry: Arc<Registry>,
+struct Output {
+    queue: Arc<Queue>,
+    registry: Arc<Registry>,
 }
 
 impl Coordinator {
     /// Starts the renewal task and the deadline guard for `agent.coordination` (if set).
-    pub fn start(agent: &AgentConfig, out: Output) -> Option<Coordinator> {
+    pub fn start(agent: &AgentConfig, ctx: &ModuleContext) -> Option<Coordinator> {
         let config = agent.coordination.clone()?;
         let groups = config
             .groups
@@ -207,7 +208,10 @@ impl Coordinator {
             config.clone(),
             shared.clone(),
             cancel.clone(),
-            out,
+            Output {
+                queue: ctx.queue.clone(),
+                registry: ctx.registry.clone(),
+            },
             Arc::new(deco),
         ));
         tracing::info!(
@@ -260,7 +264,7 @@ impl Coordinator {
     pub async fn apply(
         current: Option<Coordinator>,
         agent: &AgentConfig,
-        out: Output,
+        ctx: &ModuleContext,
     ) -> Option<Coordinator> {
         match (current, &agent.coordination) {
             (Some(c), Some(next)) if c.config.same_connection(next) => {
@@ -273,9 +277,9 @@ impl Coordinator {
             (Some(c), _) => {
                 tracing::info!("coordination settings changed: releasing leases and restarting");
                 c.stop().await;
-                Coordinator::start(agent, out)
+                Coordinator::start(agent, ctx)
             }
-            (None, _) => Coordinator::start(agent, out),
+            (None, _) => Coordinator::start(agent, ctx),
         }
     }
 

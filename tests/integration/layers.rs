@@ -12,7 +12,9 @@ const LAYERS: &[&[&str]] = &[
     &["modules", "health"],
     // Whole-file config resolution (uses the registry).
     &["config"],
-    &["supervisor", "logging", "control", "cli", "coordination"],
+    &["supervisor", "logging", "control", "cli"],
+    // Probe groups: hands the supervisor its gates (`supervisor::Gate`).
+    &["coordination"],
     &["app"],
 ];
 
