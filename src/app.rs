@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{self, Action};
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG, Trigger};
 use crate::control::{self, Event, Reason};
+use crate::coordination::Coordinator;
 use crate::logging::{self, LogHandle};
 use crate::modules::ModuleContext;
 use crate::output::{Queue, Writer, WriterExit, wait_until_read};
@@ -208,8 +209,9 @@ async fn serve(
     let queue = ctx.queue.clone();
     let mut health = Health::default();
     health.apply(config.agent.health_listen, &registry).await;
-    let mut supervisor = Supervisor::new(ctx);
-    supervisor.start(&config, &|_| None);
+    let mut coordinator = Coordinator::start(&config.agent, &ctx);
+    let mut supervisor = Supervisor::new(ctx.clone());
+    supervisor.start(&config, &|i| coordinator.as_ref().and_then(|c| c.gate(i)));
     tracing::info!(
         "metrics-agent {} started with {} input instance(s) from {}",
         env!("CARGO_PKG_VERSION"),
@@ -230,9 +232,9 @@ async fn serve(
             }
             reload(
                 &mut supervisor,
+                &mut coordinator,
                 &mut current,
-                &registry,
-                &queue,
+                &ctx,
                 log.as_ref(),
             )
             .await;
@@ -254,6 +256,10 @@ async fn serve(
         }
     }
     supervisor.stop(STOP_GRACE).await;
+    // After the probes stopped: a standby may take over at once.
+    if let Some(c) = coordinator {
+        c.stop().await;
+    }
     health.apply(None, &registry).await;
     watchdog_stop.cancel();
     Ok(())
@@ -285,11 +291,12 @@ impl Health {
 
 async fn reload(
     supervisor: &mut Supervisor,
+    coordinator: &mut Option<Coordinator>,
     current: &mut Config,
-    registry: &Registry,
-    queue: &Queue,
+    ctx: &ModuleContext,
     log: Option<&LogHandle>,
 ) {
+    let (registry, queue) = (&ctx.registry, &ctx.queue);
     let next = match &current.path {
         Some(p) => Config::load(p),
         None => Config::embedded_default(),
@@ -314,7 +321,9 @@ async fn reload(
     if next.agent.log_format != current.agent.log_format {
         tracing::warn!("log_format changes take effect at the next start, not on reload");
     }
-    supervisor.start(&next, &|_| None);
+    // The coordinator outlives the reload: leases held stay held.
+    *coordinator = Coordinator::apply(coordinator.take(), &next.agent, ctx).await;
+    supervisor.start(&next, &|i| coordinator.as_ref().and_then(|c| c.gate(i)));
     tracing::info!(
         "reloaded {}: {} input instance(s)",
         next.source_name(),

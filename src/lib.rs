@@ -14,12 +14,14 @@
 //!   schedule, timeouts, panics, backoff, gates, and the watchdog; [`control`]: SIGHUP/SIGTERM/
 //!   SIGINT, stdin and stdout events mapped to one enum; [`logging`]: stderr logging in
 //!   telegraf's `E!`/`W!`/`I!`/`D!` form; [`cli`]: command-line flags.
+//! - [`coordination`]: probe groups: leases in PostgreSQL that open and close instance gates.
 //! - [`app`]: the process: start-up, the control loop, reload and shutdown.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod coordination;
 #[doc(hidden)]
 pub mod fuzz_api;
 pub mod health;

@@ -38,6 +38,8 @@ pub struct AgentRaw {
     watchdog_timeout: Option<Spanned<ConfigDuration>>,
     /// Optional HTTP health endpoint, off by default.
     health: Option<HealthRaw>,
+    /// Probe groups coordinated in PostgreSQL (README "Probe groups"); off by default.
+    coordination: Option<super::coordination::CoordinationRaw>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
 }
@@ -108,6 +110,7 @@ pub struct AgentConfig {
     pub log_format: LogFormat,
     pub watchdog_timeout: Duration,
     pub health_listen: Option<std::net::SocketAddr>,
+    pub coordination: Option<super::coordination::CoordinationConfig>,
 }
 
 /// Telegraf's default `metric_buffer_limit`.
@@ -189,6 +192,10 @@ pub fn resolve(raw: AgentRaw) -> Result<AgentConfig, SpanError> {
         tags.retain(|(k, _)| k != "host");
         tags.push(("host".into(), h));
     }
+    let coordination = raw
+        .coordination
+        .map(super::coordination::resolve)
+        .transpose()?;
     Ok(AgentConfig {
         interval,
         round_interval: raw.round_interval.unwrap_or(true),
@@ -202,5 +209,6 @@ pub fn resolve(raw: AgentRaw) -> Result<AgentConfig, SpanError> {
         log_format: raw.log_format.unwrap_or(LogFormat::Auto),
         watchdog_timeout,
         health_listen,
+        coordination,
     })
 }

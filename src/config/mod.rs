@@ -3,6 +3,7 @@
 //! supervisor and modules use. Nothing past this module re-validates.
 
 mod agent;
+mod coordination;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use toml::de::{DeTable, DeValue};
 use crate::options::{ConfigDuration, GlobSet, SpanError, deserialize_value, locate};
 pub use crate::options::{ConfigError, Located};
 pub use agent::{AgentConfig, LogFormat, LogLevel, Trigger};
+pub use coordination::{CoordinationConfig, GroupMode, OnDbLoss, Secret};
 
 use crate::modules::{self, InputConfig};
 use crate::output::{Decoration, Filter};
@@ -56,6 +58,8 @@ pub struct InputInstance {
     /// The input's own log level, if set.
     pub log_level: Option<LogLevel>,
     pub config: InputConfig,
+    /// The probe group (`group = "name"`, declared in `[agent.coordination.groups]`) and its mode.
+    pub group: Option<(String, GroupMode)>,
 }
 
 /// Options every input takes: telegraf's per-input options, so a block pasted from
@@ -113,6 +117,9 @@ struct CommonRaw {
     tagexclude: Option<Spanned<Vec<String>>>,
     /// A CEL expression in telegraf: refused with the equivalent filters suggested.
     metricpass: Option<Spanned<String>>,
+    /// Probe group this instance belongs to (declared in `[agent.coordination.groups]`); its
+    /// lines carry a `probe_group` tag.
+    group: Option<Spanned<String>>,
 }
 
 const COMMON_KEYS: &[&str] = &[
@@ -144,6 +151,7 @@ const COMMON_KEYS: &[&str] = &[
     "taginclude",
     "tagexclude",
     "metricpass",
+    "group",
 ];
 
 /// One glob list of a filter, compiled; errors point at the list.
@@ -444,12 +452,36 @@ fn resolve_instance(
     // taginclude/tagexclude apply to them too (they are filtered here once: they are the same
     // for every metric), unless always_include_local/global_tags says otherwise.
     let keep = |key: &str, always: bool| always || filter.as_ref().is_none_or(|f| f.keep_tag(key));
+    let group = match common.group.take() {
+        Some(g) => {
+            let mode = agent
+                .coordination
+                .as_ref()
+                .and_then(|c| c.groups.get(g.get_ref()))
+                .copied()
+                .ok_or_else(|| {
+                    SpanError::new(
+                        g.span(),
+                        "group",
+                        format!("no group {:?} in [agent.coordination.groups]", g.get_ref()),
+                    )
+                })?;
+            Some((g.into_inner(), mode))
+        }
+        None => None,
+    };
     let mut tags: Vec<(String, String)> = common
         .tags
         .iter()
         .filter(|(k, _)| keep(k, common.always_include_local_tags))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // A grouped instance's lines say which group (not subject to the tag filters: it is how the
+    // group's series are told apart).
+    if let Some((name, _)) = &group {
+        tags.retain(|(k, _)| k != "probe_group");
+        tags.insert(0, ("probe_group".to_owned(), name.clone()));
+    }
     for (k, v) in &agent.tags {
         if !common.tags.contains_key(k) && keep(k, common.always_include_global_tags) {
             tags.push((k.clone(), v.clone()));
@@ -522,6 +554,7 @@ fn resolve_instance(
         give_up_on_start_failure,
         log_level,
         config,
+        group,
     })
 }
 

@@ -43,22 +43,24 @@ pub(crate) struct InstanceRun {
     pub(crate) gather_timeout: Duration,
     /// Owned outside the instance (probe-group leadership): while `false` the instance gathers
     /// nothing, keeps its module built and its counters, and is not late for `/readyz`.
-    pub(crate) gate: Option<watch::Receiver<bool>>,
+    pub(crate) gate: Option<super::Gate>,
 }
 
 impl InstanceRun {
     pub(crate) fn gate_open(&self) -> bool {
-        self.gate.as_ref().is_none_or(|g| *g.borrow())
+        self.gate
+            .as_ref()
+            .is_none_or(|g| *g.open.borrow() && g.valid.as_ref().is_none_or(|v| v()))
     }
 }
 
 /// Waits until the gate (if any) changes; never returns for an instance without a gate or
 /// whose gate's owner is gone.
-pub(super) async fn gate_changed(gate: &mut Option<watch::Receiver<bool>>) {
+pub(super) async fn gate_changed(gate: &mut Option<super::Gate>) {
     let Some(g) = gate else {
         return std::future::pending().await;
     };
-    if g.changed().await.is_err() {
+    if g.open.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
 }

@@ -28,8 +28,22 @@ use crate::stats::InstanceStats;
 use instance::{InstanceRun, Ticks};
 
 /// Where an instance's gate comes from (probe-group leadership): `None` = always open.
-pub type GateSource<'a> =
-    &'a dyn Fn(&crate::config::InputInstance) -> Option<watch::Receiver<bool>>;
+pub type GateSource<'a> = &'a dyn Fn(&crate::config::InputInstance) -> Option<Gate>;
+
+/// An instance's gate: open while `open` holds `true` and `valid` (if set) answers `true`.
+/// `valid` is asked synchronously before every gather, so a condition that lapses with time (a
+/// lease deadline) holds even when the owner's thread has not run yet, e.g. after a SIGSTOP.
+#[derive(Clone)]
+pub struct Gate {
+    pub open: watch::Receiver<bool>,
+    pub valid: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+}
+
+impl From<watch::Receiver<bool>> for Gate {
+    fn from(open: watch::Receiver<bool>) -> Gate {
+        Gate { open, valid: None }
+    }
+}
 
 pub struct Supervisor {
     ctx: ModuleContext,
@@ -253,7 +267,7 @@ mod tests {
             queue: queue.clone(),
         });
         let (gate, rx) = watch::channel(false);
-        sup.start(&config, &|_| Some(rx.clone()));
+        sup.start(&config, &|_| Some(rx.clone().into()));
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
             drain(&queue),

@@ -13,6 +13,8 @@ const LAYERS: &[&[&str]] = &[
     // Whole-file config resolution (uses the registry).
     &["config"],
     &["supervisor", "logging", "control", "cli"],
+    // Probe groups: hands the supervisor its gates (`supervisor::Gate`).
+    &["coordination"],
     &["app"],
 ];
 

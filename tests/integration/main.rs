@@ -7,6 +7,7 @@ mod agent;
 mod deployment;
 mod filters;
 mod fuzz_regressions;
+mod groups;
 mod health;
 mod host;
 mod hostile;
