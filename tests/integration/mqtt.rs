@@ -369,6 +369,7 @@ fn mqtt_malformed_and_panicking_payloads_are_dead_lettered_without_stalling() {
     let err = a.stderr();
     assert_eq!(err.matches("unparsable message").count(), 1, "{err}");
     assert_eq!(err.matches("parser panicked").count(), 1, "{err}");
+    assert_eq!(err.matches("panic in thread").count(), 1, "{err}");
 }
 
 /// `m seq=…i` lines for `seqs`.
