@@ -762,4 +762,12 @@ fn mqtt_websocket_transport_at_qos2() {
     );
     let lines = wait_counter(&a, 0, "acknowledged", 10 * SEC, |v| v >= 100);
     assert_eq!(counter(&lines, 0, "acknowledged"), Some(100));
+    // Connected but silent is visible: the gauge grows, and a message resets it.
+    let lines = wait_counter(&a, 0, "seconds_since_last_message", 10 * SEC, |v| v >= 3);
+    let before = counter(&lines, 0, "seconds_since_last_message").unwrap();
+    b.publish("w/x", 2, &numbered(100..101));
+    // Without the reset it could only stay at `before` or grow.
+    wait_counter(&a, 0, "seconds_since_last_message", 10 * SEC, |v| {
+        v < before
+    });
 }
