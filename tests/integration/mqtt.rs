@@ -771,3 +771,24 @@ fn mqtt_websocket_transport_at_qos2() {
         v < before
     });
 }
+
+#[test]
+fn mqtt_servers_are_tried_in_turn() {
+    let closed = free_port();
+    let b = Broker::start("");
+    let p = b.port;
+    let a = Agent::start(&format!(
+        "{AGENT}[[inputs.mqtt_consumer]]\nservers = [\"tcp://127.0.0.1:{closed}\", \"tcp://127.0.0.1:{p}\"]\ntopics = [\"t\"]\n"
+    ));
+    a.wait_stderr(&format!("tcp://127.0.0.1:{closed}"), 10 * SEC);
+    let start = Instant::now();
+    while !seqs(&a.lines(), "m").contains(&1) {
+        assert!(
+            start.elapsed() < 20 * SEC,
+            "never used the second server:\n{}",
+            a.stderr()
+        );
+        b.publish("t", 0, &numbered(1..2));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
