@@ -97,16 +97,36 @@ where
     }
 }
 
+/// One panic site is logged at most once per this period: a poison message that a publisher
+/// repeats would otherwise cost a log line per message. Every panic is still counted by the
+/// instance it happened in, and logged with that instance's name once per cause.
+const PANIC_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+/// Panic sites remembered for that (beyond, panics are logged every time).
+const PANIC_SITES: usize = 256;
+
 /// Routes panic messages through the logger as one line (the default hook writes several
 /// unprefixed lines that telegraf would log as errors one by one). The supervisor logs which
 /// input panicked and restarts it.
 pub fn install_panic_hook() {
+    static SEEN: std::sync::Mutex<Vec<(String, std::time::Instant)>> =
+        std::sync::Mutex::new(Vec::new());
     std::panic::set_hook(Box::new(|info| {
         let msg = crate::isolation::payload_text(info.payload());
         let at = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
+        // try_lock: a hook never waits (nor deadlocks on a panic raised while logging one).
+        if let Ok(mut seen) = SEEN.try_lock() {
+            let now = std::time::Instant::now();
+            let room = seen.len() < PANIC_SITES;
+            match seen.iter_mut().find(|(site, _)| *site == at) {
+                Some((_, t)) if now.duration_since(*t) < PANIC_LOG_EVERY => return,
+                Some((_, t)) => *t = now,
+                None if room => seen.push((at.clone(), now)),
+                None => {}
+            }
+        }
         let thread = std::thread::current()
             .name()
             .unwrap_or("unnamed")

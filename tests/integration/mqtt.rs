@@ -369,6 +369,7 @@ fn mqtt_malformed_and_panicking_payloads_are_dead_lettered_without_stalling() {
     let err = a.stderr();
     assert_eq!(err.matches("unparsable message").count(), 1, "{err}");
     assert_eq!(err.matches("parser panicked").count(), 1, "{err}");
+    assert_eq!(err.matches("panic in thread").count(), 1, "{err}");
 }
 
 /// `m seq=…i` lines for `seqs`.
@@ -761,4 +762,33 @@ fn mqtt_websocket_transport_at_qos2() {
     );
     let lines = wait_counter(&a, 0, "acknowledged", 10 * SEC, |v| v >= 100);
     assert_eq!(counter(&lines, 0, "acknowledged"), Some(100));
+    // Connected but silent is visible: the gauge grows, and a message resets it.
+    let lines = wait_counter(&a, 0, "seconds_since_last_message", 10 * SEC, |v| v >= 3);
+    let before = counter(&lines, 0, "seconds_since_last_message").unwrap();
+    b.publish("w/x", 2, &numbered(100..101));
+    // Without the reset it could only stay at `before` or grow.
+    wait_counter(&a, 0, "seconds_since_last_message", 10 * SEC, |v| {
+        v < before
+    });
+}
+
+#[test]
+fn mqtt_servers_are_tried_in_turn() {
+    let closed = free_port();
+    let b = Broker::start("");
+    let p = b.port;
+    let a = Agent::start(&format!(
+        "{AGENT}[[inputs.mqtt_consumer]]\nservers = [\"tcp://127.0.0.1:{closed}\", \"tcp://127.0.0.1:{p}\"]\ntopics = [\"t\"]\n"
+    ));
+    a.wait_stderr(&format!("tcp://127.0.0.1:{closed}"), 10 * SEC);
+    let start = Instant::now();
+    while !seqs(&a.lines(), "m").contains(&1) {
+        assert!(
+            start.elapsed() < 20 * SEC,
+            "never used the second server:\n{}",
+            a.stderr()
+        );
+        b.publish("t", 0, &numbered(1..2));
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
