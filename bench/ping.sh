@@ -7,7 +7,7 @@
 #    process (start-up included for both) from /usr/bin/time, divided by 10,000 echoes.
 #    RTT: median over targets of each target's median RTT, for both.
 # 2. 10,000 targets (127.0.{0..39}.{1..250}) every 10 s, count 1, for SCALE_SECONDS (default 65),
-#    pinned to 2 CPUs: RSS, CPU, rounds, loss, and the internal_gather figures (ticks_skipped,
+#    pinned to 2 CPUs: RSS, CPU, rounds, loss, and the metrics_agent_gather figures (ticks_skipped,
 #    gather_time_ns) of the ping input.
 # Prints:
 #   bench ping: ours_cpu_us_per_echo=… fping=… ratio=…
@@ -112,7 +112,7 @@ for line in open(f"{w}/scale.out"):
         rounds[ts] = rounds.get(ts, 0) + 1
         sent += int(f.get("packets_transmitted", "0i").rstrip("i"))
         recv += int(f.get("packets_received", "0i").rstrip("i"))
-    elif head.startswith("internal_gather,") and "input=ping" in head:
+    elif head.startswith("metrics_agent_gather,") and "input=ping" in head:
         skipped = int(f["ticks_skipped"].rstrip("i"))
         gather.append(int(f["gather_time_ns"].rstrip("i")) / 1e6)
 complete = sum(1 for n in rounds.values() if n == 10000)

@@ -86,7 +86,7 @@ for line in open(out):
     ts = int(line.rsplit(" ", 1)[1])
     if ts < since:
         continue
-    if meas == "internal_gather" and "ticks_skipped=" in line:
+    if meas == "metrics_agent_gather" and "ticks_skipped=" in line:
         skipped = max(skipped, int(line.split("ticks_skipped=")[1].split("i")[0]))
     if meas in ("ping", "http_response"):
         lag[meas].append((ts % 10_000_000_000) / 1e6)

@@ -157,12 +157,12 @@ def reader():
             continue
         done, buf = buf[:cut + 1], buf[cut + 1:]
         n = done.count(b"\n")
-        i = done.rfind(b"\ninternal_agent,")
+        i = done.rfind(b"\nmetrics_agent,")
         with lock:
             state["lines"] += n
             if i >= 0:
                 state["last_internal"] = done[i + 1:done.index(b"\n", i + 1)]
-            elif done.startswith(b"internal_agent,"):
+            elif done.startswith(b"metrics_agent,"):
                 state["last_internal"] = done[:done.index(b"\n")]
     state["partial"] = buf
 

@@ -108,17 +108,17 @@ panels.append(panel(14, "Load", [
 
 panels.append(row(15, "Agent health", y)); y += 1
 panels.append(panel(16, "Lines written and dropped per second", [
-    (f"SELECT non_negative_derivative(last(\"metrics_written\"), 1s) FROM \"internal_agent\" WHERE {H} AND {T} {G} fill(null)", "written"),
-    (f"SELECT non_negative_derivative(last(\"metrics_dropped\"), 1s) FROM \"internal_agent\" WHERE {H} AND {T} {G} fill(null)", "dropped"),
+    (f"SELECT non_negative_derivative(last(\"metrics_written\"), 1s) FROM \"metrics_agent\" WHERE {H} AND {T} {G} fill(null)", "written"),
+    (f"SELECT non_negative_derivative(last(\"metrics_dropped\"), 1s) FROM \"metrics_agent\" WHERE {H} AND {T} {G} fill(null)", "dropped"),
 ], 0, y, unit="short", desc="Dropped lines mean telegraf did not read stdout fast enough and the bounded queue overflowed."))
 panels.append(panel(17, "Restarts, panics and gather errors per input", [
-    (f"SELECT non_negative_difference(last(\"restarts\")) FROM \"internal_gather\" WHERE {H} AND {T} {G}, \"input\", \"instance\" fill(null)", "$tag_instance restarts"),
-    (f"SELECT non_negative_difference(last(\"panics\")) FROM \"internal_gather\" WHERE {H} AND {T} {G}, \"input\", \"instance\" fill(null)", "$tag_instance panics"),
-    (f"SELECT non_negative_difference(last(\"gather_errors\")) FROM \"internal_gather\" WHERE {H} AND {T} {G}, \"input\", \"instance\" fill(null)", "$tag_instance errors"),
+    (f"SELECT non_negative_difference(last(\"restarts\")) FROM \"metrics_agent_gather\" WHERE {H} AND {T} {G}, \"input\", \"instance\" fill(null)", "$tag_instance restarts"),
+    (f"SELECT non_negative_difference(last(\"panics\")) FROM \"metrics_agent_gather\" WHERE {H} AND {T} {G}, \"input\", \"instance\" fill(null)", "$tag_instance panics"),
+    (f"SELECT non_negative_difference(last(\"gather_errors\")) FROM \"metrics_agent_gather\" WHERE {H} AND {T} {G}, \"input\", \"instance\" fill(null)", "$tag_instance errors"),
 ], 12, y)); y += 8
 panels.append(panel(18, "Agent RSS and queue depth", [
-    (f"SELECT last(\"rss_bytes\") FROM \"internal_agent\" WHERE {H} AND {T} {G} fill(previous)", "rss"),
-    (f"SELECT max(\"queue_depth\") FROM \"internal_agent\" WHERE {H} AND {T} {G} fill(previous)", "queue depth (lines)"),
+    (f"SELECT last(\"rss_bytes\") FROM \"metrics_agent\" WHERE {H} AND {T} {G} fill(previous)", "rss"),
+    (f"SELECT max(\"queue_depth\") FROM \"metrics_agent\" WHERE {H} AND {T} {G} fill(previous)", "queue depth (lines)"),
 ], 0, y, w=24, h=6)); y += 6
 
 dashboard = {
@@ -133,7 +133,7 @@ dashboard = {
     "refresh": "30s",
     "time": {"from": "now-1h", "to": "now"},
     "templating": {"list": [
-        var("host", "Host", "SHOW TAG VALUES FROM \"internal_agent\" WITH KEY = \"host\"", multi=False),
+        var("host", "Host", "SHOW TAG VALUES FROM \"metrics_agent\" WITH KEY = \"host\"", multi=False),
         var("ping_url", "Ping target", "SHOW TAG VALUES FROM \"ping\" WITH KEY = \"url\" WHERE \"host\" =~ /^$host$/"),
         var("http_server", "HTTP target", "SHOW TAG VALUES FROM \"http_response\" WITH KEY = \"server\" WHERE \"host\" =~ /^$host$/"),
         var("tcp_server", "TCP target", "SHOW TAG VALUES FROM \"net_response\" WITH KEY = \"server\" WHERE \"host\" =~ /^$host$/"),

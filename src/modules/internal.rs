@@ -1,6 +1,8 @@
-//! `internal`: the agent's own health, in the shape of telegraf's `internal` input so the same
-//! dashboard panels work: `internal_agent` (whole agent) and `internal_gather` (one line per
-//! input instance, tag `input`, plus `alias` when set). Our additions: queue depth, panics,
+//! `internal`: the agent's own health, in the shape of telegraf's `internal` input but under
+//! measurement names of its own, `metrics_agent` (whole agent) and `metrics_agent_gather` (one
+//! line per input instance, tag `input`, plus `alias` when set): telegraf's own internal input
+//! writes `internal_agent`/`internal_gather` from the same host, and sums per host must not mix
+//! the two agents' numbers. Our additions: queue depth, panics,
 //! restarts, skipped ticks, sanitised/rejected metrics, reloads, live tasks, RSS, threads and
 //! open fds.
 
@@ -56,7 +58,7 @@ impl Internal {
             instances.iter().map(|i| f(i)).sum::<u64>()
         };
 
-        let mut m = Metric::new("internal_agent", ts)
+        let mut m = Metric::new("metrics_agent", ts)
             .tag("version", VERSION)
             .field("metrics_gathered", sum(|i| get(&i.metrics_gathered)))
             .field("metrics_written", get(&a.lines_written))
@@ -91,7 +93,7 @@ impl Internal {
         acc.add(m);
 
         for i in &instances {
-            let mut g = Metric::new("internal_gather", ts)
+            let mut g = Metric::new("metrics_agent_gather", ts)
                 .tag("input", i.module)
                 .tag("version", VERSION);
             if let Some(alias) = &i.alias {

@@ -96,7 +96,7 @@ impl Accumulator {
         self.instance.warn_once(
             "unwritable",
             format_args!(
-                "{}: {what}; further cases for this input are only counted in internal_agent",
+                "{}: {what}; further cases for this input are only counted in metrics_agent",
                 metric.name
             ),
         );
@@ -115,7 +115,7 @@ impl Accumulator {
         self.add_error();
         self.instance.warn_once(
             what,
-            format_args!("{what}: {err} (further errors only counted in internal_gather)"),
+            format_args!("{what}: {err} (further errors only counted in metrics_agent_gather)"),
         );
     }
 
@@ -135,7 +135,7 @@ impl Accumulator {
     }
 
     /// Counts a partial failure inside a gather (one file, one mount, one process), like
-    /// telegraf's `acc.AddError`: it shows in `internal_gather` `gather_errors`/`errors` while the
+    /// telegraf's `acc.AddError`: it shows in `metrics_agent_gather` `gather_errors`/`errors` while the
     /// rest of the gather still delivers its metrics. The module logs it (once) itself.
     pub fn add_error(&mut self) {
         stats::inc(&self.instance.gather_errors);

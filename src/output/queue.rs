@@ -304,7 +304,7 @@ impl Queue {
                 .is_ok()
         {
             tracing::warn!(
-                "stdout is not read fast enough: output queue full, oldest lines dropped ({total} so far; see internal_agent.metrics_dropped)"
+                "stdout is not read fast enough: output queue full, oldest lines dropped ({total} so far; see metrics_agent.metrics_dropped)"
             );
         }
     }

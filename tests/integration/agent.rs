@@ -60,12 +60,12 @@ fn lost_ticks_allowed(control: &Agent) -> (i64, i64) {
     (2 * lost + LOST_TICKS_ALLOWED, lost)
 }
 
-/// Last value of an `internal_agent` field.
+/// Last value of an `metrics_agent` field.
 fn agent_stat(lines: &[String], field: &str) -> Option<i64> {
     parse_all(lines)
         .iter()
         .rev()
-        .find(|l| l.measurement == "internal_agent")
+        .find(|l| l.measurement == "metrics_agent")
         .and_then(|l| l.int(field))
 }
 
@@ -84,7 +84,7 @@ fn once_prints_valid_lines_accepted_by_influxdb() {
     );
     assert!(sys.iter().any(|l| l.int("uptime").is_some()));
     assert!(sys.iter().any(|l| l.string("uptime_format").is_some()));
-    assert!(parsed.iter().any(|l| l.measurement == "internal_agent"));
+    assert!(parsed.iter().any(|l| l.measurement == "metrics_agent"));
     influx().assert_accepts(&lines);
 }
 
@@ -236,7 +236,7 @@ fn hup_burst_leaks_no_fds_or_threads() {
         parse_all(lines)
             .iter()
             .rev()
-            .filter(|l| l.measurement == "internal_agent")
+            .filter(|l| l.measurement == "metrics_agent")
             .take(10)
             .filter_map(|l| l.int("tasks"))
             .min()
@@ -393,7 +393,7 @@ fn slow_gather_skips_ticks_and_counts_them() {
     );
     let lines = a.wait_for("skipped ticks", 5 * SEC, |l| {
         parse_all(l).iter().any(|m| {
-            m.measurement == "internal_gather"
+            m.measurement == "metrics_agent_gather"
                 && m.tag("input") == Some("chaos")
                 && m.int("ticks_skipped") >= Some(5)
         })

@@ -140,9 +140,9 @@ fn dashboard_queries_return_data_from_a_real_influxdb() {
     let written = parse_all(&a.lines())
         .iter()
         .rev()
-        .find(|l| l.measurement == "internal_agent")
+        .find(|l| l.measurement == "metrics_agent")
         .and_then(|l| l.int("metrics_written"))
-        .expect("internal_agent line");
+        .expect("metrics_agent line");
     assert!(
         sent as i64 >= written,
         "agent wrote {written} lines, {sent} arrived"

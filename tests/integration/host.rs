@@ -478,7 +478,7 @@ fn missing_pressure_or_pid_file_is_data_not_a_failed_input() {
     let agent = Agent::start(config);
     let lines = agent.wait_for("lookup errors counted", Duration::from_secs(20), |l| {
         parse_all(l).iter().any(|x| {
-            x.measurement == "internal_gather"
+            x.measurement == "metrics_agent_gather"
                 && x.tag("input") == Some("procstat")
                 && x.int("gather_errors").unwrap_or(0) >= 2
         })

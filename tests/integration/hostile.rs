@@ -220,7 +220,7 @@ fn hostile_targets_give_timely_failed_results_and_bounded_memory() {
     assert!(rss2 < rss1 + (8 << 20), "RSS grew from {rss1} to {rss2}");
     let late = parse_all(&a.lines())
         .iter()
-        .filter(|l| l.measurement == "internal_gather")
+        .filter(|l| l.measurement == "metrics_agent_gather")
         .filter_map(|l| l.int("gather_timeouts"))
         .max()
         .unwrap_or(0);

@@ -210,7 +210,7 @@ fn counter(lines: &[String], n: usize, field: &str) -> Option<i64> {
     lines
         .iter()
         .rev()
-        .filter(|l| l.starts_with("internal_gather,") && l.contains(&id))
+        .filter(|l| l.starts_with("metrics_agent_gather,") && l.contains(&id))
         .find_map(|l| parse_line(l).int(field))
 }
 
@@ -649,12 +649,12 @@ fn mqtt_stalled_stdout_keeps_memory_bounded_and_loses_nothing() {
         l.len() > lines.len()
             && l[lines.len()..]
                 .iter()
-                .any(|x| x.starts_with("internal_agent"))
+                .any(|x| x.starts_with("metrics_agent"))
     });
     let agent = lines
         .iter()
         .rev()
-        .find(|l| l.starts_with("internal_agent"))
+        .find(|l| l.starts_with("metrics_agent"))
         .unwrap();
     // Only other inputs' lines may be evicted while the queue is full of lossless ones.
     let a_line = parse_line(agent);

@@ -339,7 +339,7 @@ fn instances_share_one_socket_per_family_across_reloads() {
         parse_all(&a.lines())
             .iter()
             .rev()
-            .filter(|l| l.measurement == "internal_agent")
+            .filter(|l| l.measurement == "metrics_agent")
             .take(10)
             .filter_map(|l| l.int("tasks"))
             .min()

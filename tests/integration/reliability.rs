@@ -92,12 +92,12 @@ fn seq_runs(seqs: &[i64]) -> Result<Vec<i64>, String> {
     Ok(runs)
 }
 
-/// The last `internal_agent` line.
+/// The last `metrics_agent` line.
 fn agent_line(lines: &[String]) -> Option<Line> {
     lines
         .iter()
         .rev()
-        .find(|l| measurement(l) == "internal_agent")
+        .find(|l| measurement(l) == "metrics_agent")
         .map(|l| parse_line(l))
 }
 
@@ -105,12 +105,12 @@ fn agent_stat(lines: &[String], field: &str) -> Option<i64> {
     agent_line(lines)?.int(field)
 }
 
-/// A field of the last `internal_gather` line of the instance with `alias`.
+/// A field of the last `metrics_agent_gather` line of the instance with `alias`.
 fn gather_stat(lines: &[String], alias: &str, field: &str) -> Option<i64> {
     lines
         .iter()
         .rev()
-        .filter(|l| measurement(l) == "internal_gather")
+        .filter(|l| measurement(l) == "metrics_agent_gather")
         .map(|l| parse_line(l))
         .find(|l| l.tag("alias") == Some(alias))?
         .int(field)
@@ -281,7 +281,7 @@ fn panic_storm_costs_other_inputs_nothing() {
     // The last internal line reports every panic of the first 20 s.
     let n = a.line_count();
     a.wait_for("a fresh internal line", 3 * SEC, |l| {
-        l[n..].iter().any(|l| measurement(l) == "internal_agent")
+        l[n..].iter().any(|l| measurement(l) == "metrics_agent")
     });
     a.signal(libc::SIGTERM);
     let (st, _) = a.wait_exit(5 * SEC);
@@ -734,7 +734,7 @@ fn slow_then_stalled_reader_bounds_memory_counts_every_drop_and_resumes() {
     a.signal(libc::SIGHUP);
     let lines = r.wait_for(&a, "internal lines", 5 * SEC, |l| {
         l.iter()
-            .filter(|l| measurement(l) == "internal_agent")
+            .filter(|l| measurement(l) == "metrics_agent")
             .count()
             >= 5
     });

@@ -31,12 +31,12 @@ fn assert_gapless(m: &str, seqs: &[i64]) {
     }
 }
 
-/// A field of the last `internal_gather` line of the instance with `alias`.
+/// A field of the last `metrics_agent_gather` line of the instance with `alias`.
 fn gather_stat(lines: &[String], alias: &str, field: &str) -> Option<i64> {
     lines
         .iter()
         .rev()
-        .filter(|l| measurement(l) == "internal_gather")
+        .filter(|l| measurement(l) == "metrics_agent_gather")
         .map(|l| parse_line(l))
         .find(|l| l.tag("alias") == Some(alias))?
         .int(field)
@@ -56,7 +56,7 @@ fn poison_messages_cost_one_message_and_a_failing_service_is_rebuilt_with_backof
     let ran = t0.elapsed();
     let n = a.line_count();
     a.wait_for("a fresh internal line", 3 * SEC, |l| {
-        l[n..].iter().any(|l| measurement(l) == "internal_gather")
+        l[n..].iter().any(|l| measurement(l) == "metrics_agent_gather")
     });
     a.signal(libc::SIGTERM);
     let (st, _) = a.wait_exit(5 * SEC);
@@ -181,7 +181,7 @@ fn a_flooding_service_waits_for_room_while_probes_lose_their_oldest_lines() {
         10 * SEC,
         |l| {
             l.iter().any(|l| {
-                measurement(l) == "internal_agent"
+                measurement(l) == "metrics_agent"
                     && parse_line(l).int("metrics_dropped").unwrap_or(0) > 0
             })
         },
