@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Run,
     Once,
     CheckConfig,
@@ -101,7 +101,7 @@ SIGTERM, SIGINT and EOF on stdin (how telegraf stops a child) flush every queued
 ";
 
 /// The `--help` text, its option lines built from [`FLAGS`].
-pub fn usage() -> String {
+pub(crate) fn usage() -> String {
     let mut out = format!("{ABOUT}\nOptions:\n");
     for f in FLAGS {
         let short = f.short.map_or("    ".to_owned(), |c| format!("-{c}, "));
@@ -117,13 +117,13 @@ pub fn usage() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cli {
+pub(crate) struct Cli {
     pub config: Option<PathBuf>,
     pub action: Action,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CliError {
+pub(crate) enum CliError {
     #[error("{0} needs a value")]
     MissingValue(String),
     #[error("unknown argument {0:?}")]
@@ -132,7 +132,7 @@ pub enum CliError {
     Conflict(String, String),
 }
 
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> {
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, CliError> {
     use lexopt::Arg;
     let mut config = None;
     let mut action: Option<(Action, String)> = None;

@@ -9,7 +9,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     Reload,
     Shutdown(Reason),
     /// A newline arrived on stdin.
@@ -17,7 +17,7 @@ pub enum Event {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     Terminate,
     Interrupt,
     /// telegraf closes the child's stdin first when it stops or reloads.
@@ -38,7 +38,7 @@ impl std::fmt::Display for Reason {
 }
 
 /// Installs the signal handlers and forwards each delivery as an event. Must run on the runtime.
-pub fn spawn_signals(tx: UnboundedSender<Event>) -> std::io::Result<()> {
+pub(crate) fn spawn_signals(tx: UnboundedSender<Event>) -> std::io::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -60,7 +60,7 @@ pub fn spawn_signals(tx: UnboundedSender<Event>) -> std::io::Result<()> {
 
 /// What stdin is, which decides whether EOF on it means "stop".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StdinKind {
+pub(crate) enum StdinKind {
     /// A pipe or socket: telegraf's execd. EOF = telegraf is stopping us.
     Pipe,
     Terminal,
@@ -68,15 +68,17 @@ pub enum StdinKind {
     Other,
 }
 
-pub fn stdin_kind() -> StdinKind {
+pub(crate) fn stdin_kind() -> StdinKind {
     let fd = std::io::stdin().as_raw_fd();
-    // SAFETY: fstat writes into the zeroed struct we pass; fd 0 may be closed, which it reports.
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into the struct we own; fd 0 may be closed, which it reports.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return StdinKind::Other;
     }
     match st.st_mode & libc::S_IFMT {
         libc::S_IFIFO | libc::S_IFSOCK => StdinKind::Pipe,
+        // SAFETY: isatty only inspects the descriptor.
         libc::S_IFCHR if unsafe { libc::isatty(fd) } == 1 => StdinKind::Terminal,
         _ => StdinKind::Other,
     }
@@ -85,7 +87,10 @@ pub fn stdin_kind() -> StdinKind {
 /// Reads stdin on a plain thread (tokio's stdin read cannot be cancelled and would hold up
 /// shutdown). Each newline becomes `Trigger`; EOF on a pipe becomes `Shutdown(StdinClosed)`.
 /// The thread is detached: it ends with the process.
-pub fn spawn_stdin_reader(tx: UnboundedSender<Event>, kind: StdinKind) -> std::io::Result<()> {
+pub(crate) fn spawn_stdin_reader(
+    tx: UnboundedSender<Event>,
+    kind: StdinKind,
+) -> std::io::Result<()> {
     if kind == StdinKind::Other {
         return Ok(());
     }

@@ -38,7 +38,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const MAX_CONNECTIONS: usize = 64;
 
 /// Binds `addr` and serves until `stop` is cancelled.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     registry: Arc<Registry>,
     stop: CancellationToken,
@@ -149,7 +149,7 @@ async fn answer(mut conn: TcpStream, registry: &Registry) -> std::io::Result<()>
 }
 
 /// Status and JSON body for one request; `now` is ns since the epoch.
-pub fn route(method: &str, path: &str, registry: &Registry, now: i64) -> (u16, String) {
+pub(crate) fn route(method: &str, path: &str, registry: &Registry, now: i64) -> (u16, String) {
     if method != "GET" && method != "HEAD" {
         return (405, r#"{"error":"only GET"}"#.into());
     }
@@ -179,7 +179,7 @@ pub fn route(method: &str, path: &str, registry: &Registry, now: i64) -> (u16, S
 }
 
 /// Instances whose last gather (or start, if none yet) is more than two intervals old.
-pub fn late_instances(registry: &Registry, now: i64) -> Vec<String> {
+pub(crate) fn late_instances(registry: &Registry, now: i64) -> Vec<String> {
     let now = u64::try_from(now).unwrap_or(0);
     registry
         .instances()

@@ -18,18 +18,18 @@
 //! - [`app`]: the process: start-up, the control loop, reload and shutdown.
 
 pub mod app;
-pub mod cli;
+pub(crate) mod cli;
 pub mod config;
-pub mod control;
-pub mod coordination;
+pub(crate) mod control;
+pub(crate) mod coordination;
 #[doc(hidden)]
 pub mod fuzz_api;
-pub mod health;
+pub(crate) mod health;
 pub(crate) mod isolation;
-pub mod logging;
+pub(crate) mod logging;
 pub mod modules;
 pub mod options;
 pub mod output;
 pub(crate) mod rand;
-pub mod stats;
-pub mod supervisor;
+pub(crate) mod stats;
+pub(crate) mod supervisor;

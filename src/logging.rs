@@ -17,12 +17,12 @@ use tracing_subscriber::{Layer, Registry, reload};
 use crate::config::{LogFormat, LogLevel};
 
 /// Changes the level of a running logger (on reload).
-pub struct LogHandle {
+pub(crate) struct LogHandle {
     level: reload::Handle<LevelFilter, Registry>,
 }
 
 impl LogHandle {
-    pub fn set_level(&self, level: LogLevel) {
+    pub(crate) fn set_level(&self, level: LogLevel) {
         let _ = self.level.modify(|f| *f = level_filter(level));
     }
 }
@@ -38,7 +38,7 @@ fn level_filter(level: LogLevel) -> LevelFilter {
 }
 
 /// Installs the global subscriber. Returns `None` if one is already installed (tests).
-pub fn init(level: LogLevel, format: LogFormat) -> Option<LogHandle> {
+pub(crate) fn init(level: LogLevel, format: LogFormat) -> Option<LogHandle> {
     let (filter, handle) = reload::Layer::new(level_filter(level));
     let tty = std::io::stderr().is_terminal();
     let format = match format {
@@ -107,7 +107,7 @@ const PANIC_SITES: usize = 256;
 /// Routes panic messages through the logger as one line (the default hook writes several
 /// unprefixed lines that telegraf would log as errors one by one). The supervisor logs which
 /// input panicked and restarts it.
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     static SEEN: std::sync::Mutex<Vec<(String, std::time::Instant)>> =
         std::sync::Mutex::new(Vec::new());
     std::panic::set_hook(Box::new(|info| {

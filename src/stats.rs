@@ -141,7 +141,7 @@ impl InstanceStats {
 }
 
 /// The same cause is logged again at most this often.
-pub const LOG_AGAIN_AFTER: Duration = Duration::from_secs(300);
+pub(crate) const LOG_AGAIN_AFTER: Duration = Duration::from_secs(300);
 /// Causes remembered per instance: a target list of thousands each failing its own way must not
 /// grow memory; past this the oldest is forgotten (and may be logged again).
 const LOG_CAUSES_MAX: usize = 256;
@@ -193,19 +193,19 @@ impl Registry {
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (counters and queues only).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-pub fn inc(c: &AtomicU64) {
+pub(crate) fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-pub fn add(c: &AtomicU64, n: u64) {
+pub(crate) fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-pub fn get(c: &AtomicU64) -> u64 {
+pub(crate) fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 

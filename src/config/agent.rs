@@ -13,7 +13,7 @@ use crate::options::SpanError;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgentRaw {
+pub(super) struct AgentRaw {
     /// Default gather interval for every input (telegraf default 10s).
     interval: Option<Spanned<ConfigDuration>>,
     /// Align gathers to multiples of the interval (telegraf `round_interval`, default true).
@@ -128,7 +128,7 @@ impl AgentConfig {
     }
 }
 
-pub fn resolve(raw: AgentRaw) -> Result<AgentConfig, SpanError> {
+pub(super) fn resolve(raw: AgentRaw) -> Result<AgentConfig, SpanError> {
     let interval = match raw.interval {
         Some(d) if d.get_ref().get().is_zero() => {
             return Err(SpanError::new(d.span(), "interval", "must be > 0"));

@@ -15,7 +15,7 @@ use crate::options::{ConfigDuration, SpanError};
 /// `[agent.coordination]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CoordinationRaw {
+pub(super) struct CoordinationRaw {
     /// libpq-style connection: key/values ("host=127.0.0.1 port=5432 user=agent dbname=agents")
     /// or a `postgresql://` URL. Plain TCP or a Unix socket directory; no TLS.
     postgres: Spanned<String>,
@@ -122,7 +122,7 @@ const DEFAULT_TTL: Duration = Duration::from_secs(15);
 const DEFAULT_RENEW: Duration = Duration::from_secs(5);
 const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub fn resolve(raw: CoordinationRaw) -> Result<CoordinationConfig, SpanError> {
+pub(super) fn resolve(raw: CoordinationRaw) -> Result<CoordinationConfig, SpanError> {
     let postgres: tokio_postgres::Config = raw.postgres.get_ref().parse().map_err(|e| {
         // The message of a parse error names the problem, never the password.
         SpanError::new(

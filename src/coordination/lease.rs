@@ -13,7 +13,7 @@ use crate::config::CoordinationConfig;
 /// gives the same SQL for operators who prefer to create it themselves). `token` rises on every
 /// change of holder: a fencing value for whatever consumes the group's results.
 /// `metrics_agent_member` lists the live members of `shard` groups (a heartbeat each round).
-pub const CREATE_SQL: &str = "CREATE TABLE IF NOT EXISTS metrics_agent_lease (
+pub(crate) const CREATE_SQL: &str = "CREATE TABLE IF NOT EXISTS metrics_agent_lease (
     grp        text        PRIMARY KEY,
     holder     text        NOT NULL,
     token      bigint      NOT NULL,

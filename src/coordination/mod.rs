@@ -32,10 +32,8 @@ use crate::stats::{InstanceStats, Registry, lock};
 use crate::supervisor::Gate;
 use lease::{Db, Lease};
 
-pub use lease::CREATE_SQL;
-
 /// The self-metric measurement, one line per group per renewal round.
-pub const MEASUREMENT: &str = "metrics_agent_group";
+pub(crate) const MEASUREMENT: &str = "metrics_agent_group";
 
 /// How many times per `renew_interval` a lost connection is retried at most: backoff starts at
 /// this fraction of the interval and doubles up to the interval itself.
@@ -156,7 +154,7 @@ impl Shared {
     }
 }
 
-pub struct Coordinator {
+pub(crate) struct Coordinator {
     config: CoordinationConfig,
     shared: Arc<Shared>,
     cancel: CancellationToken,
@@ -171,7 +169,7 @@ struct Output {
 
 impl Coordinator {
     /// Starts the renewal task and the deadline guard for `agent.coordination` (if set).
-    pub fn start(agent: &AgentConfig, ctx: &ModuleContext) -> Option<Coordinator> {
+    pub(crate) fn start(agent: &AgentConfig, ctx: &ModuleContext) -> Option<Coordinator> {
         let config = agent.coordination.clone()?;
         let groups = config
             .groups
@@ -234,7 +232,7 @@ impl Coordinator {
     /// Besides the open/closed value, the gate checks the lease's local deadline itself before
     /// every gather: after a SIGSTOP past the deadline, a tick may run before the guard thread
     /// has closed the gate.
-    pub fn gate(&self, inst: &InputInstance) -> Option<Gate> {
+    pub(crate) fn gate(&self, inst: &InputInstance) -> Option<Gate> {
         let (name, mode) = inst.group.as_ref()?;
         if *mode == GroupMode::All {
             return None;
@@ -262,7 +260,7 @@ impl Coordinator {
 
     /// Follows a reload: the same database and identity keep the coordinator (and its leases)
     /// and only add or drop groups; anything else replaces it, releasing its leases.
-    pub async fn apply(
+    pub(crate) async fn apply(
         current: Option<Coordinator>,
         agent: &AgentConfig,
         ctx: &ModuleContext,
@@ -307,7 +305,7 @@ impl Coordinator {
 
     /// Clean stop: closes every gate and releases every lease held (bounded by `db_timeout`
     /// per group), so a standby takes over at its next attempt instead of after the ttl.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.cancel.cancel();
         let limit = self.config.db_timeout * 2 + Duration::from_millis(100);
         let mut task = self.task;

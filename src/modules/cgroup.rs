@@ -23,7 +23,7 @@ use crate::output::{Accumulator, Key, Metric, now_ns};
 /// `[[inputs.cgroup]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// cgroup directories, absolute; `*`, `?` and `[…]` globs per path component.
     /// Default `["/sys/fs/cgroup/system.slice/*.service"]`.
     paths: Option<toml::Spanned<Vec<String>>>,
@@ -33,7 +33,7 @@ pub struct Raw {
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub paths: Vec<String>,
     pub files: Globs,
 }
@@ -47,7 +47,7 @@ const DEFAULT_FILES: [&str; 5] = [
     "pids.current",
 ];
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     if let Some(paths) = &raw.paths {
         for p in paths.get_ref() {
             for comp in p.split('/').filter(|c| has_glob(c)) {
@@ -73,7 +73,7 @@ fn has_glob(s: &str) -> bool {
 }
 
 /// Expands per-component globs of an absolute path into existing directories, sorted.
-pub fn expand(pattern: &str) -> Vec<String> {
+pub(crate) fn expand(pattern: &str) -> Vec<String> {
     let mut current = vec![String::from("/")];
     for comp in pattern.split('/').filter(|c| !c.is_empty()) {
         let mut next = Vec::new();
@@ -113,7 +113,7 @@ pub fn expand(pattern: &str) -> Vec<String> {
 
 /// Adds the fields of one cgroup file to `m`: a single number → `<file>`; `key value` lines →
 /// `<file>.<key>`.
-pub fn add_file_fields(mut m: Metric, file: &str, text: &str) -> Metric {
+pub(crate) fn add_file_fields(mut m: Metric, file: &str, text: &str) -> Metric {
     let trimmed = text.trim();
     if !trimmed.contains('\n') && !trimmed.contains(' ') {
         if let Ok(v) = trimmed.parse::<i64>() {
@@ -133,20 +133,20 @@ pub fn add_file_fields(mut m: Metric, file: &str, text: &str) -> Metric {
     m
 }
 
-pub struct Cgroup {
+pub(crate) struct Cgroup {
     config: Config,
     buf: String,
 }
 
 impl Cgroup {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         Cgroup {
             config,
             buf: String::with_capacity(4096),
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         for pattern in &self.config.paths {
             for dir in expand(pattern) {

@@ -16,7 +16,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.chaos]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// `ok` | `error` | `panic` | `hang` (awaits forever) | `sleep` (awaits `duration`) |
     /// `block` (blocks its worker thread for `duration`) | `block_pool` (blocks a blocking-pool
     /// thread forever and awaits it).
@@ -49,7 +49,7 @@ pub struct Raw {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Mode {
+pub(crate) enum Mode {
     Ok,
     Error,
     Panic,
@@ -60,7 +60,7 @@ pub enum Mode {
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     mode: Mode,
     lines: u64,
     duration: Duration,
@@ -77,7 +77,7 @@ pub struct Config {
     service_seq: Arc<AtomicU64>,
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config {
         mode: raw.mode.unwrap_or(Mode::Ok),
         lines: raw.lines.unwrap_or(1),
@@ -96,14 +96,14 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     })
 }
 
-pub struct Chaos {
+pub(crate) struct Chaos {
     config: Config,
     seq: u64,
     gathers: u64,
 }
 
 impl Chaos {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         Chaos {
             config,
             seq: 0,
@@ -111,7 +111,7 @@ impl Chaos {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         for _ in 0..self.config.lines {
             self.seq += 1;
@@ -157,13 +157,13 @@ impl Chaos {
 }
 
 /// The test-only service input (`service = true`).
-pub struct ChaosService {
+pub(crate) struct ChaosService {
     config: Config,
     messages: u64,
 }
 
 impl ChaosService {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         ChaosService {
             config,
             messages: 0,

@@ -14,14 +14,14 @@ use serde::Deserialize;
 use super::GatherError;
 use super::hostutil::{ProcFile, clk_tck};
 use super::procfs::stat;
-pub use super::procfs::stat::CpuTimes;
+pub(crate) use super::procfs::stat::CpuTimes;
 use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
 /// `[[inputs.cpu]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// One line per CPU (`cpu=cpu0`, `cpu1` …). Default true.
     percpu: Option<bool>,
     /// One line for the whole machine (`cpu=cpu-total`). Default true.
@@ -37,7 +37,7 @@ pub struct Raw {
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub percpu: bool,
     pub totalcpu: bool,
     pub collect_cpu_time: bool,
@@ -45,7 +45,7 @@ pub struct Config {
     pub core_tags: bool,
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config {
         percpu: raw.percpu.unwrap_or(true),
         totalcpu: raw.totalcpu.unwrap_or(true),
@@ -55,7 +55,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     })
 }
 
-pub struct Cpu {
+pub(crate) struct Cpu {
     config: Config,
     stat: ProcFile,
     buf: String,
@@ -65,7 +65,7 @@ pub struct Cpu {
 }
 
 impl Cpu {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         Cpu {
             config,
             stat: ProcFile::new(stat::PATH),
@@ -76,7 +76,7 @@ impl Cpu {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         self.stat.read_required(&mut self.buf)?;
         let buf = std::mem::take(&mut self.buf);

@@ -28,7 +28,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.disk]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Only these mount points (globs allowed, e.g. `"/mnt/*"`). Default: every mount.
     mount_points: Option<toml::Spanned<Vec<String>>>,
     /// File-system types to skip. Default (telegraf's sample config): tmpfs, devtmpfs, devfs,
@@ -42,7 +42,7 @@ pub struct Raw {
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub mount_points: Globs,
     pub ignore_fs: Vec<String>,
     pub ignore_mount_opts: Vec<String>,
@@ -53,7 +53,7 @@ const DEFAULT_IGNORE_FS: &[&str] = &[
     "tmpfs", "devtmpfs", "devfs", "iso9660", "overlay", "aufs", "squashfs",
 ];
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let timeout = match raw.timeout {
         Some(t) if t.get_ref().get().is_zero() => {
             return Err(SpanError::new(t.span(), "timeout", "must be more than 0"));
@@ -73,7 +73,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
 
 /// One line of mountinfo, decoded.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Mount {
+pub(crate) struct Mount {
     pub mount_point: String,
     pub fstype: String,
     pub source: String,
@@ -84,7 +84,7 @@ pub struct Mount {
 }
 
 impl Mount {
-    pub fn mode(&self) -> &'static str {
+    pub(crate) fn mode(&self) -> &'static str {
         for o in self.options.split(',') {
             match o {
                 "rw" => return "rw",
@@ -96,13 +96,13 @@ impl Mount {
     }
 
     /// Telegraf's `device` tag: the source without `/dev/`.
-    pub fn device(&self) -> String {
+    pub(crate) fn device(&self) -> String {
         self.source.replace("/dev/", "")
     }
 }
 
 /// Decodes mountinfo's `\NNN` octal escapes (space, tab, newline, backslash).
-pub fn unescape_octal(s: &[u8]) -> String {
+pub(crate) fn unescape_octal(s: &[u8]) -> String {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
@@ -125,7 +125,7 @@ pub fn unescape_octal(s: &[u8]) -> String {
 
 /// Parses `/proc/self/mountinfo`: `id parent maj:min root mountpoint opts [optional…] - fstype
 /// source superopts`.
-pub fn parse_mountinfo(text: &[u8]) -> Vec<Mount> {
+pub(crate) fn parse_mountinfo(text: &[u8]) -> Vec<Mount> {
     let mut out = Vec::new();
     for line in text.split(|&b| b == b'\n') {
         let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
@@ -169,7 +169,7 @@ pub fn parse_mountinfo(text: &[u8]) -> Vec<Mount> {
 /// 9p, glusterfs, virtiofs, ocfs2, gfs2, lustre …), FUSE (`fuse`, `fuse.*`, `fuseblk`: a stuck
 /// daemon blocks the call), autofs (`statvfs` on the trigger mounts the target, often NFS) and
 /// any type not named here.
-pub fn answers_locally(fstype: &str, super_options: &str) -> bool {
+pub(crate) fn answers_locally(fstype: &str, super_options: &str) -> bool {
     match fstype {
         "ext2" | "ext3" | "ext4" | "xfs" | "btrfs" | "f2fs" | "jfs" | "reiserfs" | "nilfs2"
         | "bcachefs" | "zfs" | "ubifs" | "vfat" | "msdos" | "exfat" | "ntfs3" | "hfs"
@@ -188,7 +188,7 @@ pub fn answers_locally(fstype: &str, super_options: &str) -> bool {
 /// generic `simple_statfs`, which fills in the type, block size and name length only. (Not
 /// efivarfs, hugetlbfs, tmpfs: they report sizes.) Most mounts of a host are of these types
 /// (14 of the 21 mounts on this machine: proc, sysfs, 2 devpts and 10 cgroup hierarchies).
-pub fn always_empty(fstype: &str) -> bool {
+pub(crate) fn always_empty(fstype: &str) -> bool {
     matches!(
         fstype,
         "proc"
@@ -216,7 +216,7 @@ pub fn always_empty(fstype: &str) -> bool {
 /// `/mnt/nfs/sub` in a dead NFS server's directory hangs too, whatever is mounted on `sub`).
 /// `mounts` is every mount of mountinfo, so that a remote one left out of the report still
 /// counts.
-pub fn inline_ok(mounts: &[Mount]) -> Vec<bool> {
+pub(crate) fn inline_ok(mounts: &[Mount]) -> Vec<bool> {
     let remote: Vec<&str> = mounts
         .iter()
         .filter(|m| !answers_locally(&m.fstype, &m.super_options))
@@ -241,7 +241,7 @@ fn at_or_under(path: &str, dir: &str) -> bool {
 
 /// The numbers of one `statvfs` call.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub blocks: u64,
     pub bfree: u64,
     pub bavail: u64,
@@ -250,11 +250,12 @@ pub struct Usage {
     pub ffree: u64,
 }
 
-pub fn statvfs(path: &str) -> std::io::Result<Usage> {
+pub(crate) fn statvfs(path: &str) -> std::io::Result<Usage> {
     let c = std::ffi::CString::new(path)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
-    // SAFETY: zeroed statvfs is a valid out-parameter; `c` is a NUL-terminated path.
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a struct we own for statvfs to fill.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
@@ -276,7 +277,7 @@ pub fn statvfs(path: &str) -> std::io::Result<Usage> {
 /// The `disk` line for one mount, or `None` for a file system without blocks. The numbers are
 /// whatever the file system says (a FUSE daemon or a network server chooses them): byte counts
 /// saturate rather than overflow.
-pub fn metric(ts: i64, m: &Mount, u: &Usage) -> Option<Metric> {
+pub(crate) fn metric(ts: i64, m: &Mount, u: &Usage) -> Option<Metric> {
     let total = u.blocks.saturating_mul(u.frsize);
     if total == 0 {
         return None;
@@ -316,7 +317,7 @@ pub fn metric(ts: i64, m: &Mount, u: &Usage) -> Option<Metric> {
     )
 }
 
-pub struct Disk {
+pub(crate) struct Disk {
     config: Config,
     /// `/proc/self/mountinfo`, kept open: it is both re-read and polled for changes.
     mountinfo: Option<std::fs::File>,
@@ -329,7 +330,7 @@ pub struct Disk {
 }
 
 impl Disk {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         Disk {
             config,
             mountinfo: None,
@@ -401,7 +402,7 @@ impl Disk {
         Ok(visible)
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let visible = self
             .targets()

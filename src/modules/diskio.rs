@@ -20,7 +20,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.diskio]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Device names to report (globs, e.g. `["sd*", "nvme*"]`). Default: every device.
     devices: Option<toml::Spanned<Vec<String>>>,
     /// Default true. When false, add tag `serial` (udev `ID_SERIAL`, or `unknown`).
@@ -30,13 +30,13 @@ pub struct Raw {
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub devices: Globs,
     pub skip_serial_number: bool,
     pub device_tags: Vec<String>,
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config {
         devices: Globs::resolve(raw.devices, "devices")?,
         skip_serial_number: raw.skip_serial_number.unwrap_or(true),
@@ -46,7 +46,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
 
 /// One `/proc/diskstats` line.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct DiskStat {
+pub(crate) struct DiskStat {
     pub major: u32,
     pub minor: u32,
     pub reads: u64,
@@ -63,7 +63,7 @@ pub struct DiskStat {
 }
 
 /// Calls `f(name, stat)` for every well-formed line.
-pub fn parse_diskstats(text: &str, mut f: impl FnMut(&str, DiskStat)) {
+pub(crate) fn parse_diskstats(text: &str, mut f: impl FnMut(&str, DiskStat)) {
     for line in text.lines() {
         let mut it = line.split_ascii_whitespace();
         let (Some(major), Some(minor), Some(name)) = (it.next(), it.next(), it.next()) else {
@@ -112,13 +112,13 @@ pub fn parse_diskstats(text: &str, mut f: impl FnMut(&str, DiskStat)) {
 /// clamped) when time passed; nothing at all when a counter went back (wrapped, or the device
 /// was replaced).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Derived {
+pub(crate) struct Derived {
     pub await_ms: Option<f64>,
     pub svctm_ms: Option<f64>,
     pub util: Option<f64>,
 }
 
-pub fn derived(prev: &DiskStat, cur: &DiskStat, elapsed_ms: f64) -> Derived {
+pub(crate) fn derived(prev: &DiskStat, cur: &DiskStat, elapsed_ms: f64) -> Derived {
     let went_back = cur.reads < prev.reads
         || cur.writes < prev.writes
         || cur.read_time < prev.read_time
@@ -137,7 +137,7 @@ pub fn derived(prev: &DiskStat, cur: &DiskStat, elapsed_ms: f64) -> Derived {
     }
 }
 
-pub struct DiskIo {
+pub(crate) struct DiskIo {
     config: Config,
     diskstats: ProcFile,
     buf: String,
@@ -148,7 +148,7 @@ pub struct DiskIo {
 }
 
 impl DiskIo {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         DiskIo {
             config,
             diskstats: ProcFile::new("/proc/diskstats"),
@@ -160,7 +160,7 @@ impl DiskIo {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let now = Instant::now();
         self.diskstats.read_required(&mut self.buf)?;

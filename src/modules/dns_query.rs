@@ -29,7 +29,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.dns_query]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// DNS servers to query (IP addresses or names). Required.
     servers: Spanned<Vec<String>>,
     /// `"udp"` (default) or `"tcp"`.
@@ -46,7 +46,7 @@ pub struct Raw {
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub servers: Vec<String>,
     pub tcp: bool,
     pub domains: Vec<String>,
@@ -70,7 +70,7 @@ const TYPES: &[(&str, u16)] = &[
     ("ANY", 255),
 ];
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     if raw.servers.get_ref().is_empty() {
         return Err(SpanError::new(
             raw.servers.span(),
@@ -126,7 +126,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
 }
 
 /// The name actually queried: PTR queries for an IP address ask for its reverse name.
-pub fn query_name(domain: &str, qtype: u16) -> String {
+pub(crate) fn query_name(domain: &str, qtype: u16) -> String {
     if qtype != 12 {
         return domain.to_owned();
     }
@@ -147,7 +147,7 @@ pub fn query_name(domain: &str, qtype: u16) -> String {
 }
 
 /// A standard query with recursion desired: header, one question of class IN.
-pub fn encode_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, String> {
     let mut m = Vec::with_capacity(32 + name.len());
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -171,7 +171,7 @@ pub fn encode_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, String> 
 
 /// The header fields a probe reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplyHeader {
+pub(crate) struct ReplyHeader {
     pub id: u16,
     pub is_response: bool,
     pub truncated: bool,
@@ -179,7 +179,7 @@ pub struct ReplyHeader {
     pub answer_count: u16,
 }
 
-pub fn parse_header(b: &[u8]) -> Option<ReplyHeader> {
+pub(crate) fn parse_header(b: &[u8]) -> Option<ReplyHeader> {
     if b.len() < 12 {
         return None;
     }
@@ -192,7 +192,7 @@ pub fn parse_header(b: &[u8]) -> Option<ReplyHeader> {
     })
 }
 
-pub fn rcode_name(rcode: u8) -> String {
+pub(crate) fn rcode_name(rcode: u8) -> String {
     match rcode {
         0 => "NOERROR",
         1 => "FORMERR",
@@ -210,14 +210,14 @@ pub fn rcode_name(rcode: u8) -> String {
     .to_owned()
 }
 
-pub struct DnsQuery {
+pub(crate) struct DnsQuery {
     config: Config,
     in_flight: InFlight,
     next_id: u16,
 }
 
 impl DnsQuery {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         DnsQuery {
             config,
             in_flight: InFlight::default(),
@@ -226,7 +226,7 @@ impl DnsQuery {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let mut set = JoinSet::new();
         for server in &self.config.servers {
@@ -279,7 +279,7 @@ impl DnsQuery {
 }
 
 #[derive(Debug)]
-pub enum Answer {
+pub(crate) enum Answer {
     Reply { header: ReplyHeader, time: Duration },
     Timeout,
     Error(String),

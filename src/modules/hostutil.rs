@@ -15,20 +15,20 @@ use tokio::task::JoinHandle;
 /// Reads a whole file into `buf` (cleared first), reusing its allocation. Unlike
 /// `read_to_string` it asks for no size hint (/proc files report 0 anyway), which saves a
 /// `statx` and an `lseek` per file.
-pub fn read_into(path: impl AsRef<Path>, buf: &mut String) -> std::io::Result<()> {
+pub(crate) fn read_into(path: impl AsRef<Path>, buf: &mut String) -> std::io::Result<()> {
     let f = std::fs::File::open(path)?;
     read_at_zero(&f, buf)
 }
 
 /// Like [`read_into`] for files that may hold non-UTF-8 bytes (cmdline, comm, mountinfo paths).
-pub fn read_bytes_into(path: impl AsRef<Path>, buf: &mut Vec<u8>) -> std::io::Result<()> {
+pub(crate) fn read_bytes_into(path: impl AsRef<Path>, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let f = std::fs::File::open(path)?;
     read_bytes_at_zero(&f, buf)
 }
 
 /// Reads `f` from offset 0 to its end with `pread`. /proc and /sys files regenerate their
 /// content on a read at offset 0, so a file kept open can be read again without reopening.
-pub fn read_bytes_at_zero(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+pub(crate) fn read_bytes_at_zero(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     buf.clear();
     loop {
@@ -57,7 +57,7 @@ pub fn read_bytes_at_zero(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Resu
 }
 
 /// [`read_bytes_at_zero`] into a `String`; invalid UTF-8 is replaced, not an error.
-pub fn read_at_zero(f: &std::fs::File, buf: &mut String) -> std::io::Result<()> {
+pub(crate) fn read_at_zero(f: &std::fs::File, buf: &mut String) -> std::io::Result<()> {
     let mut bytes = std::mem::take(buf).into_bytes();
     let r = read_bytes_at_zero(f, &mut bytes);
     *buf = match String::from_utf8(bytes) {
@@ -70,21 +70,21 @@ pub fn read_at_zero(f: &std::fs::File, buf: &mut String) -> std::io::Result<()> 
 /// A /proc or /sys file opened once and re-read with `pread` at offset 0 on every gather
 /// (one syscall per read instead of open+read+close). Reopened after an error.
 #[derive(Debug)]
-pub struct ProcFile {
+pub(crate) struct ProcFile {
     path: &'static str,
     file: Option<std::fs::File>,
 }
 
 impl ProcFile {
-    pub const fn new(path: &'static str) -> Self {
+    pub(crate) const fn new(path: &'static str) -> Self {
         ProcFile { path, file: None }
     }
 
-    pub fn path(&self) -> &'static str {
+    pub(crate) fn path(&self) -> &'static str {
         self.path
     }
 
-    pub fn read(&mut self, buf: &mut String) -> std::io::Result<()> {
+    pub(crate) fn read(&mut self, buf: &mut String) -> std::io::Result<()> {
         let f = match &self.file {
             Some(f) => f,
             None => self.file.insert(std::fs::File::open(self.path)?),
@@ -97,20 +97,20 @@ impl ProcFile {
     }
 
     /// [`Self::read`] for a file the gather cannot do without: the error names the file.
-    pub fn read_required(&mut self, buf: &mut String) -> Result<(), super::GatherError> {
+    pub(crate) fn read_required(&mut self, buf: &mut String) -> Result<(), super::GatherError> {
         self.read(buf)
             .map_err(|e| super::GatherError::io(self.path, e))
     }
 }
 
 /// Bytes per page (for /proc counters in pages).
-pub fn page_size() -> u64 {
+pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
 }
 
 /// Clock ticks per second (USER_HZ) for /proc times.
-pub fn clk_tck() -> f64 {
+pub(crate) fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as f64 } else { 100.0 }
@@ -119,15 +119,18 @@ pub fn clk_tck() -> f64 {
 /// A list of globs (telegraf's forms, see `options::Glob`), compiled once; empty = no filter
 /// configured.
 #[derive(Debug, Clone, Default)]
-pub struct Globs(GlobSet);
+pub(crate) struct Globs(GlobSet);
 
 impl Globs {
-    pub fn new(patterns: &[String]) -> Result<Globs, GlobError> {
+    pub(crate) fn new(patterns: &[String]) -> Result<Globs, GlobError> {
         GlobSet::new(patterns, "").map(Globs)
     }
 
     /// `key`'s patterns from a raw config; a malformed one is an error at the list.
-    pub fn resolve(patterns: Option<Spanned<Vec<String>>>, key: &str) -> Result<Globs, SpanError> {
+    pub(crate) fn resolve(
+        patterns: Option<Spanned<Vec<String>>>,
+        key: &str,
+    ) -> Result<Globs, SpanError> {
         match patterns {
             None => Ok(Globs::default()),
             Some(p) => {
@@ -136,18 +139,18 @@ impl Globs {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         self.0.matches(name)
     }
 }
 
 /// Why an offloaded call produced no result.
 #[derive(Debug, thiserror::Error)]
-pub enum OffloadError {
+pub(crate) enum OffloadError {
     #[error("did not finish within {0:?} (still running on the blocking pool)")]
     TimedOut(Duration),
     #[error("the previous call has still not returned (hung); not started again")]
@@ -160,7 +163,7 @@ pub enum OffloadError {
 /// than one call in flight: a call that times out keeps running (blocking calls cannot be
 /// cancelled) and holds the state; until it returns, later calls fail with `Busy` at once instead
 /// of piling up threads behind a hung NFS mount or a stuck process.
-pub struct Offload<S, R> {
+pub(crate) struct Offload<S, R> {
     state: Option<S>,
     pending: Option<JoinHandle<(S, R)>>,
 }
@@ -175,7 +178,7 @@ impl<S: Default + Send + 'static, R: Send + 'static> Default for Offload<S, R> {
 }
 
 impl<S: Default + Send + 'static, R: Send + 'static> Offload<S, R> {
-    pub async fn run(
+    pub(crate) async fn run(
         &mut self,
         timeout: Duration,
         f: impl FnOnce(&mut S) -> R + Send + 'static,
@@ -223,7 +226,7 @@ impl<S: Default + Send + 'static, R: Send + 'static> Offload<S, R> {
 /// turn kB into bytes with `* 1024`, and no count these files hold comes near 2^54 (a context
 /// switch counter at a million a second takes 570 years), so only a corrupt or hostile file
 /// (under `HOST_PROC`, any file) has one.
-pub fn kv_number(rest: &str) -> Option<(u64, bool)> {
+pub(crate) fn kv_number(rest: &str) -> Option<(u64, bool)> {
     let rest = rest.trim();
     let (num, unit) = match rest.split_once(' ') {
         Some((n, u)) => (n, u.trim()),
@@ -234,7 +237,7 @@ pub fn kv_number(rest: &str) -> Option<(u64, bool)> {
 }
 
 #[cfg(test)]
-pub mod testing {
+pub(crate) mod testing {
     //! Runs a gather into a real accumulator and returns the encoded lines.
     use std::sync::Arc;
     use std::time::Duration;
@@ -242,7 +245,7 @@ pub mod testing {
     use crate::output::{Accumulator, Decoration, Queue};
     use crate::stats::{InstanceStats, Registry};
 
-    pub struct TestAcc {
+    pub(crate) struct TestAcc {
         pub acc: Accumulator,
         queue: Arc<Queue>,
         pub stats: Arc<InstanceStats>,
@@ -255,7 +258,7 @@ pub mod testing {
     }
 
     impl TestAcc {
-        pub fn new() -> Self {
+        pub(crate) fn new() -> Self {
             let queue = Arc::new(Queue::new(100_000, 64 << 20));
             let stats = Arc::new(InstanceStats::new("t[0]", "t", "t", None));
             let acc = Accumulator::new(
@@ -267,7 +270,7 @@ pub mod testing {
             TestAcc { acc, queue, stats }
         }
 
-        pub fn lines(&mut self) -> Vec<String> {
+        pub(crate) fn lines(&mut self) -> Vec<String> {
             self.acc.flush();
             let mut out = Vec::new();
             for b in self.queue.take_all(Duration::from_millis(1)) {
@@ -277,7 +280,7 @@ pub mod testing {
             out
         }
 
-        pub fn errors(&self) -> u64 {
+        pub(crate) fn errors(&self) -> u64 {
             crate::stats::get(&self.stats.gather_errors)
         }
     }

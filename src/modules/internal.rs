@@ -16,23 +16,23 @@ use crate::stats::get;
 /// `[[inputs.internal]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Report the process's RSS, threads and open fds (telegraf's `collect_memstats`; default true).
     collect_memstats: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     collect_memstats: bool,
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config {
         collect_memstats: raw.collect_memstats.unwrap_or(true),
     })
 }
 
-pub struct Internal {
+pub(crate) struct Internal {
     config: Config,
     ctx: ModuleContext,
     started: std::time::Instant,
@@ -41,7 +41,7 @@ pub struct Internal {
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl Internal {
-    pub fn new(config: Config, ctx: ModuleContext) -> Self {
+    pub(crate) fn new(config: Config, ctx: ModuleContext) -> Self {
         Internal {
             config,
             ctx,
@@ -49,7 +49,7 @@ impl Internal {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let reg = &self.ctx.registry;
         let a = &reg.agent;
@@ -120,14 +120,14 @@ impl Internal {
 }
 
 #[derive(Debug, Default, PartialEq)]
-pub struct ProcessStats {
+pub(crate) struct ProcessStats {
     pub rss_bytes: Option<u64>,
     pub threads: Option<u64>,
     pub open_fds: Option<u64>,
 }
 
 /// The agent's own RSS, thread count and open descriptors from /proc/self.
-pub fn process_stats() -> ProcessStats {
+pub(crate) fn process_stats() -> ProcessStats {
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let rss_bytes = std::fs::read_to_string("/proc/self/statm")
@@ -149,7 +149,7 @@ pub fn process_stats() -> ProcessStats {
 
 /// `num_threads` is field 20 of `/proc/<pid>/stat`; the command (field 2) may contain spaces and
 /// parentheses, so fields are counted after the last `)`.
-pub fn parse_stat_threads(stat: &str) -> Option<u64> {
+pub(crate) fn parse_stat_threads(stat: &str) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_ascii_whitespace().nth(17)?.parse().ok()
 }

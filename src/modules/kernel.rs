@@ -22,17 +22,17 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.kernel]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Extra collections: `"psi"` (pressure stall information, measurement `pressure`).
     collect: Option<toml::Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub psi: bool,
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let mut psi = false;
     if let Some(c) = raw.collect {
         for item in c.get_ref() {
@@ -53,7 +53,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
 
 /// One line of a `/proc/pressure/*` file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pressure<'a> {
+pub(crate) struct Pressure<'a> {
     pub kind: &'a str,
     pub avg10: f64,
     pub avg60: f64,
@@ -62,7 +62,7 @@ pub struct Pressure<'a> {
 }
 
 /// `some avg10=0.00 avg60=0.00 avg300=0.00 total=0` lines.
-pub fn parse_pressure(text: &str) -> Vec<Pressure<'_>> {
+pub(crate) fn parse_pressure(text: &str) -> Vec<Pressure<'_>> {
     text.lines()
         .filter_map(|line| {
             let mut it = line.split_ascii_whitespace();
@@ -94,7 +94,7 @@ pub fn parse_pressure(text: &str) -> Vec<Pressure<'_>> {
         .collect()
 }
 
-pub struct Kernel {
+pub(crate) struct Kernel {
     config: Config,
     stat: ProcFile,
     vmstat: ProcFile,
@@ -104,7 +104,7 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         Kernel {
             config,
             stat: ProcFile::new(stat::PATH),
@@ -119,7 +119,7 @@ impl Kernel {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         self.stat.read_required(&mut self.buf)?;
         let s = stat::parse(&self.buf, None);

@@ -19,18 +19,18 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.mem]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Also emit `active_anon, active_file, inactive_anon, inactive_file, percpu, unevictable`.
     /// Default false.
     collect_extended: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub collect_extended: bool,
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config {
         collect_extended: raw.collect_extended.unwrap_or(false),
     })
@@ -81,9 +81,9 @@ const FIELDS: &[(&str, &str)] = &[
 const EXTENDED_FROM: usize = 31;
 
 /// Values of every key in [`FIELDS`] (bytes, or counts for HugePages_*), 0 when absent.
-pub type MemValues = [u64; FIELDS.len()];
+pub(crate) type MemValues = [u64; FIELDS.len()];
 
-pub fn parse_meminfo(text: &str, out: &mut MemValues) {
+pub(crate) fn parse_meminfo(text: &str, out: &mut MemValues) {
     out.fill(0);
     meminfo::parse(text, |key, v| {
         if let Some(i) = FIELDS.iter().position(|(k, _)| *k == key)
@@ -100,7 +100,7 @@ fn idx(key: &str) -> usize {
 }
 
 /// gopsutil's derived values: (cached incl. SReclaimable, available, used).
-pub fn derived(v: &MemValues) -> (u64, u64, u64) {
+pub(crate) fn derived(v: &MemValues) -> (u64, u64, u64) {
     let cached = v[idx("Cached")].saturating_add(v[idx("SReclaimable")]);
     let available = match v[idx("MemAvailable")] {
         // Kernels before 3.14 have no MemAvailable: gopsutil's estimate.
@@ -113,7 +113,7 @@ pub fn derived(v: &MemValues) -> (u64, u64, u64) {
     (cached, available, used)
 }
 
-pub struct Mem {
+pub(crate) struct Mem {
     config: Config,
     meminfo: ProcFile,
     buf: String,
@@ -121,7 +121,7 @@ pub struct Mem {
 }
 
 impl Mem {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         Mem {
             config,
             meminfo: ProcFile::new(meminfo::PATH),
@@ -130,7 +130,7 @@ impl Mem {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         self.meminfo.read_required(&mut self.buf)?;
         parse_meminfo(&self.buf, &mut self.values);
@@ -139,7 +139,7 @@ impl Mem {
     }
 }
 
-pub fn build(ts: i64, v: &MemValues, extended: bool) -> Result<Metric, GatherError> {
+pub(crate) fn build(ts: i64, v: &MemValues, extended: bool) -> Result<Metric, GatherError> {
     let total = v[idx("MemTotal")];
     if total == 0 {
         return Err(GatherError::Failed("/proc/meminfo has no MemTotal".into()));

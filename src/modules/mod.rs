@@ -12,7 +12,7 @@
 pub(crate) mod hostutil;
 pub(crate) mod probe;
 pub(crate) mod procfs;
-pub mod service;
+pub(crate) mod service;
 pub(crate) mod tls;
 
 use std::fmt::Debug;
@@ -32,7 +32,7 @@ use crate::stats::Registry;
 /// table; the module's `Config` implements [`Input`]. Order is the order `--help` lists them.
 macro_rules! inputs {
     ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
-        $($(#[$attr])* pub mod $name;)*
+        $($(#[$attr])* pub(crate) mod $name;)*
 
         /// Every input, in the order `--help` lists them.
         pub static INPUTS: &[Entry] = &[

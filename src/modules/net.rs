@@ -18,7 +18,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.net]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Interfaces to report (globs, e.g. `["eth*", "enp0s[0-1]"]`). Default: all up, non-loopback.
     interfaces: Option<toml::Spanned<Vec<String>>>,
     /// Accepted for telegraf compatibility. Telegraf ≥1.37 dropped the `interface=all` protocol
@@ -27,11 +27,11 @@ pub struct Raw {
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub interfaces: Globs,
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let _ = raw.ignore_protocol_stats;
     Ok(Config {
         interfaces: Globs::resolve(raw.interfaces, "interfaces")?,
@@ -39,7 +39,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct IfStats {
+pub(crate) struct IfStats {
     pub bytes_recv: u64,
     pub packets_recv: u64,
     pub err_in: u64,
@@ -52,7 +52,7 @@ pub struct IfStats {
 
 /// Calls `f(interface, stats)` for each interface line of `/proc/net/dev`. The kernel refuses
 /// interface names with `:`, `/` or white space, so the name is everything before the `:`.
-pub fn parse_net_dev(text: &str, mut f: impl FnMut(&str, IfStats)) {
+pub(crate) fn parse_net_dev(text: &str, mut f: impl FnMut(&str, IfStats)) {
     for line in text.lines().skip(2) {
         let Some((name, rest)) = line.split_once(':') else {
             continue;
@@ -92,11 +92,11 @@ pub fn parse_net_dev(text: &str, mut f: impl FnMut(&str, IfStats)) {
 const IFF_UP: u64 = 0x1;
 const IFF_LOOPBACK: u64 = 0x8;
 
-pub fn parse_flags(s: &str) -> Option<u64> {
+pub(crate) fn parse_flags(s: &str) -> Option<u64> {
     u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
 }
 
-pub struct Net {
+pub(crate) struct Net {
     config: Config,
     dev: ProcFile,
     buf: String,
@@ -108,7 +108,7 @@ pub struct Net {
 }
 
 impl Net {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         Net {
             config,
             dev: ProcFile::new("/proc/net/dev"),
@@ -139,7 +139,7 @@ impl Net {
         Some(self.small.trim())
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         self.dev.read_required(&mut self.buf)?;
         let buf = std::mem::take(&mut self.buf);

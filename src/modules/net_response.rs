@@ -19,7 +19,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.net_response]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// `"tcp"` or `"udp"` (required, as in telegraf).
     protocol: Spanned<String>,
     /// `host:port` (`[v6addr]:port`); an empty host means `localhost`. One address per table.
@@ -37,13 +37,13 @@ pub struct Raw {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     Tcp,
     Udp,
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub protocol: Protocol,
     pub host: String,
     pub port: u16,
@@ -53,7 +53,7 @@ pub struct Config {
     pub expect: Option<Regex>,
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let protocol = match raw.protocol.get_ref().as_str() {
         "tcp" => Protocol::Tcp,
         "udp" => Protocol::Udp,
@@ -100,7 +100,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
 
 /// telegraf's result codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Success = 0,
     Timeout = 1,
     ConnectionFailed = 2,
@@ -109,7 +109,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::Timeout => "timeout",
@@ -122,7 +122,7 @@ impl Outcome {
 
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub(crate) struct Report {
     pub outcome: Outcome,
     /// Start to connected (TCP) or to the reply read (with `expect`), in seconds.
     pub response_time: Option<f64>,
@@ -131,20 +131,20 @@ pub struct Report {
     pub string_found: Option<bool>,
 }
 
-pub struct NetResponse {
+pub(crate) struct NetResponse {
     config: Config,
     in_flight: InFlight,
 }
 
 impl NetResponse {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         NetResponse {
             config,
             in_flight: InFlight::default(),
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let report = probe_once(&self.config, &self.in_flight).await;
         let c = &self.config;
@@ -195,7 +195,7 @@ fn fail(outcome: Outcome) -> Report {
 }
 
 /// One probe, bounded by `timeout` + `read_timeout`.
-pub async fn probe_once(c: &Config, in_flight: &InFlight) -> Report {
+pub(crate) async fn probe_once(c: &Config, in_flight: &InFlight) -> Report {
     let start = Instant::now();
     let addr = match resolve_addr(c, in_flight).await {
         Ok(a) => a,

@@ -11,7 +11,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 /// Which resolved addresses a probe uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IpVersion {
+pub(crate) enum IpVersion {
     /// The resolver's order.
     #[default]
     Any,
@@ -22,7 +22,7 @@ pub enum IpVersion {
 }
 
 impl IpVersion {
-    pub fn parse(s: &str) -> Option<IpVersion> {
+    pub(crate) fn parse(s: &str) -> Option<IpVersion> {
         Some(match s {
             "any" | "" => IpVersion::Any,
             "ipv4" | "ip4" => IpVersion::Ipv4,
@@ -34,7 +34,7 @@ impl IpVersion {
     }
 
     /// Filters and orders `addrs` (stable: the resolver's order within a family is kept).
-    pub fn apply(self, mut addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    pub(crate) fn apply(self, mut addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
         match self {
             IpVersion::Any => {}
             IpVersion::Ipv4 => addrs.retain(SocketAddr::is_ipv4),
@@ -48,7 +48,7 @@ impl IpVersion {
 
 /// Why a lookup gave no address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LookupError {
+pub(crate) enum LookupError {
     Timeout,
     /// An earlier lookup of this name timed out and is still stuck in getaddrinfo; no new one
     /// is started (reported as a timeout).
@@ -73,7 +73,7 @@ impl std::fmt::Display for LookupError {
 /// not started, so a dead resolver cannot pile up blocking threads gather after gather.
 /// Concurrent lookups of one name within a gather (several URLs on one host) are fine.
 #[derive(Debug, Default, Clone)]
-pub struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
+pub(crate) struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
 
 #[derive(Default)]
 struct LookupState {
@@ -84,7 +84,7 @@ struct LookupState {
 /// Resolves `host` with the system resolver (getaddrinfo on tokio's blocking pool, so
 /// /etc/hosts and nsswitch apply as for curl and telegraf). The wait is bounded by `timeout`;
 /// the blocking call itself cannot be cancelled (see [`InFlight`]).
-pub async fn lookup(
+pub(crate) async fn lookup(
     host: &str,
     port: u16,
     timeout: Duration,
@@ -139,21 +139,21 @@ pub async fn lookup(
 
 /// Where outgoing connections come from.
 #[derive(Debug, Clone, Default)]
-pub struct Source {
+pub(crate) struct Source {
     pub address: Option<IpAddr>,
     /// Bound with SO_BINDTODEVICE.
     pub interface: Option<String>,
 }
 
 /// A TCP connect that either completed, failed or timed out.
-pub enum Connect {
+pub(crate) enum Connect {
     Ok(TcpStream),
     Failed(io::Error),
     Timeout,
 }
 
 /// Connects to `addr` from `source` within `timeout`.
-pub async fn connect_tcp(addr: SocketAddr, source: &Source, timeout: Duration) -> Connect {
+pub(crate) async fn connect_tcp(addr: SocketAddr, source: &Source, timeout: Duration) -> Connect {
     let socket = match if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -183,7 +183,7 @@ pub async fn connect_tcp(addr: SocketAddr, source: &Source, timeout: Duration) -
 }
 
 /// Splits `host:port` (`[v6]:port` for IPv6). An empty host means `localhost` (telegraf's rule).
-pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
+pub(crate) fn split_host_port(s: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, p) = rest
             .split_once("]:")

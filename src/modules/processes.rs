@@ -18,21 +18,21 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.processes]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Accepted for telegraf compatibility (BSD `ps` via sudo); has no effect on Linux.
     use_sudo: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Config;
+pub(crate) struct Config;
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let _ = raw.use_sudo;
     Ok(Config)
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub blocked: u64,
     pub zombies: u64,
     pub stopped: u64,
@@ -49,7 +49,7 @@ pub struct Counts {
 
 impl Counts {
     /// Adds one process given its `/proc/<pid>/stat` content.
-    pub fn add_stat(&mut self, stat: &[u8]) -> bool {
+    pub(crate) fn add_stat(&mut self, stat: &[u8]) -> bool {
         let Some(close) = stat.iter().rposition(|&b| b == b')') else {
             return false;
         };
@@ -115,18 +115,18 @@ fn scan(state: &mut ScanState) -> std::io::Result<Counts> {
 /// Upper bound for one scan of /proc; a scan that takes longer is reported and left to finish.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct Processes {
+pub(crate) struct Processes {
     offload: Offload<ScanState, std::io::Result<Counts>>,
 }
 
 impl Processes {
-    pub fn new(_config: Config) -> Self {
+    pub(crate) fn new(_config: Config) -> Self {
         Processes {
             offload: Offload::default(),
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let c = self
             .offload
@@ -139,7 +139,7 @@ impl Processes {
     }
 }
 
-pub fn metric(ts: i64, c: &Counts) -> Metric {
+pub(crate) fn metric(ts: i64, c: &Counts) -> Metric {
     let m = Metric::new("processes", ts)
         .field("blocked", c.blocked)
         .field("zombies", c.zombies)

@@ -20,7 +20,8 @@ use crate::output::{Accumulator, Decoration, Queue, now_ns};
 use crate::stats::{self, InstanceStats, Registry};
 
 /// The future a service runs as.
-pub type ServiceFuture<'a> = Pin<Box<dyn Future<Output = Result<(), GatherError>> + Send + 'a>>;
+pub(crate) type ServiceFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), GatherError>> + Send + 'a>>;
 
 pub trait Service: Send + 'static {
     /// Runs until `ctx.cancel()` fires (reload or stop): then it stops taking new work and

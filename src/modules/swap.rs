@@ -16,17 +16,17 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.swap]]` (no options, like telegraf's).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {}
+pub(crate) struct Raw {}
 
 #[derive(Debug, Clone)]
-pub struct Config;
+pub(crate) struct Config;
 
-pub fn resolve(_raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(_raw: Raw) -> Result<Config, SpanError> {
     Ok(Config)
 }
 
 /// (SwapTotal, SwapFree) in bytes.
-pub fn parse_meminfo_swap(text: &str) -> Option<(u64, u64)> {
+pub(crate) fn parse_meminfo_swap(text: &str) -> Option<(u64, u64)> {
     let (mut total, mut free) = (None, None);
     meminfo::parse(text, |key, v| {
         match key {
@@ -43,7 +43,7 @@ pub fn parse_meminfo_swap(text: &str) -> Option<(u64, u64)> {
     Some((total?, free?))
 }
 
-pub struct Swap {
+pub(crate) struct Swap {
     meminfo: ProcFile,
     vmstat: ProcFile,
     buf: String,
@@ -51,7 +51,7 @@ pub struct Swap {
 }
 
 impl Swap {
-    pub fn new(_config: Config) -> Self {
+    pub(crate) fn new(_config: Config) -> Self {
         Swap {
             meminfo: ProcFile::new(meminfo::PATH),
             vmstat: ProcFile::new(vmstat::PATH),
@@ -60,7 +60,7 @@ impl Swap {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         self.meminfo.read_required(&mut self.buf)?;
         let (total, free) = parse_meminfo_swap(&self.buf)

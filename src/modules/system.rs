@@ -17,16 +17,16 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// `[[inputs.system]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Telegraf ≥1.39 option; only `["legacy"]` (the default and the shape dashboards use) is
     /// accepted.
     include: Option<toml::Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Config;
+pub(crate) struct Config;
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     if let Some(inc) = raw.include
         && inc.get_ref().iter().any(|s| s != "legacy")
     {
@@ -39,7 +39,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config)
 }
 
-pub struct System {
+pub(crate) struct System {
     loadavg: ProcFile,
     uptime: ProcFile,
     online: ProcFile,
@@ -91,7 +91,7 @@ impl Utmp {
 }
 
 impl System {
-    pub fn new(_config: Config) -> Self {
+    pub(crate) fn new(_config: Config) -> Self {
         System {
             loadavg: ProcFile::new("/proc/loadavg"),
             uptime: ProcFile::new("/proc/uptime"),
@@ -104,7 +104,7 @@ impl System {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         self.loadavg.read_required(&mut self.buf)?;
         let (l1, l5, l15) = parse_loadavg(&self.buf).ok_or_else(|| {
@@ -140,20 +140,20 @@ impl System {
     }
 }
 
-pub fn parse_loadavg(s: &str) -> Option<(f64, f64, f64)> {
+pub(crate) fn parse_loadavg(s: &str) -> Option<(f64, f64, f64)> {
     let mut it = s.split_ascii_whitespace().map(|v| v.parse::<f64>().ok());
     Some((it.next()??, it.next()??, it.next()??))
 }
 
 /// Whole seconds since boot, from the first number in `/proc/uptime`.
-pub fn parse_uptime(s: &str) -> Option<u64> {
+pub(crate) fn parse_uptime(s: &str) -> Option<u64> {
     let first = s.split_ascii_whitespace().next()?;
     let secs = first.split('.').next()?;
     secs.parse().ok()
 }
 
 /// Counts CPUs in a list like `0-3,5,7-8` (`/sys/devices/system/cpu/online`).
-pub fn count_cpu_list(s: &str) -> Option<u64> {
+pub(crate) fn count_cpu_list(s: &str) -> Option<u64> {
     let mut n = 0u64;
     for part in s.trim().split(',').filter(|p| !p.is_empty()) {
         n += match part.split_once('-') {
@@ -168,7 +168,7 @@ pub fn count_cpu_list(s: &str) -> Option<u64> {
 }
 
 /// Sessions and distinct user names among `USER_PROCESS` records of a utmp file.
-pub fn count_users(data: &[u8]) -> (i64, i64) {
+pub(crate) fn count_users(data: &[u8]) -> (i64, i64) {
     let mut names: Vec<&[u8]> = Vec::new();
     let mut sessions = 0;
     for rec in data.chunks_exact(UTMP_RECORD) {
@@ -187,7 +187,7 @@ pub fn count_users(data: &[u8]) -> (i64, i64) {
 }
 
 /// Telegraf's `uptime_format`: `"14 days, 11:07"`, `"1 day,  2:03"`, `" 5:04"`.
-pub fn format_uptime(secs: u64) -> String {
+pub(crate) fn format_uptime(secs: u64) -> String {
     let days = secs / 86_400;
     let hours = (secs / 3600) % 24;
     let minutes = (secs / 60) % 60;

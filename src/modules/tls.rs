@@ -54,13 +54,13 @@ fn system_roots() -> Arc<RootCertStore> {
 }
 
 /// Reads every certificate of a PEM file.
-pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     pem_certs(&data).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Every certificate of PEM text (other PEM sections are skipped).
-pub fn pem_certs(data: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn pem_certs(data: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(data)
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
@@ -72,7 +72,7 @@ pub fn pem_certs(data: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
 
 /// Trust settings resolved once per input instance and shared by its probes.
 #[derive(Clone)]
-pub struct Trust {
+pub(crate) struct Trust {
     verifier: Arc<WebPkiServerVerifier>,
     /// Client certificate chain and key for servers that ask for one (mutual TLS).
     client: Option<Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>,
@@ -86,7 +86,7 @@ impl std::fmt::Debug for Trust {
 
 impl Trust {
     /// `Trust::new` for a config's `tls_ca` key, with errors pointing at that key.
-    pub fn from_config(
+    pub(crate) fn from_config(
         tls_ca: &Option<toml::Spanned<String>>,
     ) -> Result<Trust, crate::options::SpanError> {
         Trust::new(tls_ca.as_ref().map(|p| Path::new(p.get_ref()))).map_err(|e| {
@@ -97,7 +97,7 @@ impl Trust {
 
     /// Trust for a config's `tls_ca`, `tls_cert` and `tls_key` keys (the client certificate
     /// and key go together), with errors pointing at the key.
-    pub fn from_options(
+    pub(crate) fn from_options(
         tls_ca: &Option<toml::Spanned<String>>,
         tls_cert: &Option<toml::Spanned<String>>,
         tls_key: &Option<String>,
@@ -117,7 +117,7 @@ impl Trust {
     }
 
     /// System roots, or only the certificates in `tls_ca` when given.
-    pub fn new(tls_ca: Option<&Path>) -> Result<Trust, String> {
+    pub(crate) fn new(tls_ca: Option<&Path>) -> Result<Trust, String> {
         let roots = match tls_ca {
             None => system_roots(),
             Some(p) => {
@@ -140,7 +140,7 @@ impl Trust {
     }
 
     /// Adds a client certificate (PEM chain, leaf first) and its PEM private key.
-    pub fn with_client_cert(mut self, cert: &Path, key: &Path) -> Result<Trust, String> {
+    pub(crate) fn with_client_cert(mut self, cert: &Path, key: &Path) -> Result<Trust, String> {
         let chain = read_pem_certs(cert)?;
         let data = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
         let key_der = PrivateKeyDer::from_pem_slice(&data)
@@ -155,7 +155,7 @@ impl Trust {
     }
 
     /// Verifies a chain (leaf first) for `name` now, without a handshake (certificate files).
-    pub fn verify_chain(
+    pub(crate) fn verify_chain(
         &self,
         chain: &[CertificateDer<'static>],
         name: &ServerName<'static>,
@@ -170,7 +170,7 @@ impl Trust {
 
 /// What the verifier saw during one handshake.
 #[derive(Debug, Clone, Default)]
-pub struct ChainRecord {
+pub(crate) struct ChainRecord {
     /// The certificates the server sent, leaf first.
     pub chain: Vec<CertificateDer<'static>>,
     /// The real verification result against the configured roots and the server name.
@@ -241,14 +241,14 @@ impl ServerCertVerifier for RecordingVerifier {
 
 /// Outcome of [`handshake`]: the stream (or the error) and what the verifier recorded, which is
 /// filled even when the handshake failed on verification.
-pub struct Handshake {
+pub(crate) struct Handshake {
     pub stream: io::Result<TlsStream<TcpStream>>,
     pub record: ChainRecord,
 }
 
 /// Runs a TLS client handshake on `tcp`. `enforce = false` accepts any chain (the verdict is
 /// still recorded). `alpn` lists protocols to offer (`h2`, `http/1.1`), empty for none.
-pub async fn handshake(
+pub(crate) async fn handshake(
     tcp: TcpStream,
     trust: &Trust,
     server_name: ServerName<'static>,
@@ -299,7 +299,7 @@ impl Trust {
     /// A TLS client config for a client library that runs the handshake itself (the MQTT
     /// client): the same verification as [`handshake`], `enforce = false` accepting any chain,
     /// and `name` (when given) the name the certificate is verified against.
-    pub fn client_config(
+    pub(crate) fn client_config(
         &self,
         enforce: bool,
         name: Option<ServerName<'static>>,
@@ -315,7 +315,7 @@ impl Trust {
 }
 
 /// Parses a host for SNI and verification (a DNS name or an IP address).
-pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_owned())
         .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))
@@ -323,7 +323,7 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
 
 /// The figures both inputs report about one certificate.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct CertInfo {
+pub(crate) struct CertInfo {
     pub common_name: Option<String>,
     pub issuer_common_name: Option<String>,
     pub organization: Option<String>,
@@ -374,7 +374,7 @@ fn signature_name(oid: &str) -> String {
 }
 
 /// Parses one DER certificate.
-pub fn parse_cert(der: &[u8]) -> Result<CertInfo, String> {
+pub(crate) fn parse_cert(der: &[u8]) -> Result<CertInfo, String> {
     use x509_parser::prelude::*;
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("bad certificate: {e}"))?;
     let subject = cert.subject();
@@ -437,12 +437,12 @@ pub fn parse_cert(der: &[u8]) -> Result<CertInfo, String> {
 }
 
 /// Seconds from now (Unix seconds `now`) until the certificate's NotAfter; negative once expired.
-pub fn expiry_seconds(info: &CertInfo, now: i64) -> i64 {
+pub(crate) fn expiry_seconds(info: &CertInfo, now: i64) -> i64 {
     info.not_after - now
 }
 
 /// Unix seconds now.
-pub fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

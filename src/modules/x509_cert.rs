@@ -40,7 +40,7 @@ use crate::output::{Accumulator, Metric, now_ns};
 /// non-leaf lines carry no verdict rather than a guessed one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// `https://host:port`, `tcp://host:port`, `file:///path.pem` or a plain path to a PEM file.
     sources: Spanned<Vec<String>>,
     /// Bound on connect + TLS handshake per source. Default 5s (telegraf's).
@@ -55,13 +55,13 @@ pub struct Raw {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     Tls { host: String, port: u16 },
     File(PathBuf),
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub sources: Vec<(String, SourceKind)>,
     pub timeout: Duration,
     pub server_name: Option<String>,
@@ -69,7 +69,7 @@ pub struct Config {
     pub trust: Trust,
 }
 
-pub fn parse_source(s: &str) -> Result<SourceKind, String> {
+pub(crate) fn parse_source(s: &str) -> Result<SourceKind, String> {
     for (scheme, default) in [("https://", Some(443)), ("tcp://", None)] {
         if let Some(rest) = s.strip_prefix(scheme) {
             let rest = rest.trim_end_matches('/');
@@ -95,7 +95,7 @@ pub fn parse_source(s: &str) -> Result<SourceKind, String> {
     Ok(SourceKind::File(PathBuf::from(s)))
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let mut sources = Vec::new();
     for s in raw.sources.get_ref() {
         let k = parse_source(s).map_err(|e| SpanError::new(raw.sources.span(), "sources", e))?;
@@ -121,7 +121,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     })
 }
 
-pub struct X509Cert {
+pub(crate) struct X509Cert {
     config: Config,
     in_flight: InFlight,
 }
@@ -133,14 +133,14 @@ struct Fetched {
 }
 
 impl X509Cert {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         X509Cert {
             config,
             in_flight: InFlight::default(),
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let mut set = JoinSet::new();
         for (i, (name, kind)) in self.config.sources.iter().enumerate() {
@@ -184,7 +184,7 @@ impl X509Cert {
 }
 
 /// telegraf's rule: the first certificate is the leaf; a later self-issued CA is the root.
-pub fn cert_type(index: usize, info: &CertInfo) -> &'static str {
+pub(crate) fn cert_type(index: usize, info: &CertInfo) -> &'static str {
     if index == 0 {
         "leaf"
     } else if info.is_ca && info.self_issued {
@@ -194,7 +194,7 @@ pub fn cert_type(index: usize, info: &CertInfo) -> &'static str {
     }
 }
 
-pub fn cert_metric(
+pub(crate) fn cert_metric(
     source: &str,
     info: &CertInfo,
     kind: &'static str,

@@ -10,14 +10,14 @@ const MAX: Duration = Duration::from_secs(60);
 const HEALTHY_RESET: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Default)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     attempt: u32,
     last_failure: Option<Instant>,
 }
 
 impl Backoff {
     /// Records a failure at `now` and returns how long to wait before the next start.
-    pub fn failure(&mut self, now: Instant) -> Duration {
+    pub(crate) fn failure(&mut self, now: Instant) -> Duration {
         if self
             .last_failure
             .is_some_and(|t| now.saturating_duration_since(t) >= HEALTHY_RESET)
@@ -33,7 +33,7 @@ impl Backoff {
 }
 
 /// A uniformly distributed value in [0, 1); seeded per call from std's per-process random keys.
-pub fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     crate::rand::unit_f64()
 }
 

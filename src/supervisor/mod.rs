@@ -7,7 +7,7 @@ mod instance;
 mod lane;
 mod schedule;
 mod service;
-pub mod watchdog;
+pub(crate) mod watchdog;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,8 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use backoff::{Backoff, random_unit};
-pub use schedule::{Schedule, next_boundary};
+pub(crate) use schedule::Schedule;
 
 use crate::config::{Config, Trigger};
 use crate::isolation::panic_message;
@@ -28,13 +27,13 @@ use crate::stats::InstanceStats;
 use instance::{InstanceRun, Ticks};
 
 /// Where an instance's gate comes from (probe-group leadership): `None` = always open.
-pub type GateSource<'a> = &'a dyn Fn(&crate::config::InputInstance) -> Option<Gate>;
+pub(crate) type GateSource<'a> = &'a dyn Fn(&crate::config::InputInstance) -> Option<Gate>;
 
 /// An instance's gate: open while `open` holds `true` and `valid` (if set) answers `true`.
 /// `valid` is asked synchronously before every gather, so a condition that lapses with time (a
 /// lease deadline) holds even when the owner's thread has not run yet, e.g. after a SIGSTOP.
 #[derive(Clone)]
-pub struct Gate {
+pub(crate) struct Gate {
     pub open: watch::Receiver<bool>,
     pub valid: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
@@ -45,14 +44,14 @@ impl From<watch::Receiver<bool>> for Gate {
     }
 }
 
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     ctx: ModuleContext,
     trigger: watch::Sender<u64>,
     running: Vec<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl Supervisor {
-    pub fn new(ctx: ModuleContext) -> Self {
+    pub(crate) fn new(ctx: ModuleContext) -> Self {
         Supervisor {
             ctx,
             trigger: watch::Sender::new(0),
@@ -63,7 +62,7 @@ impl Supervisor {
     /// Starts every instance of `config`. Counters of an instance whose id and module are
     /// unchanged carry over from the previous set, so self-metric counters stay monotonic
     /// across reloads.
-    pub fn start(&mut self, config: &Config, gates: GateSource<'_>) {
+    pub(crate) fn start(&mut self, config: &Config, gates: GateSource<'_>) {
         let previous = self.ctx.registry.instances();
         let mut all = Vec::with_capacity(config.inputs.len());
         // One origin for every instance's schedule (see `Schedule::new`).
@@ -137,12 +136,12 @@ impl Supervisor {
     }
 
     /// One round of every instance (trigger = "stdin").
-    pub fn trigger(&self) {
+    pub(crate) fn trigger(&self) {
         self.trigger.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Cancels every instance and waits up to `grace` for them; stragglers are aborted.
-    pub async fn stop(&mut self, grace: Duration) {
+    pub(crate) async fn stop(&mut self, grace: Duration) {
         let running = std::mem::take(&mut self.running);
         for (cancel, _) in &running {
             cancel.cancel();
@@ -183,7 +182,7 @@ impl Supervisor {
         let _ = served.await;
     }
 
-    pub async fn run_once(&self, config: &Config) {
+    pub(crate) async fn run_once(&self, config: &Config) {
         let mut tasks = Vec::new();
         for inst in &config.inputs {
             let stats = Arc::new(InstanceStats::new(

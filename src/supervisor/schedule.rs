@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::backoff::random_unit;
 
 #[derive(Debug, Clone)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     interval: Duration,
     round: bool,
     jitter: Duration,
@@ -19,7 +19,7 @@ pub struct Schedule {
 
 /// The next tick of an instance.
 #[derive(Debug, Clone, Copy)]
-pub struct Tick {
+pub(crate) struct Tick {
     pub at: Instant,
     /// The boundary this tick falls on (ns on the wall clock, or since the shared start), the
     /// same for every instance that ticks on it; `None` with jitter, where instances on one
@@ -31,7 +31,7 @@ impl Schedule {
     /// `start` is shared by every instance of one configuration, so that without
     /// `round_interval` instances with the same interval still tick together (one timer
     /// wake-up, one output round) instead of a few µs apart.
-    pub fn new(interval: Duration, round: bool, jitter: Duration, start: Instant) -> Self {
+    pub(crate) fn new(interval: Duration, round: bool, jitter: Duration, start: Instant) -> Self {
         Schedule {
             interval,
             round,
@@ -41,14 +41,14 @@ impl Schedule {
         }
     }
 
-    pub fn with_offset(mut self, offset: Duration) -> Self {
+    pub(crate) fn with_offset(mut self, offset: Duration) -> Self {
         self.offset = offset;
         self
     }
 
     /// The first tick after `now` that is at least `min_gap` away (the instance gathered at
     /// start-up, so a boundary a few ms later would be a near-duplicate).
-    pub fn next_after(&self, now: Instant, min_gap: Duration) -> Tick {
+    pub(crate) fn next_after(&self, now: Instant, min_gap: Duration) -> Tick {
         let origin = if self.round {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -80,7 +80,7 @@ impl Schedule {
 
 /// Time from `now` (a duration since some origin) to the next multiple of `interval` that lies
 /// at least `min_gap` ahead.
-pub fn next_boundary(now: Duration, interval: Duration, min_gap: Duration) -> Duration {
+pub(crate) fn next_boundary(now: Duration, interval: Duration, min_gap: Duration) -> Duration {
     let iv = interval.as_nanos().max(1);
     let n = now.as_nanos();
     let mut next = (n / iv + 1) * iv;

@@ -18,7 +18,11 @@ fn beat(timeout: Duration) -> Duration {
 
 /// Starts the canary task (on the current runtime) and the watchdog thread. `on_starved` runs on
 /// the watchdog thread once, when no beat arrived for `timeout`.
-pub fn start<F>(timeout: Duration, stop: CancellationToken, on_starved: F) -> std::io::Result<()>
+pub(crate) fn start<F>(
+    timeout: Duration,
+    stop: CancellationToken,
+    on_starved: F,
+) -> std::io::Result<()>
 where
     F: FnOnce(Duration) + Send + 'static,
 {

@@ -10,12 +10,12 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub fn agent_bin() -> &'static str {
+pub(crate) fn agent_bin() -> &'static str {
     env!("CARGO_BIN_EXE_metrics-agent")
 }
 
 /// A running agent. Its stdout and stderr are read on threads into shared buffers.
-pub struct Agent {
+pub(crate) struct Agent {
     pub child: Child,
     stdin: Option<ChildStdin>,
     lines: Arc<Mutex<Vec<String>>>,
@@ -29,12 +29,12 @@ pub struct Agent {
 
 impl Agent {
     /// Starts the agent on `config` (TOML text) with stdin and stdout as pipes, like telegraf.
-    pub fn start(config: &str) -> Agent {
+    pub(crate) fn start(config: &str) -> Agent {
         Self::start_with(config, &[], true)
     }
 
     /// `read_stdout = false` leaves stdout unread (a stalled telegraf) until `resume_reading`.
-    pub fn start_with(config: &str, extra_args: &[&str], read_stdout: bool) -> Agent {
+    pub(crate) fn start_with(config: &str, extra_args: &[&str], read_stdout: bool) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("agent.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -78,7 +78,7 @@ impl Agent {
     }
 
     /// Starts (or resumes) reading stdout.
-    pub fn resume_reading(&mut self) {
+    pub(crate) fn resume_reading(&mut self) {
         let Some(out) = self.child.stdout.take() else {
             return;
         };
@@ -88,51 +88,51 @@ impl Agent {
     }
 
     /// Closes our end of the agent's stdout without reading it (a reader that went away).
-    pub fn close_stdout(&mut self) {
+    pub(crate) fn close_stdout(&mut self) {
         self.child.stdout.take();
     }
 
     /// Replaces the config file (for reload tests).
-    pub fn write_config(&self, config: &str) {
+    pub(crate) fn write_config(&self, config: &str) {
         let tmp = self.config_path.with_extension("tmp");
         std::fs::write(&tmp, config).expect("write config");
         std::fs::rename(&tmp, &self.config_path).expect("rename config");
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.pid(), sig) };
     }
 
-    pub fn send_stdin(&mut self, bytes: &[u8]) {
+    pub(crate) fn send_stdin(&mut self, bytes: &[u8]) {
         if let Some(s) = self.stdin.as_mut() {
             let _ = s.write_all(bytes);
             let _ = s.flush();
         }
     }
 
-    pub fn close_stdin(&mut self) {
+    pub(crate) fn close_stdin(&mut self) {
         self.stdin.take();
     }
 
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()
     }
 
-    pub fn line_count(&self) -> usize {
+    pub(crate) fn line_count(&self) -> usize {
         self.lines.lock().unwrap().len()
     }
 
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// Waits until `pred` holds for the lines so far; panics with the agent's stderr on time-out.
-    pub fn wait_for(
+    pub(crate) fn wait_for(
         &self,
         what: &str,
         timeout: Duration,
@@ -142,7 +142,7 @@ impl Agent {
     }
 
     /// Waits until stderr contains `needle`.
-    pub fn wait_stderr(&self, needle: &str, timeout: Duration) {
+    pub(crate) fn wait_stderr(&self, needle: &str, timeout: Duration) {
         let start = Instant::now();
         while !self.stderr().contains(needle) {
             if start.elapsed() > timeout {
@@ -156,7 +156,7 @@ impl Agent {
     }
 
     /// Waits for exit; returns the status and how long it took. Then drains stdout fully.
-    pub fn wait_exit(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
         let start = Instant::now();
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
@@ -178,12 +178,12 @@ impl Agent {
     }
 
     /// Bytes left after the last newline when stdout closed: a partial line if non-empty.
-    pub fn partial_line(&self) -> Vec<u8> {
+    pub(crate) fn partial_line(&self) -> Vec<u8> {
         self.partial.lock().unwrap().clone()
     }
 
     /// File descriptors and threads of the agent process right now.
-    pub fn fds_and_threads(&self) -> (usize, usize) {
+    pub(crate) fn fds_and_threads(&self) -> (usize, usize) {
         let pid = self.pid();
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .map(|d| d.count())
@@ -194,7 +194,7 @@ impl Agent {
         (fds, threads)
     }
 
-    pub fn rss_bytes(&self) -> u64 {
+    pub(crate) fn rss_bytes(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         s.lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -204,7 +204,7 @@ impl Agent {
 }
 
 /// Polls `lines` until `pred` holds; on time-out panics with `stderr` (the agent's log) for context.
-pub fn wait_for_lines(
+pub(crate) fn wait_for_lines(
     what: &str,
     timeout: Duration,
     lines: impl Fn() -> Vec<String>,
@@ -258,7 +258,7 @@ fn read_lines(mut out: impl Read, lines: Arc<Mutex<Vec<String>>>, partial: Arc<M
 
 /// Intervals missed by a stream of gather timestamps at `interval`: a gap of about k intervals
 /// means k - 1 missed ticks.
-pub fn missed_intervals(ts: &[i64], interval: Duration) -> i64 {
+pub(crate) fn missed_intervals(ts: &[i64], interval: Duration) -> i64 {
     let iv = interval.as_nanos() as f64;
     ts.windows(2)
         .map(|w| ((w[1] - w[0]) as f64 / iv).round() as i64 - 1)
@@ -267,7 +267,7 @@ pub fn missed_intervals(ts: &[i64], interval: Duration) -> i64 {
 }
 
 /// Runs `metrics-agent --once` on `config`; returns (exit status, stdout lines, stderr).
-pub fn run_once(config: &str) -> (ExitStatus, Vec<String>, String) {
+pub(crate) fn run_once(config: &str) -> (ExitStatus, Vec<String>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("agent.toml");
     std::fs::write(&path, config).expect("write config");
@@ -288,7 +288,7 @@ pub fn run_once(config: &str) -> (ExitStatus, Vec<String>, String) {
 }
 
 /// Runs the agent binary with arguments only; returns (status, stdout, stderr).
-pub fn run_args(args: &[&str]) -> (ExitStatus, String, String) {
+pub(crate) fn run_args(args: &[&str]) -> (ExitStatus, String, String) {
     let out = Command::new(agent_bin())
         .args(args)
         .stdin(Stdio::null())
@@ -306,7 +306,7 @@ pub fn run_args(args: &[&str]) -> (ExitStatus, String, String) {
 // tags and keys unescape `\,` `\=` `\ `; strings unescape `\"` `\\`).
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Line {
+pub(crate) struct Line {
     pub measurement: String,
     pub tags: Vec<(String, String)>,
     pub fields: Vec<(String, String)>,
@@ -314,7 +314,7 @@ pub struct Line {
 }
 
 impl Line {
-    pub fn tag(&self, k: &str) -> Option<&str> {
+    pub(crate) fn tag(&self, k: &str) -> Option<&str> {
         self.tags
             .iter()
             .find(|(key, _)| key == k)
@@ -322,23 +322,23 @@ impl Line {
     }
 
     /// Raw field text (`12i`, `1.5`, `"s"`, `true`).
-    pub fn field(&self, k: &str) -> Option<&str> {
+    pub(crate) fn field(&self, k: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn float(&self, k: &str) -> Option<f64> {
+    pub(crate) fn float(&self, k: &str) -> Option<f64> {
         self.field(k)?.parse().ok()
     }
 
-    pub fn int(&self, k: &str) -> Option<i64> {
+    pub(crate) fn int(&self, k: &str) -> Option<i64> {
         self.field(k)?.strip_suffix('i')?.parse().ok()
     }
 
     /// String field value, unescaped.
-    pub fn string(&self, k: &str) -> Option<String> {
+    pub(crate) fn string(&self, k: &str) -> Option<String> {
         let raw = self.field(k)?;
         let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
         Some(unescape(inner, &['"', '\\']))
@@ -393,7 +393,7 @@ fn split_unescaped(s: &str, delim: u8, quotes: bool) -> Vec<&str> {
     parts
 }
 
-pub fn parse_line(text: &str) -> Line {
+pub(crate) fn parse_line(text: &str) -> Line {
     // Series (measurement and tags) ends at the first unescaped space; quotes are literal there.
     let series_end = split_unescaped(text, b' ', false)[0].len();
     let series_text = &text[..series_end];
@@ -437,14 +437,14 @@ pub fn parse_line(text: &str) -> Line {
     }
 }
 
-pub fn parse_all(lines: &[String]) -> Vec<Line> {
+pub(crate) fn parse_all(lines: &[String]) -> Vec<Line> {
     lines.iter().map(|l| parse_line(l)).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // A real InfluxDB 1.x on loopback, one per test binary.
 
-pub struct Influx {
+pub(crate) struct Influx {
     pub addr: String,
     _child: Mutex<Child>,
     _dir: tempfile::TempDir,
@@ -463,7 +463,7 @@ fn free_port() -> u16 {
 /// Starts a server that lives as long as the test binary: the static that owns it is never
 /// dropped, so the child is told to die with us (PR_SET_PDEATHSIG). That signal follows the
 /// *thread* that forked, so the fork happens on a thread that never ends.
-pub fn spawn_for_life_of_tests(cmd: &mut Command) -> std::io::Result<Child> {
+pub(crate) fn spawn_for_life_of_tests(cmd: &mut Command) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe; the closure touches nothing else.
     unsafe {
@@ -484,7 +484,7 @@ pub fn spawn_for_life_of_tests(cmd: &mut Command) -> std::io::Result<Child> {
     rx.recv().expect("spawner thread")
 }
 
-pub fn influx() -> &'static Influx {
+pub(crate) fn influx() -> &'static Influx {
     static INFLUX: OnceLock<Influx> = OnceLock::new();
     INFLUX.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -528,7 +528,7 @@ pub fn influx() -> &'static Influx {
 
 impl Influx {
     /// Writes lines to database `test`; returns the HTTP status and body (204 = all accepted).
-    pub fn write(&self, lines: &[String]) -> (u16, String) {
+    pub(crate) fn write(&self, lines: &[String]) -> (u16, String) {
         let body = lines.join("\n") + "\n";
         http_request(
             &self.addr,
@@ -540,7 +540,7 @@ impl Influx {
     }
 
     /// Asserts InfluxDB accepts every line.
-    pub fn assert_accepts(&self, lines: &[String]) {
+    pub(crate) fn assert_accepts(&self, lines: &[String]) {
         assert!(!lines.is_empty(), "no lines to check");
         let (status, body) = self.write(lines);
         assert_eq!(
@@ -552,7 +552,7 @@ impl Influx {
     }
 
     /// Runs an InfluxQL query against database `test`; returns the JSON body.
-    pub fn query(&self, q: &str) -> String {
+    pub(crate) fn query(&self, q: &str) -> String {
         let path = format!("/query?db=test&q={}", urlencode(q));
         let (status, body) = http_request(&self.addr, "POST", &path, b"").expect("influx query");
         assert_eq!(status, 200, "query {q:?} failed: {body}");
@@ -560,7 +560,7 @@ impl Influx {
     }
 }
 
-pub fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -573,7 +573,7 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// Minimal HTTP/1.1 request over a fresh connection; returns (status, body).
-pub fn http_request(
+pub(crate) fn http_request(
     addr: &str,
     method: &str,
     path: &str,
@@ -603,6 +603,6 @@ pub fn http_request(
     Ok((status, body))
 }
 
-pub fn path_exists(p: &str) -> bool {
+pub(crate) fn path_exists(p: &str) -> bool {
     Path::new(p).exists()
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -49,12 +49,12 @@ fn only<'a>(lines: &'a [Line], measurement: &str) -> Vec<&'a Line> {
 // ---------------------------------------------------------------------------------------------
 // Certificates and nginx
 
-pub struct Pki {
+pub(crate) struct Pki {
     pub dir: tempfile::TempDir,
 }
 
 impl Pki {
-    pub fn path(&self, f: &str) -> PathBuf {
+    pub(crate) fn path(&self, f: &str) -> PathBuf {
         self.dir.path().join(f)
     }
 }
@@ -73,7 +73,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A root CA and a leaf for localhost/127.0.0.1 valid 10 days; `fullchain.pem` = leaf + CA.
-pub fn make_pki() -> Pki {
+pub(crate) fn make_pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     openssl(
@@ -192,7 +192,7 @@ pub fn make_pki() -> Pki {
     Pki { dir }
 }
 
-pub struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
     pub http: u16,
     pub https: u16,
@@ -221,9 +221,9 @@ impl Drop for Nginx {
 }
 
 /// The body of /hello (20 bytes).
-pub const HELLO: &str = "hello metrics world\n";
+pub(crate) const HELLO: &str = "hello metrics world\n";
 
-pub fn start_nginx() -> Nginx {
+pub(crate) fn start_nginx() -> Nginx {
     let pki = make_pki();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
@@ -675,7 +675,7 @@ fn net_response_tcp_and_udp() {
 // ---------------------------------------------------------------------------------------------
 // dns_query
 
-pub struct Dnsmasq {
+pub(crate) struct Dnsmasq {
     child: Child,
     pub port: u16,
     _dir: tempfile::TempDir,
@@ -688,7 +688,7 @@ impl Drop for Dnsmasq {
     }
 }
 
-pub fn start_dnsmasq() -> Dnsmasq {
+pub(crate) fn start_dnsmasq() -> Dnsmasq {
     let dir = tempfile::tempdir().unwrap();
     // dnsmasq listens on TCP and UDP on the same port: find one free for both.
     let port = loop {

@@ -102,7 +102,7 @@ mod model {
     use super::*;
 
     #[derive(Clone, Copy, PartialEq)]
-    pub enum Part {
+    pub(super) enum Part {
         Measurement,
         Key,
     }
@@ -120,7 +120,7 @@ mod model {
 
     /// What a name or key reads back as: control characters made visible, backslashes right
     /// before a delimiter (`,` and space; `=` too in keys) and at the end dropped.
-    pub fn ident(s: &str, part: Part) -> String {
+    pub(super) fn ident(s: &str, part: Part) -> String {
         let mut out = String::new();
         let mut pending = 0;
         for c in s.chars() {
@@ -139,7 +139,7 @@ mod model {
     }
 
     /// What a string field reads back as: only control characters change.
-    pub fn string(s: &str) -> String {
+    pub(super) fn string(s: &str) -> String {
         let mut out = String::new();
         for c in s.chars() {
             visible(c, &mut out);
@@ -148,7 +148,7 @@ mod model {
     }
 
     #[derive(Debug, PartialEq)]
-    pub enum Value {
+    pub(super) enum Value {
         Float(f64),
         Int(i64),
         Bool(bool),
@@ -156,7 +156,7 @@ mod model {
     }
 
     #[derive(Debug, PartialEq)]
-    pub struct Expected {
+    pub(super) struct Expected {
         pub name: String,
         pub tags: Vec<(String, String)>,
         pub fields: Vec<(String, Value)>,
@@ -170,7 +170,7 @@ mod model {
         (!sk.is_empty() && sk != "time" && seen.insert(sk.clone())).then_some(sk)
     }
 
-    pub fn expect(m: &Metric) -> Result<Expected, Rejected> {
+    pub(super) fn expect(m: &Metric) -> Result<Expected, Rejected> {
         let name = ident(&m.name, Part::Measurement);
         if name.is_empty() {
             return Err(Rejected::EmptyName);

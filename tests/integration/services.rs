@@ -56,7 +56,9 @@ fn poison_messages_cost_one_message_and_a_failing_service_is_rebuilt_with_backof
     let ran = t0.elapsed();
     let n = a.line_count();
     a.wait_for("a fresh internal line", 3 * SEC, |l| {
-        l[n..].iter().any(|l| measurement(l) == "metrics_agent_gather")
+        l[n..]
+            .iter()
+            .any(|l| measurement(l) == "metrics_agent_gather")
     });
     a.signal(libc::SIGTERM);
     let (st, _) = a.wait_exit(5 * SEC);

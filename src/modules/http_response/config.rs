@@ -19,7 +19,7 @@ use crate::modules::tls::Trust;
 /// `[[inputs.http_response]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// URLs to probe (`http://` or `https://`). Default `["http://localhost"]`. Characters a URL
     /// may not carry (space, `"`, `<`, `>` …) are percent-encoded in the request; the `server`
     /// tag keeps the URL as written.
@@ -92,7 +92,7 @@ pub struct Raw {
 
 /// A secret kept out of `Debug` output (and so out of logs).
 #[derive(Clone)]
-pub struct Secret(pub(super) String);
+pub(crate) struct Secret(pub(super) String);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,14 +101,14 @@ impl std::fmt::Debug for Secret {
 }
 
 #[derive(Debug, Clone)]
-pub enum Bearer {
+pub(crate) enum Bearer {
     Inline(Secret),
     File(PathBuf),
     Env(String),
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub targets: Vec<Target>,
     pub timeout: Duration,
     pub method: hyper::Method,
@@ -142,7 +142,7 @@ fn base64(input: &[u8]) -> String {
 }
 
 /// Parses `"1MiB"`, `"512KB"`, `"1024"` or an integer into bytes.
-pub fn parse_size(v: &toml::Value) -> Result<u64, String> {
+pub(crate) fn parse_size(v: &toml::Value) -> Result<u64, String> {
     match v {
         toml::Value::Integer(n) if *n > 0 => Ok(*n as u64),
         toml::Value::String(s) => {
@@ -173,7 +173,7 @@ pub fn parse_size(v: &toml::Value) -> Result<u64, String> {
     }
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let proxy = match &raw.http_proxy {
         Some(p) => {
             let t = parse_url(p.get_ref())

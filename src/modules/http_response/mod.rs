@@ -41,14 +41,14 @@ use super::GatherError;
 use super::probe::{self, InFlight, LookupError};
 use crate::output::{Accumulator, Metric, now_ns};
 use config::{Bearer, Secret};
-pub use config::{Config, Raw, parse_size, resolve};
+pub(crate) use config::{Config, Raw, resolve};
 use phases::{Request, hop};
 use url::follow;
-pub use url::{Target, parse_url};
+pub(crate) use url::Target;
 
 /// telegraf's result codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Success = 0,
     StringMismatch = 1,
     BodyReadError = 2,
@@ -59,7 +59,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::StringMismatch => "response_string_mismatch",
@@ -74,7 +74,7 @@ impl Outcome {
 
 /// Phase durations, summed over redirect hops; `None` = the phase never happened.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Phases {
+pub(crate) struct Phases {
     pub dns: Option<Duration>,
     pub connect: Option<Duration>,
     pub tls: Option<Duration>,
@@ -89,7 +89,7 @@ fn add(slot: &mut Option<Duration>, d: Duration) {
 
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub(crate) struct Report {
     pub outcome: Outcome,
     pub phases: Phases,
     /// Start → response headers (all hops); `None` when no response arrived.
@@ -108,20 +108,20 @@ pub struct Report {
     pub body: Option<String>,
 }
 
-pub struct HttpResponse {
+pub(crate) struct HttpResponse {
     config: Arc<Config>,
     in_flight: InFlight,
 }
 
 impl HttpResponse {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         HttpResponse {
             config: Arc::new(config),
             in_flight: InFlight::default(),
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let auth = authorization(&self.config);
         let mut set = JoinSet::new();

@@ -2,7 +2,7 @@
 
 /// A parsed URL.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Target {
+pub(crate) struct Target {
     /// As configured (the `server` tag).
     pub url: String,
     pub https: bool,
@@ -28,7 +28,7 @@ fn encode_path(p: &str) -> String {
 }
 
 /// Parses `http(s)://host[:port][/path][?query]` (a `#fragment` is dropped).
-pub fn parse_url(url: &str) -> Result<Target, String> {
+pub(crate) fn parse_url(url: &str) -> Result<Target, String> {
     let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("http://") {

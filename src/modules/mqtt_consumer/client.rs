@@ -70,7 +70,7 @@ pub(super) struct Counters {
 }
 
 impl Counters {
-    pub fn new(ctx: &ServiceCtx) -> Counters {
+    pub(super) fn new(ctx: &ServiceCtx) -> Counters {
         Counters {
             received: ctx.counter("messages_received"),
             duplicates: ctx.counter("duplicates"),

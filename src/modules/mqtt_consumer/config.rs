@@ -17,7 +17,7 @@ use crate::modules::tls::{self, Trust};
 /// `[[inputs.mqtt_consumer]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Broker URLs, `scheme://host:port`: `tcp://` (or `mqtt://`, port 1883 by default),
     /// `ssl://` (or `tls://`, `mqtts://`, port 8883), `ws://` (port 80) and `wss://` (port 443,
     /// with a path such as `/mqtt`). Several servers are tried in turn, one connection at a
@@ -104,7 +104,7 @@ pub struct Raw {
 /// `[[inputs.mqtt_consumer.topic_parsing]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTopicParsing {
+pub(crate) struct RawTopicParsing {
     /// Topics this rule applies to, level by level: a literal level must match, `+` matches any
     /// one level, `#` any number (the levels after it count from the end).
     pub(super) topic: Spanned<String>,
@@ -120,7 +120,7 @@ pub struct RawTopicParsing {
 
 /// A secret kept out of `Debug` output (and so out of logs).
 #[derive(Clone)]
-pub struct Secret(pub(super) String);
+pub(crate) struct Secret(pub(super) String);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,14 +130,14 @@ impl std::fmt::Debug for Secret {
 
 /// Where the password comes from; files and variables are read at each connection attempt.
 #[derive(Debug, Clone)]
-pub enum Password {
+pub(crate) enum Password {
     Inline(Secret),
     File(PathBuf),
     Env(String),
 }
 
 impl Password {
-    pub fn read(&self) -> Result<Secret, String> {
+    pub(crate) fn read(&self) -> Result<Secret, String> {
         match self {
             Password::Inline(s) => Ok(s.clone()),
             Password::File(p) => std::fs::read_to_string(p)
@@ -151,7 +151,7 @@ impl Password {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     Tcp,
     Tls,
     Ws,
@@ -160,7 +160,7 @@ pub enum Scheme {
 
 /// One broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Server {
+pub(crate) struct Server {
     /// As configured, for logs.
     pub url: String,
     pub scheme: Scheme,
@@ -171,21 +171,21 @@ pub struct Server {
 }
 
 #[derive(Debug, Clone)]
-pub struct TlsSettings {
+pub(crate) struct TlsSettings {
     pub trust: Trust,
     pub server_name: Option<String>,
     pub insecure: bool,
 }
 
 #[derive(Debug, Clone)]
-pub enum Format {
+pub(crate) enum Format {
     Influx,
     Json(Arc<JsonOptions>),
     Value { data_type: DataType, field: String },
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub servers: Vec<Server>,
     pub topics: Vec<String>,
     pub topic_tag: Option<String>,
@@ -207,7 +207,7 @@ pub struct Config {
 }
 
 /// Parses `scheme://host[:port][/path]`.
-pub fn parse_server(url: &str) -> Result<Server, String> {
+pub(crate) fn parse_server(url: &str) -> Result<Server, String> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| format!("{url:?}: expected scheme://host:port"))?;
@@ -269,7 +269,7 @@ pub fn parse_server(url: &str) -> Result<Server, String> {
 
 /// `true` when `filter` is a valid MQTT topic filter: non-empty, `#` only as the last whole
 /// level, `+` only as a whole level, no NUL.
-pub fn valid_filter(filter: &str) -> bool {
+pub(crate) fn valid_filter(filter: &str) -> bool {
     if filter.is_empty() || filter.contains('\0') {
         return false;
     }
@@ -291,7 +291,7 @@ fn duration_secs(d: Option<ConfigDuration>, default: u64) -> Duration {
     d.map_or(Duration::from_secs(default), ConfigDuration::get)
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let servers = match &raw.servers {
         None => vec![
             parse_server("tcp://127.0.0.1:1883").map_err(|e| SpanError::new(0..0, "servers", e))?,

@@ -13,7 +13,7 @@ use crate::output::{FieldValue, Metric};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {what}")]
-pub struct ParseError {
+pub(crate) struct ParseError {
     pub line: usize,
     pub what: String,
 }
@@ -156,7 +156,7 @@ const MEASUREMENT_ESC: &[u8] = b", ";
 const KEY_ESC: &[u8] = b",= ";
 
 /// Parses a whole payload. `now_ns` is the timestamp of lines without one.
-pub fn parse(payload: &[u8], now_ns: i64) -> Result<Vec<Metric>, ParseError> {
+pub(crate) fn parse(payload: &[u8], now_ns: i64) -> Result<Vec<Metric>, ParseError> {
     let mut c = Cursor {
         buf: payload,
         pos: 0,

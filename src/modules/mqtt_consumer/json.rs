@@ -13,7 +13,7 @@ use crate::options::GlobSet;
 use crate::output::{FieldValue, Metric};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TimeFormat {
+pub(crate) enum TimeFormat {
     Unix,
     UnixMs,
     UnixUs,
@@ -23,7 +23,7 @@ pub enum TimeFormat {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LayoutItem {
+pub(crate) enum LayoutItem {
     Literal(char),
     Year,
     Month,
@@ -39,7 +39,7 @@ pub enum LayoutItem {
 }
 
 impl TimeFormat {
-    pub fn parse(s: &str) -> Result<TimeFormat, String> {
+    pub(crate) fn parse(s: &str) -> Result<TimeFormat, String> {
         Ok(match s {
             "unix" => TimeFormat::Unix,
             "unix_ms" => TimeFormat::UnixMs,
@@ -235,7 +235,7 @@ fn timestamp(v: &Value, format: &TimeFormat) -> Result<i64, String> {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct JsonOptions {
+pub(crate) struct JsonOptions {
     /// telegraf's glob forms, as in its filters.
     pub tag_keys: GlobSet,
     pub string_fields: GlobSet,
@@ -342,7 +342,7 @@ fn query<'a>(mut v: &'a Value, path: &str) -> Result<&'a Value, String> {
 }
 
 /// Parses one payload; metrics are named `name` unless `json_name_key` says otherwise.
-pub fn parse(
+pub(crate) fn parse(
     payload: &[u8],
     opts: &JsonOptions,
     name: &str,

@@ -18,13 +18,13 @@
 //! MQTT 3.1.1 only (rumqttc's v4 client): dead letters carry no user property with the error.
 
 mod client;
-pub mod config;
-pub mod influx;
-pub mod json;
-pub mod topic;
-pub mod value;
+pub(crate) mod config;
+pub(crate) mod influx;
+pub(crate) mod json;
+pub(crate) mod topic;
+pub(crate) mod value;
 
-pub use config::{Config, Raw, resolve};
+pub(crate) use config::{Config, Raw, resolve};
 
 use super::service::{Service, ServiceCtx, ServiceFuture};
 use super::{Built, GatherError, Input, ModuleContext, Resolve, Shape};
@@ -32,11 +32,11 @@ use crate::options::SpanError;
 use crate::output::Metric;
 
 /// Measurement of `json` and `value` metrics (telegraf names them after the input).
-pub const DEFAULT_NAME: &str = "mqtt_consumer";
+pub(crate) const DEFAULT_NAME: &str = "mqtt_consumer";
 
 /// Turns one message into metrics: the payload's format, then the topic tag, then the
 /// `topic_parsing` rules. Pure; run under the instance's panic isolation.
-pub fn parse_message(
+pub(crate) fn parse_message(
     cfg: &Config,
     topic: &str,
     payload: &[u8],
@@ -72,12 +72,12 @@ pub fn parse_message(
 }
 
 /// One running instance.
-pub struct MqttConsumer {
+pub(crate) struct MqttConsumer {
     config: Config,
 }
 
 impl MqttConsumer {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         MqttConsumer { config }
     }
 }

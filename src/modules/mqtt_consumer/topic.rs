@@ -17,7 +17,7 @@ use crate::output::{FieldValue, Metric};
 /// `true` when `topic` (a published name) matches the subscription `filter` (MQTT 3.1.1
 /// 4.7: `+` one level, `#` the parent and every level below; `$`-topics not matched by a leading
 /// wildcard).
-pub fn filter_matches(filter: &str, topic: &str) -> bool {
+pub(crate) fn filter_matches(filter: &str, topic: &str) -> bool {
     if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
         return false;
     }
@@ -47,14 +47,14 @@ fn at<'a>(levels: &[&'a str], i: Index) -> &'a str {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldType {
+pub(crate) enum FieldType {
     Int,
     UInt,
     Float,
 }
 
 #[derive(Debug, Clone)]
-pub struct TopicParser {
+pub(crate) struct TopicParser {
     /// Literal levels of the rule's topic that must match.
     literals: Vec<(Index, String)>,
     var_length: bool,
@@ -88,7 +88,7 @@ fn pattern(text: &str, what: &str) -> Result<(Vec<(String, Index)>, usize), Stri
 }
 
 impl TopicParser {
-    pub fn new(raw: &RawTopicParsing) -> Result<TopicParser, String> {
+    pub(crate) fn new(raw: &RawTopicParsing) -> Result<TopicParser, String> {
         let topic = raw.topic.get_ref();
         let parts: Vec<&str> = topic.split('/').collect();
         let n = parts.len() as isize;
@@ -166,7 +166,7 @@ impl TopicParser {
 
     /// Applies the rule to `metric` when `topic` matches it. Err: a level that cannot be
     /// converted to its field's type (the message then counts as unparsable, as in telegraf).
-    pub fn apply(&self, metric: &mut Metric, topic: &str) -> Result<(), String> {
+    pub(crate) fn apply(&self, metric: &mut Metric, topic: &str) -> Result<(), String> {
         let levels: Vec<&str> = topic.split('/').collect();
         let fits = if self.var_length {
             levels.len() >= self.min_levels
@@ -206,7 +206,7 @@ impl TopicParser {
 }
 
 /// Sets a tag, replacing an existing one of the same key (line protocol keeps one per key).
-pub fn set_tag(metric: &mut Metric, key: &str, value: &str) {
+pub(crate) fn set_tag(metric: &mut Metric, key: &str, value: &str) {
     match metric.tags.iter_mut().find(|(k, _)| k == key) {
         Some((_, v)) => value.clone_into(v),
         None => metric.tags.push((key.to_owned().into(), value.to_owned())),

@@ -6,7 +6,7 @@
 use crate::output::{FieldValue, Metric};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataType {
+pub(crate) enum DataType {
     Integer,
     Float,
     String,
@@ -18,7 +18,7 @@ pub enum DataType {
 }
 
 impl DataType {
-    pub fn parse(s: &str) -> Result<DataType, String> {
+    pub(crate) fn parse(s: &str) -> Result<DataType, String> {
         Ok(match s {
             "integer" | "int" | "long" => DataType::Integer,
             "float" => DataType::Float,
@@ -36,7 +36,7 @@ impl DataType {
 }
 
 /// Parses one payload into a metric named `name` with the field `field`.
-pub fn parse(
+pub(crate) fn parse(
     payload: &[u8],
     data_type: DataType,
     field: &str,

@@ -15,7 +15,7 @@
 //! per-family `sock_diag` requests need two (see `Netstat::via_netlink`).
 
 pub(crate) mod proc_net;
-pub mod sock_diag;
+pub(crate) mod sock_diag;
 
 use serde::Deserialize;
 
@@ -29,12 +29,12 @@ use sock_diag::{Diag, TcpDump};
 /// `[[inputs.netstat]]` (no options, like telegraf's).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {}
+pub(crate) struct Raw {}
 
 #[derive(Debug, Clone)]
-pub struct Config;
+pub(crate) struct Config;
 
-pub fn resolve(_raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(_raw: Raw) -> Result<Config, SpanError> {
     Ok(Config)
 }
 
@@ -72,7 +72,7 @@ enum Way {
     Proc,
 }
 
-pub struct Netstat {
+pub(crate) struct Netstat {
     buf: String,
     sockstat: ProcFile,
     sockstat6: ProcFile,
@@ -85,7 +85,7 @@ pub struct Netstat {
 }
 
 impl Netstat {
-    pub fn new(_config: Config) -> Self {
+    pub(crate) fn new(_config: Config) -> Self {
         Netstat {
             buf: String::with_capacity(16 * 1024),
             sockstat: ProcFile::new("/proc/net/sockstat"),
@@ -186,7 +186,7 @@ impl Netstat {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         if let Some((counts, udp)) = self.via_netlink() {
             acc.add(metric(ts, &counts, udp));

@@ -4,12 +4,12 @@
 use super::STATES;
 
 /// The `tw` count from `/proc/net/sockstat` (`TCP: inuse 5 orphan 0 tw 10980 alloc 7 mem 1`).
-pub fn sockstat_tw(text: &str) -> Option<u64> {
+pub(crate) fn sockstat_tw(text: &str) -> Option<u64> {
     sockstat_value(text, "TCP:", "tw")
 }
 
 /// One value of a `/proc/net/sockstat` line: `PREFIX key value key value …`.
-pub fn sockstat_value(text: &str, prefix: &str, key: &str) -> Option<u64> {
+pub(crate) fn sockstat_value(text: &str, prefix: &str, key: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(prefix))?;
     let mut it = line.split_ascii_whitespace().skip(1);
     while let Some(k) = it.next() {
@@ -22,7 +22,7 @@ pub fn sockstat_value(text: &str, prefix: &str, key: &str) -> Option<u64> {
 }
 
 /// Adds the sockets of one `/proc/net/tcp*` file to `counts` (by state).
-pub fn count_tcp(text: &str, counts: &mut [u64; 12]) {
+pub(crate) fn count_tcp(text: &str, counts: &mut [u64; 12]) {
     for line in text.lines().skip(1) {
         let Some(st) = line.split_ascii_whitespace().nth(3) else {
             continue;
@@ -36,7 +36,7 @@ pub fn count_tcp(text: &str, counts: &mut [u64; 12]) {
 }
 
 /// Sockets in one `/proc/net/udp*` file.
-pub fn count_lines(text: &str) -> u64 {
+pub(crate) fn count_lines(text: &str) -> u64 {
     text.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())

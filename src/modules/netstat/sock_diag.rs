@@ -2,7 +2,7 @@
 //! parser [`parse_diag`], a pure function over the received bytes.
 
 /// A `NETLINK_SOCK_DIAG` socket for dumping socket states.
-pub struct Diag {
+pub(crate) struct Diag {
     fd: std::os::fd::OwnedFd,
     buf: Vec<u8>,
     seq: u32,
@@ -29,28 +29,28 @@ const REQ_COMPAT_LEN: usize = 60;
 
 /// One `inet_diag_msg` record of a dump reply (the same layout for both request kinds).
 #[derive(Debug, Clone, Copy)]
-pub struct DiagRecord<'a>(&'a [u8]);
+pub(crate) struct DiagRecord<'a>(&'a [u8]);
 
 impl DiagRecord<'_> {
-    pub fn family(&self) -> u8 {
+    pub(crate) fn family(&self) -> u8 {
         self.0[0]
     }
     /// The kernel TCP state number (index into [`super::STATES`]).
-    pub fn state(&self) -> u8 {
+    pub(crate) fn state(&self) -> u8 {
         self.0[1]
     }
     /// `idiag_timer`: 3 = a socket in TIME_WAIT form.
-    pub fn timer(&self) -> u8 {
+    pub(crate) fn timer(&self) -> u8 {
         self.0[2]
     }
     /// Local port (`id.idiag_sport`, network order on the wire), 0 if the record is short.
-    pub fn sport(&self) -> u16 {
+    pub(crate) fn sport(&self) -> u16 {
         self.0
             .get(4..6)
             .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
     }
     /// Remote port (`id.idiag_dport`), 0 if the record is short.
-    pub fn dport(&self) -> u16 {
+    pub(crate) fn dport(&self) -> u16 {
         self.0
             .get(6..8)
             .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
@@ -59,7 +59,7 @@ impl DiagRecord<'_> {
 
 /// The TCP dump request a [`Diag`] sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TcpDump {
+pub(crate) enum TcpDump {
     /// One legacy `TCPDIAG_GETSOCK` dump for both families.
     Compat,
     /// One `SOCK_DIAG_BY_FAMILY` dump per family.
@@ -67,7 +67,7 @@ pub enum TcpDump {
 }
 
 impl Diag {
-    pub fn open() -> std::io::Result<Diag> {
+    pub(crate) fn open() -> std::io::Result<Diag> {
         use std::os::fd::FromRawFd;
         // SAFETY: plain socket(2); the fd is owned right away.
         let fd = unsafe {
@@ -109,7 +109,7 @@ impl Diag {
 
     /// Dumps the TCP sockets of both address families whose state bit is in `states`, by the
     /// request `how`, and calls `f` for each.
-    pub fn dump_tcp(
+    pub(crate) fn dump_tcp(
         &mut self,
         how: TcpDump,
         states: u32,
@@ -135,7 +135,7 @@ impl Diag {
 
     /// Dumps the sockets of `family`/`protocol` whose state bit is in `states` (one
     /// `SOCK_DIAG_BY_FAMILY` request) and calls `f` for each.
-    pub fn dump(
+    pub(crate) fn dump(
         &mut self,
         family: u8,
         protocol: u8,
@@ -215,7 +215,7 @@ impl Diag {
 }
 
 #[derive(Debug, PartialEq)]
-pub enum DiagChunk {
+pub(crate) enum DiagChunk {
     More,
     Done,
     Error(i32),

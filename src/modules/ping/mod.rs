@@ -35,7 +35,7 @@ use socket::Bind;
 /// `[[inputs.ping]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// Hosts to ping: IPv4/IPv6 addresses or host names (resolved again every round, IPv4
     /// preferred unless `ipv6 = true`). Each becomes the `url` tag exactly as written.
     urls: Spanned<Vec<String>>,
@@ -76,14 +76,14 @@ pub struct Raw {
 
 /// Which addresses a host name may resolve to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FamilyPref {
+pub(crate) enum FamilyPref {
     Any,
     V4,
     V6,
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub urls: Vec<String>,
     pub count: u32,
     pub ping_interval: Duration,
@@ -104,7 +104,7 @@ const MAX_COUNT: i64 = 100_000;
 /// Host name lookups in flight at once per instance.
 const RESOLVE_CONCURRENCY: usize = 16;
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let urls_span = raw.urls.span();
     let urls = raw.urls.into_inner();
     if urls.is_empty() {
@@ -247,7 +247,7 @@ pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
     })
 }
 
-pub struct Ping {
+pub(crate) struct Ping {
     config: Box<Config>,
     pinger: Arc<Pinger>,
 }
@@ -285,7 +285,7 @@ impl Drop for Outstanding {
 }
 
 impl Ping {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         let pinger = pinger::shared(&config.key);
         Ping {
             config: Box::new(config),
@@ -293,7 +293,7 @@ impl Ping {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let start = tokio::time::Instant::now();
         let c = &self.config;

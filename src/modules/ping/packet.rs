@@ -2,7 +2,7 @@
 //! datagram ("ping") sockets. Pure functions over byte slices, so they are tested on fixed bytes.
 
 /// ICMP header length (type, code, checksum, identifier, sequence).
-pub const HEADER_LEN: usize = 8;
+pub(crate) const HEADER_LEN: usize = 8;
 const ICMP4_ECHO_REPLY: u8 = 0;
 const ICMP4_ECHO_REQUEST: u8 = 8;
 const ICMP6_ECHO_REQUEST: u8 = 128;
@@ -10,13 +10,13 @@ const ICMP6_ECHO_REPLY: u8 = 129;
 const IPPROTO_ICMP: u8 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
+pub(crate) enum Family {
     V4,
     V6,
 }
 
 impl Family {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Family::V4 => "IPv4",
             Family::V6 => "IPv6",
@@ -26,7 +26,7 @@ impl Family {
 
 /// How a socket delivers packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `SOCK_RAW`: every ICMP packet of the host; IPv4 packets start with the IP header.
     Raw,
     /// `SOCK_DGRAM` + `IPPROTO_ICMP`: only replies to this socket, without IP header; the kernel
@@ -35,7 +35,7 @@ pub enum Kind {
 }
 
 /// The Internet checksum (RFC 1071) over `data`.
-pub fn checksum(data: &[u8]) -> u16 {
+pub(crate) fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
@@ -53,7 +53,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// Writes an echo request with `payload` bytes of payload into `buf` (cleared first). The IPv4
 /// checksum is computed here; for IPv6 the kernel computes it (it covers a pseudo-header with the
 /// source address, which only the kernel knows for sure).
-pub fn encode_request(buf: &mut Vec<u8>, family: Family, ident: u16, seq: u16, payload: usize) {
+pub(crate) fn encode_request(buf: &mut Vec<u8>, family: Family, ident: u16, seq: u16, payload: usize) {
     buf.clear();
     let ty = match family {
         Family::V4 => ICMP4_ECHO_REQUEST,
@@ -72,7 +72,7 @@ pub fn encode_request(buf: &mut Vec<u8>, family: Family, ident: u16, seq: u16, p
 
 /// What a received echo reply says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub ident: u16,
     pub seq: u16,
     /// From the IPv4 header on raw sockets; otherwise the kernel reports it in a control message.
@@ -81,7 +81,7 @@ pub struct Reply {
 
 /// Recognises an echo reply in what `recvmsg` returned; anything else (our own requests seen on
 /// loopback by a raw socket, other ICMP types, truncated or corrupt packets) is `None`.
-pub fn decode_reply(data: &[u8], family: Family, kind: Kind) -> Option<Reply> {
+pub(crate) fn decode_reply(data: &[u8], family: Family, kind: Kind) -> Option<Reply> {
     let (icmp, ttl) = match (family, kind) {
         (Family::V4, Kind::Raw) => {
             let first = *data.first()?;

@@ -27,7 +27,7 @@ use super::socket::{self, Bind};
 
 /// Which kind of socket to use (`socket` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SocketMode {
+pub(crate) enum SocketMode {
     /// Datagram ("ping") socket if `net.ipv4.ping_group_range` allows, else raw.
     Auto,
     Raw,
@@ -36,21 +36,21 @@ pub enum SocketMode {
 
 /// Sockets are shared between instances with the same key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key {
+pub(crate) struct Key {
     pub mode: SocketMode,
     pub bind: Bind,
 }
 
 /// A matched reply, as the gather that sent the request receives it.
 #[derive(Debug, Clone, Copy)]
-pub struct ReplyEvent {
+pub(super) struct ReplyEvent {
     /// The sender's own index for this request.
     pub slot: u64,
     pub rtt_ns: i64,
     pub ttl: Option<u8>,
 }
 
-pub type Sink = mpsc::UnboundedSender<ReplyEvent>;
+pub(super) type Sink = mpsc::UnboundedSender<ReplyEvent>;
 
 /// Kernel timestamp and clock reads that disagree by more than this mean the wall clock was
 /// stepped between send and receive. Both clocks run at the same (NTP-slewed) rate, so the
@@ -63,7 +63,7 @@ const STEP_TOLERANCE_NS: i64 = 100_000;
 /// offset moved (a wall-clock step), or the kernel value is negative or larger than the
 /// monotonic upper bound, the kernel value is discarded and the monotonic measurement (which
 /// includes our wake-up latency, so it is never too small) is used instead.
-pub fn choose_rtt(
+pub(super) fn choose_rtt(
     sent_real: i64,
     sent_mono: i64,
     kernel_real: Option<i64>,
@@ -94,7 +94,7 @@ struct Pending {
 
 /// Outstanding requests of one socket. At most 65,536 (the sequence space), so memory is
 /// bounded whatever the number of targets; expired entries are reused first.
-pub struct Table {
+pub(super) struct Table {
     next_seq: u16,
     map: HashMap<u16, Pending>,
 }
@@ -127,7 +127,7 @@ impl Table {
 }
 
 /// One open ICMP socket and its outstanding requests.
-pub struct Endpoint {
+pub(super) struct Endpoint {
     fd: AsyncFd<OwnedFd>,
     pub family: Family,
     pub kind: Kind,
@@ -141,7 +141,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Why an echo was not sent.
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub(super) enum SendError {
     #[error("65536 requests outstanding on one socket; request not sent")]
     TableFull,
     #[error("sendto: {0}")]
@@ -151,7 +151,7 @@ pub enum SendError {
 impl Endpoint {
     /// Sends one echo request to `to` and registers it. `template` is a request built by
     /// `packet::encode_request` with this family; its sequence (and IPv4 checksum) are patched.
-    pub fn send(
+    pub(super) fn send(
         &self,
         template: &mut [u8],
         to: SocketAddr,
@@ -196,7 +196,7 @@ impl Endpoint {
     }
 
     /// Drops the still-outstanding requests `seqs` of `owner` (the gather is over).
-    pub fn forget(&self, owner: u64, seqs: impl IntoIterator<Item = u16>) {
+    pub(super) fn forget(&self, owner: u64, seqs: impl IntoIterator<Item = u16>) {
         let mut t = lock(&self.table);
         for s in seqs {
             if t.map.get(&s).is_some_and(|p| p.owner == owner) {
@@ -300,10 +300,10 @@ impl Drop for Open {
 /// Why no ICMP socket could be opened.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
-pub struct OpenError(pub String);
+pub(super) struct OpenError(pub String);
 
 /// The shared pinger for one `Key`.
-pub struct Pinger {
+pub(super) struct Pinger {
     key: Key,
     v4: Mutex<Option<Open>>,
     v6: Mutex<Option<Open>>,
@@ -325,12 +325,12 @@ static OWNERS: AtomicU64 = AtomicU64::new(1);
 /// round, every reload), until a socket of that key opens.
 static OPEN_FAILURE_LOGGED: Mutex<Vec<Key>> = Mutex::new(Vec::new());
 
-pub fn new_owner() -> u64 {
+pub(super) fn new_owner() -> u64 {
     OWNERS.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The pinger for `key`, shared with every live instance using the same key.
-pub fn shared(key: &Key) -> Arc<Pinger> {
+pub(super) fn shared(key: &Key) -> Arc<Pinger> {
     static REGISTRY: Mutex<Vec<(Key, Weak<Pinger>)>> = Mutex::new(Vec::new());
     let mut reg = lock(&REGISTRY);
     reg.retain(|(_, w)| w.strong_count() > 0);
@@ -353,7 +353,7 @@ pub fn shared(key: &Key) -> Arc<Pinger> {
 impl Pinger {
     /// The socket for `family`, opened on first use (and retried on later gathers after a
     /// failure, so granting the permission later needs no restart). Must run inside the runtime.
-    pub fn endpoint(&self, family: Family) -> Result<Arc<Endpoint>, OpenError> {
+    pub(super) fn endpoint(&self, family: Family) -> Result<Arc<Endpoint>, OpenError> {
         let slot = match family {
             Family::V4 => &self.v4,
             Family::V6 => &self.v6,

@@ -23,11 +23,11 @@ const ICMP6_FILTER: libc::c_int = 1;
 
 /// Receive buffer asked for: 4 MiB holds the replies of ~30,000 echoes of the default size, so a
 /// burst from thousands of targets is not dropped (and reported as loss) while a worker is busy.
-pub const RCVBUF_BYTES: libc::c_int = 4 << 20;
+pub(super) const RCVBUF_BYTES: libc::c_int = 4 << 20;
 
 /// Where outgoing echoes leave from (`interface` option).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Bind {
+pub(crate) enum Bind {
     Any,
     Device(String),
     Address(IpAddr),
@@ -53,7 +53,7 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) ->
 
 /// Opens a non-blocking ICMP socket of `family` and `kind`, with receive timestamps, TTL/hop
 /// limit reporting, a large receive buffer and (raw) a kernel filter passing only echo replies.
-pub fn open(family: Family, kind: Kind, bind: &Bind) -> io::Result<OwnedFd> {
+pub(super) fn open(family: Family, kind: Kind, bind: &Bind) -> io::Result<OwnedFd> {
     let (domain, proto) = match family {
         Family::V4 => (libc::AF_INET, libc::IPPROTO_ICMP),
         Family::V6 => (libc::AF_INET6, libc::IPPROTO_ICMPV6),
@@ -149,7 +149,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 /// One `sendto`. The caller takes its send timestamps immediately before.
-pub fn send_to(fd: RawFd, packet: &[u8], to: SocketAddr) -> io::Result<()> {
+pub(super) fn send_to(fd: RawFd, packet: &[u8], to: SocketAddr) -> io::Result<()> {
     let (sa, len) = sockaddr(to);
     // SAFETY: buffer and address are valid for the lengths given.
     let n = unsafe {
@@ -171,7 +171,7 @@ pub fn send_to(fd: RawFd, packet: &[u8], to: SocketAddr) -> io::Result<()> {
 
 /// What one `recvmsg` returned besides the bytes.
 #[derive(Debug, Clone, Copy)]
-pub struct Received {
+pub(super) struct Received {
     pub len: usize,
     pub from: IpAddr,
     /// Kernel receive time (`SO_TIMESTAMPNS`, CLOCK_REALTIME), ns since the epoch.
@@ -184,7 +184,7 @@ pub struct Received {
 const CMSG_SPACE: usize = 128;
 
 /// One non-blocking `recvmsg`; `WouldBlock` when the queue is empty.
-pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
+pub(super) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     // u64 array for cmsghdr alignment.
     let mut control = [0u64; CMSG_SPACE / 8];
     // SAFETY: zeroed sockaddr_storage/msghdr are valid; every pointer set below outlives the call.
@@ -193,6 +193,8 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
+    // SAFETY: an all-zero msghdr (null pointers, zero lengths) is a valid value; its pointers
+    // are set below to buffers that outlive the recvmsg call.
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_name = (&mut from as *mut libc::sockaddr_storage).cast();
     msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -250,7 +252,7 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
 }
 
 /// `clock_gettime(clock)` in ns.
-pub fn clock_ns(clock: libc::clockid_t) -> i64 {
+pub(super) fn clock_ns(clock: libc::clockid_t) -> i64 {
     // SAFETY: zeroed timespec is valid; clock_gettime only writes it.
     let mut ts: libc::timespec = unsafe { zeroed() };
     // SAFETY: valid pointer; CLOCK_REALTIME/CLOCK_MONOTONIC always exist on Linux.

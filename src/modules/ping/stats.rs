@@ -2,7 +2,7 @@
 
 /// Summary of the replies of one target in one gather.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
+pub(super) struct Summary {
     pub min: f64,
     pub avg: f64,
     pub max: f64,
@@ -16,7 +16,7 @@ pub struct Summary {
 }
 
 /// `rtts` in send order. `None` when empty.
-pub fn summarize(rtts: &[f64]) -> Option<Summary> {
+pub(super) fn summarize(rtts: &[f64]) -> Option<Summary> {
     if rtts.is_empty() {
         return None;
     }
@@ -41,7 +41,7 @@ pub fn summarize(rtts: &[f64]) -> Option<Summary> {
 
 /// Percentile `p` (0..=100) of sorted, non-empty `sorted` with linear interpolation between
 /// closest ranks (Hyndman & Fan type 7, the method telegraf's `percentiles` option uses).
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * (p / 100.0).clamp(0.0, 1.0);
     let lo = h.floor() as usize;
     let hi = h.ceil() as usize;

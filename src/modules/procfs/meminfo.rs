@@ -4,23 +4,23 @@ use std::ops::ControlFlow;
 
 use crate::modules::hostutil::kv_number;
 
-pub const PATH: &str = "/proc/meminfo";
+pub(crate) const PATH: &str = "/proc/meminfo";
 
 /// The value of one line, parsed only when asked for.
 #[derive(Debug, Clone, Copy)]
-pub struct Value<'a>(&'a str);
+pub(crate) struct Value<'a>(&'a str);
 
 impl Value<'_> {
     /// Bytes for a value in kB (nearly all), else the number as written (the `HugePages_*`
     /// counts); `None` if the line holds no number.
-    pub fn get(self) -> Option<u64> {
+    pub(crate) fn get(self) -> Option<u64> {
         kv_number(self.0).map(|(n, kb)| if kb { n * 1024 } else { n })
     }
 }
 
 /// Calls `f(key, value)` for every line, in file order, until it returns `Break`. The value is
 /// parsed only by [`Value::get`], so keys a caller does not want cost no number parsing.
-pub fn parse(text: &str, mut f: impl FnMut(&str, Value<'_>) -> ControlFlow<()>) {
+pub(crate) fn parse(text: &str, mut f: impl FnMut(&str, Value<'_>) -> ControlFlow<()>) {
     for line in text.lines() {
         let Some((key, rest)) = line.split_once(':') else {
             continue;
@@ -32,7 +32,7 @@ pub fn parse(text: &str, mut f: impl FnMut(&str, Value<'_>) -> ControlFlow<()>) 
 }
 
 /// The value of one key (see [`Value::get`]).
-pub fn value(text: &str, want: &str) -> Option<u64> {
+pub(crate) fn value(text: &str, want: &str) -> Option<u64> {
     let mut out = None;
     parse(text, |k, v| {
         if k == want {

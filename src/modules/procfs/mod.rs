@@ -3,6 +3,6 @@
 //! `/proc/vmstat` (swap, kernel). The inputs keep their own `ProcFile` and buffer (a file kept
 //! open and read at offset 0 each gather); these functions only parse the text.
 
-pub mod meminfo;
-pub mod stat;
-pub mod vmstat;
+pub(crate) mod meminfo;
+pub(crate) mod stat;
+pub(crate) mod vmstat;

@@ -1,10 +1,10 @@
 //! `/proc/stat`: the `cpu` lines (clock ticks per state) and the kernel counters after them.
 
-pub const PATH: &str = "/proc/stat";
+pub(crate) const PATH: &str = "/proc/stat";
 
 /// One `cpu…` line of `/proc/stat`, in clock ticks.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct CpuTimes {
+pub(crate) struct CpuTimes {
     pub user: u64,
     pub nice: u64,
     pub system: u64,
@@ -20,7 +20,7 @@ pub struct CpuTimes {
 impl CpuTimes {
     /// Telegraf's total: guest and guest_nice are already inside user and nice.
     /// Saturating: the counters are whatever the file says (under `HOST_PROC`, any file).
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         [
             self.system,
             self.nice,
@@ -37,7 +37,7 @@ impl CpuTimes {
 
 /// The counters of the non-cpu lines.
 #[derive(Debug, Default, PartialEq)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// `btime`: boot time, seconds since the epoch.
     pub boot_time: Option<u64>,
     /// `ctxt`
@@ -49,13 +49,13 @@ pub struct Counters {
 }
 
 /// Called with each cpu line's name and times.
-pub type OnCpu<'a> = &'a mut dyn FnMut(&str, CpuTimes);
+pub(crate) type OnCpu<'a> = &'a mut dyn FnMut(&str, CpuTimes);
 
 /// One pass over `/proc/stat`. `cpu`, when given, is called for every `cpu` line (`cpu` for the
 /// total, `cpuN`), in file order; the other lines fill the returned counters. Missing trailing
 /// columns of a cpu line (old kernels) read as 0. Callers without `cpu` do not pay for parsing
 /// the cpu lines.
-pub fn parse(text: &str, mut cpu: Option<OnCpu<'_>>) -> Counters {
+pub(crate) fn parse(text: &str, mut cpu: Option<OnCpu<'_>>) -> Counters {
     let mut c = Counters::default();
     for line in text.lines() {
         if line.starts_with("cpu") {

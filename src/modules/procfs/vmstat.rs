@@ -1,9 +1,9 @@
 //! `/proc/vmstat`: `key value` lines.
 
-pub const PATH: &str = "/proc/vmstat";
+pub(crate) const PATH: &str = "/proc/vmstat";
 
 /// Values of the named keys (one pass); `None` for a key the file does not have.
-pub fn values<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
+pub(crate) fn values<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
     let mut out = [None; N];
     for line in text.lines() {
         let Some((k, v)) = line.split_once(' ') else {

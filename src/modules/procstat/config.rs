@@ -11,7 +11,7 @@ use crate::options::{ConfigDuration, SpanError};
 /// `[[inputs.procstat]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Raw {
+pub(crate) struct Raw {
     /// File holding the PID to monitor.
     pid_file: Option<String>,
     /// Regex on the process name (`pgrep NAME`).
@@ -44,7 +44,7 @@ pub struct Raw {
 }
 
 #[derive(Debug, Clone)]
-pub enum Selector {
+pub(crate) enum Selector {
     PidFile(PathBuf),
     Exe(Regex),
     Pattern(Regex),
@@ -54,7 +54,7 @@ pub enum Selector {
 }
 
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub selector: Selector,
     /// (tag key, value) naming the selector.
     pub selector_tag: (&'static str, String),
@@ -81,7 +81,7 @@ fn regex(s: toml::Spanned<String>, key: &str) -> Result<(Regex, String), SpanErr
         .map_err(|e| SpanError::new(span, key, format!("invalid regex: {e}")))
 }
 
-pub fn resolve(raw: Raw) -> Result<Config, SpanError> {
+pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let _ = raw.include_systemd_children;
     let (selector, selector_tag) = if let Some(p) = raw.pid_file {
         (Selector::PidFile(PathBuf::from(&p)), ("pidfile", p))

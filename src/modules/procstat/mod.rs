@@ -43,17 +43,17 @@ mod scan;
 use super::GatherError;
 use super::hostutil::{Offload, clk_tck, page_size};
 use crate::output::{Accumulator, Metric, now_ns};
-pub use config::{Config, Raw, Selector, resolve};
+pub(crate) use config::{Config, Raw, resolve};
 use scan::{Host, ScanResult, ScanState, scan};
 
-pub struct Procstat {
+pub(crate) struct Procstat {
     config: std::sync::Arc<Config>,
     host: Host,
     offload: Offload<ScanState, ScanResult>,
 }
 
 impl Procstat {
-    pub fn new(config: Config) -> Self {
+    pub(crate) fn new(config: Config) -> Self {
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         Procstat {
             config: std::sync::Arc::new(config),
@@ -66,7 +66,7 @@ impl Procstat {
         }
     }
 
-    pub async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+    pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         let cfg = self.config.clone();
         let host = self.host;

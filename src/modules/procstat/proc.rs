@@ -5,7 +5,7 @@ use crate::modules::hostutil::{kv_number, read_bytes_into, read_into};
 
 /// The fields of `/proc/<pid>/stat` we use.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Stat {
+pub(crate) struct Stat {
     pub state: u8,
     pub ppid: i64,
     pub minflt: u64,
@@ -23,7 +23,7 @@ pub struct Stat {
 
 /// Parses `/proc/<pid>/stat`; returns the command name (between the first `(` and the last `)`)
 /// and the fields after it.
-pub fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
+pub(crate) fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
     let open = buf.iter().position(|&b| b == b'(')?;
     let close = buf.iter().rposition(|&b| b == b')')?;
     if close < open {
@@ -61,7 +61,7 @@ pub fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
 
 /// The fields of `/proc/<pid>/status` we use (memory in bytes).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Status {
+pub(crate) struct Status {
     pub euid: Option<u32>,
     pub voluntary: Option<u64>,
     pub involuntary: Option<u64>,
@@ -72,7 +72,7 @@ pub struct Status {
     pub vm_rss: Option<u64>,
 }
 
-pub fn parse_status(text: &str) -> Status {
+pub(crate) fn parse_status(text: &str) -> Status {
     let mut s = Status::default();
     for line in text.lines() {
         let Some((k, rest)) = line.split_once(':') else {
@@ -100,7 +100,7 @@ pub fn parse_status(text: &str) -> Status {
 }
 
 /// `/proc/<pid>/io`: rchar, wchar, syscr, syscw, read_bytes, write_bytes.
-pub fn parse_io(text: &str) -> [Option<u64>; 6] {
+pub(crate) fn parse_io(text: &str) -> [Option<u64>; 6] {
     let mut out = [None; 6];
     for line in text.lines() {
         let Some((k, v)) = line.split_once(':') else {
@@ -131,7 +131,7 @@ pub(super) const SMAPS: [(&str, &str); 7] = [
     ("Anonymous", "memory_anonymous"),
 ];
 
-pub fn parse_smaps_rollup(text: &str) -> [Option<u64>; 7] {
+pub(crate) fn parse_smaps_rollup(text: &str) -> [Option<u64>; 7] {
     let mut out = [None; 7];
     for line in text.lines() {
         let Some((k, rest)) = line.split_once(':') else {
@@ -145,7 +145,7 @@ pub fn parse_smaps_rollup(text: &str) -> [Option<u64>; 7] {
 }
 
 /// gopsutil's status words, which telegraf writes.
-pub fn status_word(state: u8) -> &'static str {
+pub(crate) fn status_word(state: u8) -> &'static str {
     match state {
         b'R' => "running",
         b'S' => "sleep",

@@ -18,7 +18,7 @@ struct Prev {
 
 /// Everything kept between scans (runs on the blocking pool).
 #[derive(Default)]
-pub struct ScanState {
+pub(super) struct ScanState {
     pub(super) bytes: Vec<u8>,
     pub(super) cmdline: Vec<u8>,
     pub(super) text: String,
@@ -30,7 +30,7 @@ pub struct ScanState {
 }
 
 /// The outcome of one scan, built on the blocking pool and added to the accumulator after.
-pub struct ScanResult {
+pub(super) struct ScanResult {
     pub(super) metrics: Vec<Metric>,
     pub(super) lookup_error: Option<String>,
     pub(super) pid_count: usize,
