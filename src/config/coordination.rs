@@ -4,13 +4,12 @@
 //! expire between two renewals is a file:line:column error, not a surprise at run time.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::options::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, Secret, SpanError};
 
 /// `[agent.coordination]`
 #[derive(Debug, Deserialize)]
@@ -71,22 +70,6 @@ impl GroupMode {
             GroupMode::Shard => "shard",
             GroupMode::All => "all",
         }
-    }
-}
-
-/// A password that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 
@@ -154,7 +137,7 @@ pub(super) fn resolve(raw: CoordinationRaw) -> Result<CoordinationConfig, SpanEr
                 format!("cannot read {}: {e}", f.get_ref()),
             )
         })?;
-        Some(Secret(text.lines().next().unwrap_or("").trim().to_owned()))
+        Some(Secret::new(text.lines().next().unwrap_or("").trim()))
     } else if let Some(v) = &raw.password_env {
         let value = std::env::var(v.get_ref()).map_err(|_| {
             SpanError::new(
@@ -163,7 +146,7 @@ pub(super) fn resolve(raw: CoordinationRaw) -> Result<CoordinationConfig, SpanEr
                 format!("environment variable {} is not set", v.get_ref()),
             )
         })?;
-        Some(Secret(value))
+        Some(Secret::new(value))
     } else {
         None
     };

@@ -15,7 +15,7 @@ use toml::de::{DeTable, DeValue};
 use crate::options::{ConfigDuration, GlobSet, SpanError, deserialize_value, locate};
 pub use crate::options::{ConfigError, Located};
 pub use agent::{AgentConfig, LogFormat, LogLevel, Trigger};
-pub use coordination::{CoordinationConfig, GroupMode, OnDbLoss, Secret};
+pub use coordination::{CoordinationConfig, GroupMode, OnDbLoss};
 
 use crate::modules::{self, InputConfig};
 use crate::output::{Decoration, Filter};

@@ -6,6 +6,7 @@
 mod duration;
 mod error;
 mod glob;
+mod secret;
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -14,6 +15,7 @@ use toml::de::{DeValue, ValueDeserializer};
 pub use duration::{ConfigDuration, DurationError, parse_duration};
 pub use error::{ConfigError, Located, SpanError, line_col, locate};
 pub use glob::{Glob, GlobError, GlobSet};
+pub use secret::{Secret, SecretSource};
 
 /// Deserializes one spanned TOML value into `T`, keeping the span of the offending key or value.
 pub fn deserialize_value<T: DeserializeOwned>(value: Spanned<DeValue<'_>>) -> Result<T, SpanError> {

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::url::{Target, parse_url};
-use crate::options::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, Secret, SecretSource, SpanError};
 use crate::modules::probe::{IpVersion, Source};
 use crate::modules::tls::Trust;
 
@@ -90,23 +89,6 @@ pub(crate) struct Raw {
     response_body_field: Option<String>,
 }
 
-/// A secret kept out of `Debug` output (and so out of logs).
-#[derive(Clone)]
-pub(crate) struct Secret(pub(super) String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum Bearer {
-    Inline(Secret),
-    File(PathBuf),
-    Env(String),
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub targets: Vec<Target>,
@@ -117,7 +99,7 @@ pub(crate) struct Config {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub host_header: Option<String>,
     pub basic: Option<Secret>,
-    pub bearer: Option<Bearer>,
+    pub bearer: Option<SecretSource>,
     pub expected_status: Option<u16>,
     pub string_match: Option<Regex>,
     pub body_max: u64,
@@ -226,7 +208,7 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     }
     let basic = match (&raw.username, &raw.password) {
         (None, None) => None,
-        (u, p) => Some(Secret(base64(
+        (u, p) => Some(Secret::new(base64(
             format!(
                 "{}:{}",
                 u.as_deref().unwrap_or(""),
@@ -235,19 +217,13 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
             .as_bytes(),
         ))),
     };
-    let bearer = match (raw.token, raw.bearer_token, raw.bearer_token_env) {
-        (Some(t), None, None) => Some(Bearer::Inline(Secret(t))),
-        (None, Some(f), None) => Some(Bearer::File(PathBuf::from(f))),
-        (None, None, Some(e)) => Some(Bearer::Env(e)),
-        (None, None, None) => None,
-        _ => {
-            return Err(SpanError::new(
-                0..0,
-                "token",
-                "set only one of token, bearer_token, bearer_token_env",
-            ));
-        }
-    };
+    let bearer = SecretSource::from_options(
+        raw.token,
+        raw.bearer_token,
+        raw.bearer_token_env,
+        ["token", "bearer_token", "bearer_token_env"],
+    )
+    .map_err(|e| SpanError::new(0..0, "token", e))?;
     let string_match = match &raw.response_string_match {
         Some(s) => Some(
             Regex::new(s.get_ref())

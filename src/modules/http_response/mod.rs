@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 use super::GatherError;
 use super::probe::{self, InFlight, LookupError};
 use crate::output::{Accumulator, Metric, now_ns};
-use config::{Bearer, Secret};
+use crate::options::Secret;
 pub(crate) use config::{Config, Raw, resolve};
 use phases::{Request, hop};
 use url::follow;
@@ -154,31 +154,23 @@ impl HttpResponse {
 
 /// The Authorization header value for this gather (bearer files and variables are read anew).
 fn authorization(c: &Config) -> Option<HeaderValue> {
-    let token = match &c.bearer {
-        None => return c.basic.as_ref().and_then(basic_value),
-        Some(Bearer::Inline(s)) => Some(s.0.clone()),
-        Some(Bearer::File(p)) => match std::fs::read_to_string(p) {
-            Ok(s) => Some(s.trim().to_owned()),
-            Err(e) => {
-                tracing::warn!(file = %p.display(), "cannot read bearer token: {e}");
-                None
-            }
-        },
-        Some(Bearer::Env(v)) => match std::env::var(v) {
-            Ok(s) => Some(s.trim().to_owned()),
-            Err(_) => {
-                tracing::warn!(variable = %v, "bearer token variable is not set");
-                None
-            }
-        },
+    let Some(bearer) = &c.bearer else {
+        return c.basic.as_ref().and_then(basic_value);
     };
-    let mut v = HeaderValue::from_str(&format!("Bearer {}", token?)).ok()?;
+    let token = match bearer.read() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("bearer token: {e}");
+            return None;
+        }
+    };
+    let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose())).ok()?;
     v.set_sensitive(true);
     Some(v)
 }
 
 fn basic_value(b: &Secret) -> Option<HeaderValue> {
-    let mut v = HeaderValue::from_str(&format!("Basic {}", b.0)).ok()?;
+    let mut v = HeaderValue::from_str(&format!("Basic {}", b.expose())).ok()?;
     v.set_sensitive(true);
     Some(v)
 }

@@ -148,7 +148,7 @@ fn options(cfg: &Config, server: &Server, client_id: &str) -> Result<MqttOptions
         .set_inflight(100);
     if cfg.username.is_some() || cfg.password.is_some() {
         let password = match &cfg.password {
-            Some(p) => p.read()?.0,
+            Some(p) => p.read().map_err(|e| format!("password: {e}"))?.expose().to_owned(),
             None => String::new(),
         };
         o.set_credentials(cfg.username.clone().unwrap_or_default(), password);

@@ -1,7 +1,6 @@
 //! `[[inputs.mqtt_consumer]]` options, with telegraf's names and defaults, and their resolution
 //! into a validated [`Config`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use toml::Spanned;
 use super::json::{JsonOptions, TimeFormat};
 use super::topic::TopicParser;
 use super::value::DataType;
-use crate::options::{ConfigDuration, GlobSet, SpanError};
+use crate::options::{ConfigDuration, GlobSet, SecretSource, SpanError};
 use crate::modules::tls::{self, Trust};
 
 /// `[[inputs.mqtt_consumer]]`
@@ -118,38 +117,6 @@ pub(crate) struct RawTopicParsing {
     pub(super) types: Option<std::collections::BTreeMap<String, String>>,
 }
 
-/// A secret kept out of `Debug` output (and so out of logs).
-#[derive(Clone)]
-pub(crate) struct Secret(pub(super) String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// Where the password comes from; files and variables are read at each connection attempt.
-#[derive(Debug, Clone)]
-pub(crate) enum Password {
-    Inline(Secret),
-    File(PathBuf),
-    Env(String),
-}
-
-impl Password {
-    pub(crate) fn read(&self) -> Result<Secret, String> {
-        match self {
-            Password::Inline(s) => Ok(s.clone()),
-            Password::File(p) => std::fs::read_to_string(p)
-                .map(|s| Secret(s.trim().to_owned()))
-                .map_err(|e| format!("password_file {}: {e}", p.display())),
-            Password::Env(v) => std::env::var(v)
-                .map(|s| Secret(s.trim().to_owned()))
-                .map_err(|_| format!("password_env: variable {v} is not set")),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scheme {
     Tcp,
@@ -199,7 +166,7 @@ pub(crate) struct Config {
     pub persistent_session: bool,
     pub client_id: Option<String>,
     pub username: Option<String>,
-    pub password: Option<Password>,
+    pub password: Option<SecretSource>,
     pub tls: Option<TlsSettings>,
     pub format: Format,
     pub topic_parsing: Vec<TopicParser>,
@@ -374,19 +341,13 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
         Some(p) => *p.get_ref(),
         None => false,
     };
-    let password = match (raw.password, raw.password_file, raw.password_env) {
-        (Some(p), None, None) => Some(Password::Inline(Secret(p))),
-        (None, Some(f), None) => Some(Password::File(PathBuf::from(f))),
-        (None, None, Some(e)) => Some(Password::Env(e)),
-        (None, None, None) => None,
-        _ => {
-            return Err(SpanError::new(
-                0..0,
-                "password",
-                "set only one of password, password_file, password_env",
-            ));
-        }
-    };
+    let password = SecretSource::from_options(
+        raw.password,
+        raw.password_file,
+        raw.password_env,
+        ["password", "password_file", "password_env"],
+    )
+    .map_err(|e| SpanError::new(0..0, "password", e))?;
     let needs_tls = servers
         .iter()
         .any(|s| matches!(s.scheme, Scheme::Tls | Scheme::Wss));
@@ -633,7 +594,7 @@ mod tests {
             f.display().to_string()
         ))
         .unwrap();
-        assert_eq!(c.password.unwrap().read().unwrap().0, "s3cret");
+        assert_eq!(c.password.unwrap().read().unwrap().expose(), "s3cret");
         let c = parse("topics = [\"a\"]\npassword_env = \"MQTT_TEST_SURELY_UNSET_VAR\"\n").unwrap();
         assert!(c.password.unwrap().read().is_err());
     }
