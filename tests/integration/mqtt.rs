@@ -649,12 +649,12 @@ fn mqtt_stalled_stdout_keeps_memory_bounded_and_loses_nothing() {
         l.len() > lines.len()
             && l[lines.len()..]
                 .iter()
-                .any(|x| x.starts_with("metrics_agent"))
+                .any(|x| x.starts_with("metrics_agent,"))
     });
     let agent = lines
         .iter()
         .rev()
-        .find(|l| l.starts_with("metrics_agent"))
+        .find(|l| l.starts_with("metrics_agent,"))
         .unwrap();
     // Only other inputs' lines may be evicted while the queue is full of lossless ones.
     let a_line = parse_line(agent);
