@@ -401,14 +401,18 @@ async fn run(
                 }
             }
         }
-        if let Some(d) = &db
-            && let Err(e) = renew_all(d, &cfg, &shared).await
-        {
-            if !db_down {
-                tracing::error!("coordination: lease renewal failed: {e}; reconnecting");
+        let mut expiry = None;
+        if let Some(d) = &db {
+            match renew_all(d, &cfg, &shared).await {
+                Ok(at) => expiry = at,
+                Err(e) => {
+                    if !db_down {
+                        tracing::error!("coordination: lease renewal failed: {e}; reconnecting");
+                    }
+                    db_down = true;
+                    db = None;
+                }
             }
-            db_down = true;
-            db = None;
         }
         emit(&shared, &cfg, &out, &deco, &stats);
         let wait = if db.is_some() {
@@ -419,7 +423,8 @@ async fn run(
             retry = (retry * 2).min(cfg.renew_interval);
             w
         };
-        let next = round_start + wait;
+        // A standby tries again as soon as the holder's lease runs out, if that is sooner.
+        let next = expiry.map_or(round_start + wait, |e| e.min(round_start + wait));
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep_until(next.into()) => {}
@@ -438,13 +443,19 @@ fn count_failures(shared: &Shared) {
     }
 }
 
+/// After the holder's lease runs out on the server, a standby waits this much more before it
+/// tries: the answer that told it the time left was already a little late.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(20);
+
 /// One renewal (or attempt) per leader group. Stops at the first database error: the
 /// connection is then in an unknown state and the remaining groups count a failure too.
+/// Returns when the earliest lease held by another agent runs out (a standby's next chance).
 async fn renew_all(
     db: &Db,
     cfg: &CoordinationConfig,
     shared: &Shared,
-) -> Result<(), lease::DbError> {
+) -> Result<Option<Instant>, lease::DbError> {
+    let mut expiry: Option<Instant> = None;
     let names: Vec<(String, GroupMode)> = lock(&shared.groups)
         .iter()
         .filter(|(_, g)| g.mode != GroupMode::All)
@@ -478,7 +489,15 @@ async fn renew_all(
         if let Some(g) = groups.get_mut(name) {
             g.renew_latency = started.elapsed();
             match renewed {
-                Renewed::Lease(lease) => apply_lease(name, g, &lease, deadline),
+                Renewed::Lease(lease) => {
+                    if let (false, Some(ms)) = (lease.won, lease.left_ms)
+                        && let Ok(ms) = u64::try_from(ms)
+                    {
+                        let at = Instant::now() + Duration::from_millis(ms) + EXPIRY_MARGIN;
+                        expiry = Some(expiry.map_or(at, |e| e.min(at)));
+                    }
+                    apply_lease(name, g, &lease, deadline);
+                }
                 Renewed::Members(others) => {
                     apply_members(
                         name,
@@ -494,7 +513,7 @@ async fn renew_all(
         }
         shared.changed.notify_all();
     }
-    Ok(())
+    Ok(expiry)
 }
 
 enum Renewed {
@@ -688,6 +707,7 @@ mod tests {
             token: Some(token),
             holder: Some(holder.into()),
             won,
+            left_ms: None,
         }
     }
 
