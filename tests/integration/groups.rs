@@ -908,3 +908,37 @@ fn shard_mode_spreads_300_targets_over_three_agents_and_moves_only_a_killed_ones
         assert_eq!(n, 1, "{t} probed by {n} survivors");
     }
 }
+
+#[test]
+fn a_paused_standby_is_ready_and_so_is_the_leader() {
+    let pg = Pg::start();
+    let t = target();
+    let health: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let agents: Vec<Agent> = (0..2)
+        .map(|i| {
+            let extra = format!("[agent.health]\nlisten = \"127.0.0.1:{}\"\n", health[i]);
+            Agent::start(&config(pg.port, &pg, &format!("a{i}"), t, "leader", &extra))
+        })
+        .collect();
+    let refs: Vec<&Agent> = agents.iter().collect();
+    wait_until("a leader", Duration::from_secs(20), &refs, || {
+        agents.iter().any(|a| probe_times(a).len() >= 3)
+    });
+    // Well past two probe intervals: a standby that counted as late would be 503 by now.
+    std::thread::sleep(PROBE * 4);
+    for (i, port) in health.iter().enumerate() {
+        let (status, body) =
+            crate::harness::http_request(&format!("127.0.0.1:{port}"), "GET", "/readyz", b"")
+                .expect("readyz");
+        assert_eq!(
+            status,
+            200,
+            "a{i} ({} lines): {body}",
+            probe_times(&agents[i]).len()
+        );
+    }
+    assert!(
+        agents.iter().any(|a| probe_times(a).is_empty()),
+        "one agent is a standby"
+    );
+}
