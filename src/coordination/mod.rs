@@ -308,7 +308,8 @@ impl Coordinator {
     /// per group), so a standby takes over at its next attempt instead of after the ttl.
     pub async fn stop(self) {
         self.cancel.cancel();
-        let limit = self.config.db_timeout * 2 + Duration::from_millis(100);
+        // Releasing stops at the first call that fails, so it takes one db_timeout at most.
+        let limit = self.config.db_timeout + Duration::from_millis(200);
         let mut task = self.task;
         if tokio::time::timeout(limit, &mut task).await.is_err() {
             task.abort();
@@ -377,7 +378,12 @@ async fn run(
     loop {
         let round_start = Instant::now();
         if db.is_none() {
-            match Db::connect(&cfg).await {
+            // A stop does not wait for a database that does not answer.
+            let connected = tokio::select! {
+                r = Db::connect(&cfg) => r,
+                _ = cancel.cancelled() => break,
+            };
+            match connected {
                 Ok(d) => {
                     if db_down {
                         tracing::info!("coordination: database reachable again");
@@ -403,7 +409,11 @@ async fn run(
         }
         let mut expiry = None;
         if let Some(d) = &db {
-            match renew_all(d, &cfg, &shared).await {
+            let renewed = tokio::select! {
+                r = renew_all(d, &cfg, &shared) => r,
+                _ = cancel.cancelled() => break,
+            };
+            match renewed {
                 Ok(at) => expiry = at,
                 Err(e) => {
                     if !db_down {
@@ -647,7 +657,11 @@ async fn release_all(db: &Db, cfg: &CoordinationConfig, shared: &Shared) {
         };
         match r {
             Ok(()) => tracing::info!("probe group {name}: {done}"),
-            Err(e) => tracing::warn!("probe group {name}: cannot give up its place: {e}"),
+            Err(e) => {
+                // The others take over when the rows expire.
+                tracing::warn!("probe group {name}: cannot give up its place: {e}");
+                return;
+            }
         }
     }
 }

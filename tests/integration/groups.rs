@@ -942,3 +942,18 @@ fn a_paused_standby_is_ready_and_so_is_the_leader() {
         "one agent is a standby"
     );
 }
+
+#[test]
+fn a_leader_cut_off_from_the_database_still_stops_at_once_on_sigterm() {
+    let pg = Pg::start();
+    let (relay, mut a, _b) = leader_behind_relay(&pg, "");
+    relay.frozen.store(true, Ordering::Relaxed);
+    std::thread::sleep(RENEW);
+    a.signal(libc::SIGTERM);
+    let (status, took) = a.wait_exit(Duration::from_secs(10));
+    println!("SIGTERM while partitioned: exit after {took:?}");
+    assert!(status.success(), "{status:?}");
+    // One db_timeout (400ms) for the release that cannot arrive, plus the usual stop.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    relay.frozen.store(false, Ordering::Relaxed);
+}
