@@ -1,6 +1,9 @@
 //! Probe groups coordinated in PostgreSQL (issue 13). For each `leader` group one live agent
 //! holds a lease row and runs the group's instances; the others keep them built but paused
 //! behind a gate (see `Supervisor::start`) and try to take the lease each `renew_interval`.
+//! In a `shard` group every instance is a target with a gate of its own, open on the one live
+//! member that rendezvous hashing picks; members heartbeat a row instead of holding a lease, with
+//! the same deadline rules.
 //!
 //! Safety rests on two clocks. The server's: a lease expires at the database's `now() + ttl`
 //! after the last renewal and only then can another agent take it. The leader's own monotonic
@@ -46,7 +49,7 @@ enum Role {
     /// Waiting for the lease (or the database).
     Standby,
     Leader,
-    /// `all` mode: always running.
+    /// `all` mode (always running), or a registered `shard` member.
     Member,
 }
 
