@@ -145,6 +145,10 @@ struct Shared {
     /// This agent's id and the shard warm-up (the ttl).
     me: String,
     warmup: Duration,
+    /// Groups a reload removed while this agent held them: given up at once by the task.
+    dropped: Mutex<Vec<(String, GroupMode)>>,
+    /// Wakes the task for a round now (a reload dropped a group).
+    wake: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -188,6 +192,8 @@ impl Coordinator {
             on_db_loss: config.on_db_loss,
             me: config.agent_id.clone(),
             warmup: config.ttl,
+            dropped: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
         });
         let guard_shared = shared.clone();
         if let Err(e) = std::thread::Builder::new()
@@ -288,13 +294,21 @@ impl Coordinator {
 
     fn set_groups(&self, wanted: &BTreeMap<String, GroupMode>) {
         let mut groups = lock(&self.shared.groups);
+        let mut dropped = Vec::new();
         groups.retain(|name, g| {
             let keep = wanted.get(name) == Some(&g.mode);
             if !keep {
+                if holds(g) {
+                    dropped.push((name.clone(), g.mode));
+                }
                 g.step_down(name, "removed from the config");
             }
             keep
         });
+        if !dropped.is_empty() {
+            lock(&self.shared.dropped).extend(dropped);
+            self.shared.wake.notify_one();
+        }
         // The next supervisor registers its instances again (`gate`).
         for g in groups.values_mut() {
             g.targets.clear();
@@ -410,6 +424,12 @@ async fn run(
                 }
             }
         }
+        let dropped = std::mem::take(&mut *lock(&shared.dropped));
+        if let Some(d) = &db
+            && !dropped.is_empty()
+        {
+            give_up(d, &cfg, dropped).await;
+        }
         let mut expiry = None;
         if let Some(d) = &db {
             let renewed = tokio::select! {
@@ -441,6 +461,7 @@ async fn run(
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep_until(next.into()) => {}
+            _ = shared.wake.notified() => {}
         }
     }
     if let Some(d) = &db {
@@ -645,7 +666,7 @@ async fn release_all(db: &Db, cfg: &CoordinationConfig, shared: &Shared) {
         let mut groups = lock(&shared.groups);
         groups
             .iter_mut()
-            .filter(|(_, g)| g.role == Role::Leader || g.mode == GroupMode::Shard)
+            .filter(|(_, g)| holds(g))
             .map(|(n, g)| {
                 // Probes stop before the lease goes.
                 g.step_down(n, "stopping");
@@ -653,6 +674,17 @@ async fn release_all(db: &Db, cfg: &CoordinationConfig, shared: &Shared) {
             })
             .collect()
     };
+    give_up(db, cfg, held).await;
+}
+
+/// This agent leads the group or is a shard member: it may have a row to give up.
+fn holds(g: &Group) -> bool {
+    g.role == Role::Leader || g.mode == GroupMode::Shard
+}
+
+/// Releases leases and leaves shard groups (their probes already stopped), so that the others
+/// take over at their next round instead of after the ttl.
+async fn give_up(db: &Db, cfg: &CoordinationConfig, held: Vec<(String, GroupMode)>) {
     for (name, mode) in held {
         let (done, r) = match mode {
             GroupMode::Shard => ("left", db.leave(&name, &cfg.agent_id).await),
@@ -827,6 +859,8 @@ mod tests {
             on_db_loss: OnDbLoss::Stop,
             me: "me".into(),
             warmup: Duration::ZERO,
+            dropped: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
         });
         let s = shared.clone();
         let t = std::thread::spawn(move || guard(&s));

@@ -957,3 +957,34 @@ fn a_leader_cut_off_from_the_database_still_stops_at_once_on_sigterm() {
     assert!(took < Duration::from_secs(3), "took {took:?}");
     relay.frozen.store(false, Ordering::Relaxed);
 }
+
+#[test]
+fn a_reload_that_drops_the_group_hands_it_over_at_once() {
+    let pg = Pg::start();
+    let t = target();
+    let (agents, leader) = start_group(pg.port, &pg, 2, "");
+    let other = 1 - leader;
+    std::thread::sleep(RENEW);
+    // The leader's new config has no group: its probe runs ungrouped, the lease goes at once.
+    let ungrouped = config(pg.port, &pg, &format!("a{leader}"), t, "leader", "")
+        .replace("group = \"g\"\n", "")
+        .replace("g = \"leader\"\n", "");
+    agents[leader].write_config(&ungrouped);
+    agents[leader].signal(libc::SIGHUP);
+    let hup_at = now_ns();
+    let refs: Vec<&Agent> = agents.iter().collect();
+    wait_until("a takeover", RENEW + PROBE + SLACK * 4, &refs, || {
+        !probe_times(&agents[other]).is_empty()
+    });
+    let first_new = probe_times(&agents[other])[0];
+    println!(
+        "group dropped by a reload: taken over {:.2}s after the SIGHUP",
+        secs(first_new - hup_at)
+    );
+    assert!(agents[leader].stderr().contains("lease released"));
+    assert!(
+        Duration::from_nanos((first_new - hup_at).max(0) as u64) <= RENEW + PROBE + SLACK,
+        "takeover took {:.2}s (the lease was not released)",
+        secs(first_new - hup_at)
+    );
+}
