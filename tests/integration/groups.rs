@@ -988,3 +988,44 @@ fn a_reload_that_drops_the_group_hands_it_over_at_once() {
         secs(first_new - hup_at)
     );
 }
+
+#[test]
+fn while_the_database_is_down_past_the_ttl_nobody_probes_and_one_agent_resumes() {
+    let mut pg = Pg::start();
+    let (agents, _) = start_group(pg.port, &pg, 2, "");
+    std::thread::sleep(RENEW);
+    pg.stop();
+    let down_at = now_ns();
+    std::thread::sleep(TTL + RENEW);
+    pg.run();
+    let up_at = now_ns();
+    let refs: Vec<&Agent> = agents.iter().collect();
+    wait_until(
+        "probes after the restart",
+        TTL + RENEW * 2 + SLACK * 4,
+        &refs,
+        || {
+            agents
+                .iter()
+                .any(|a| probe_times(a).iter().any(|t| *t > up_at))
+        },
+    );
+    std::thread::sleep(RENEW * 2);
+    let all: Vec<i64> = agents.iter().flat_map(probe_times).collect();
+    let last_before = all.iter().filter(|t| **t < up_at).max().copied().unwrap();
+    let first_after = all.iter().filter(|t| **t > up_at).min().copied().unwrap();
+    println!(
+        "database down {:.2}s: last probe {:.2}s after it went down, first {:.2}s after it came back",
+        secs(up_at - down_at),
+        secs(last_before - down_at),
+        secs(first_after - up_at)
+    );
+    // The leader stopped at its deadline (at most ttl after its last renewal).
+    assert!(
+        last_before < down_at + TTL.as_nanos() as i64,
+        "probed {:.2}s into the outage",
+        secs(last_before - down_at)
+    );
+    let h = handovers(&refs, 1);
+    assert!(h.iter().all(|(a, b)| a < b), "overlap in {h:?}");
+}
