@@ -96,8 +96,19 @@ pub fn route(method: &str, path: &str, registry: &Registry, now: i64) -> (u16, S
         ),
         "/readyz" => {
             let late = late_instances(registry, now);
+            // Probe groups: this agent's role in each (a paused standby is ready, not late).
+            let groups: Vec<String> = registry
+                .groups()
+                .iter()
+                .map(|(g, role)| format!("\"{}\":\"{role}\"", json_escape(g)))
+                .collect();
+            let groups = if groups.is_empty() {
+                String::new()
+            } else {
+                format!(r#","groups":{{{}}}"#, groups.join(","))
+            };
             if late.is_empty() {
-                (200, r#"{"status":"ready"}"#.into())
+                (200, format!(r#"{{"status":"ready"{groups}}}"#))
             } else {
                 let names: Vec<String> = late
                     .iter()
@@ -105,7 +116,10 @@ pub fn route(method: &str, path: &str, registry: &Registry, now: i64) -> (u16, S
                     .collect();
                 (
                     503,
-                    format!(r#"{{"status":"not ready","late":[{}]}}"#, names.join(",")),
+                    format!(
+                        r#"{{"status":"not ready","late":[{}]{groups}}}"#,
+                        names.join(",")
+                    ),
                 )
             }
         }
@@ -168,6 +182,11 @@ mod tests {
         let (status, body) = route("GET", "/readyz", &reg, 12_500);
         assert_eq!(status, 503);
         assert_eq!(body, r#"{"status":"not ready","late":["inputs.b[0] (b)"]}"#);
+        reg.set_groups(vec![("site-a".into(), "standby")]);
+        assert_eq!(
+            route("GET", "/readyz", &reg, 11_500).1,
+            r#"{"status":"ready","groups":{"site-a":"standby"}}"#
+        );
         assert_eq!(
             route("GET", "/healthz", &reg, 0),
             (200, r#"{"status":"ok"}"#.into())

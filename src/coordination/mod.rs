@@ -467,6 +467,7 @@ async fn run(
     if let Some(d) = &db {
         release_all(d, &cfg, &shared).await;
     }
+    out.registry.set_groups(Vec::new());
 }
 
 fn count_failures(shared: &Shared) {
@@ -717,7 +718,14 @@ fn emit(
     );
     let ts = now_ns();
     let now = Instant::now();
-    for (name, g) in lock(&shared.groups).iter() {
+    let groups = lock(&shared.groups);
+    out.registry.set_groups(
+        groups
+            .iter()
+            .map(|(n, g)| (n.clone(), g.role.as_str()))
+            .collect(),
+    );
+    for (name, g) in groups.iter() {
         let left = g
             .deadline
             .map_or(0.0, |d| d.saturating_duration_since(now).as_secs_f64());

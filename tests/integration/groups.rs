@@ -936,6 +936,15 @@ fn a_paused_standby_is_ready_and_so_is_the_leader() {
             "a{i} ({} lines): {body}",
             probe_times(&agents[i]).len()
         );
+        let role = if probe_times(&agents[i]).is_empty() {
+            "standby"
+        } else {
+            "leader"
+        };
+        assert!(
+            body.contains(&format!(r#""groups":{{"g":"{role}"}}"#)),
+            "a{i}: {body}"
+        );
     }
     assert!(
         agents.iter().any(|a| probe_times(a).is_empty()),
