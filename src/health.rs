@@ -161,8 +161,19 @@ pub(crate) fn route(method: &str, path: &str, registry: &Registry, now: i64) -> 
         ),
         "/readyz" => {
             let late = late_instances(registry, now);
+            // Probe groups: this agent's role in each (a paused standby is ready, not late).
+            let groups: Vec<String> = registry
+                .groups()
+                .iter()
+                .map(|(g, role)| format!("\"{}\":\"{role}\"", json_escape(g)))
+                .collect();
+            let groups = if groups.is_empty() {
+                String::new()
+            } else {
+                format!(r#","groups":{{{}}}"#, groups.join(","))
+            };
             if late.is_empty() {
-                (200, r#"{"status":"ready"}"#.into())
+                (200, format!(r#"{{"status":"ready"{groups}}}"#))
             } else {
                 let names: Vec<String> = late
                     .iter()
@@ -170,7 +181,10 @@ pub(crate) fn route(method: &str, path: &str, registry: &Registry, now: i64) -> 
                     .collect();
                 (
                     503,
-                    format!(r#"{{"status":"not ready","late":[{}]}}"#, names.join(",")),
+                    format!(
+                        r#"{{"status":"not ready","late":[{}]{groups}}}"#,
+                        names.join(",")
+                    ),
                 )
             }
         }
@@ -233,6 +247,11 @@ mod tests {
         let (status, body) = route("GET", "/readyz", &reg, 12_500);
         assert_eq!(status, 503);
         assert_eq!(body, r#"{"status":"not ready","late":["inputs.b[0] (b)"]}"#);
+        reg.set_groups(vec![("site-a".into(), "standby")]);
+        assert_eq!(
+            route("GET", "/readyz", &reg, 11_500).1,
+            r#"{"status":"ready","groups":{"site-a":"standby"}}"#
+        );
         assert_eq!(
             route("GET", "/healthz", &reg, 0),
             (200, r#"{"status":"ok"}"#.into())

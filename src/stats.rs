@@ -180,6 +180,9 @@ impl LogOnce {
 pub struct Registry {
     pub agent: AgentStats,
     instances: Mutex<Vec<Arc<InstanceStats>>>,
+    /// Probe groups and this agent's role in each (`leader`, `standby`, `member`) as of the
+    /// coordinator's last round, for `/readyz`.
+    groups: Mutex<Vec<(String, &'static str)>>,
 }
 
 impl Registry {
@@ -189,6 +192,14 @@ impl Registry {
 
     pub fn instances(&self) -> Vec<Arc<InstanceStats>> {
         lock(&self.instances).clone()
+    }
+
+    pub fn set_groups(&self, roles: Vec<(String, &'static str)>) {
+        *lock(&self.groups) = roles;
+    }
+
+    pub fn groups(&self) -> Vec<(String, &'static str)> {
+        lock(&self.groups).clone()
     }
 }
 

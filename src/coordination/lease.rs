@@ -42,7 +42,7 @@ const LEAVE_SQL: &str =
 
 /// Takes or renews the lease of group $1 for holder $2 for $3 ms, on the database's clock: one
 /// statement, so two agents can never both win. It wins when the row is new, already ours, or
-/// expired. Returns the row as it now is: (token, holder, won).
+/// expired. Returns the row as it now is: (token, holder, won, ms until it expires).
 const RENEW_SQL: &str = "WITH won AS (
     INSERT INTO metrics_agent_lease AS l (grp, holder, token, expires_at)
     VALUES ($1::text, $2::text, 1, now() + $3::bigint * interval '1 millisecond')
@@ -53,9 +53,10 @@ const RENEW_SQL: &str = "WITH won AS (
      WHERE l.holder = EXCLUDED.holder OR l.expires_at < now()
     RETURNING token, holder
 )
-SELECT token, holder, true FROM won
+SELECT token, holder, true, $3::bigint FROM won
 UNION ALL
-SELECT token, holder, false FROM metrics_agent_lease
+SELECT token, holder, false,
+       (extract(epoch FROM expires_at - now()) * 1000)::bigint FROM metrics_agent_lease
  WHERE grp = $1::text AND NOT EXISTS (SELECT 1 FROM won)";
 
 /// Gives the lease up at once: expired, held by nobody, so the next taker (even this agent)
@@ -83,6 +84,10 @@ pub(crate) struct Lease {
     pub holder: Option<String>,
     /// This agent holds the lease.
     pub won: bool,
+    /// How long the lease has left on the server's clock (negative: expired), so that a standby
+    /// tries again right when the holder's lease runs out rather than up to a renew_interval
+    /// later.
+    pub left_ms: Option<i64>,
 }
 
 pub(crate) struct Db {
@@ -181,11 +186,13 @@ impl Db {
                 token: r.try_get(0).ok(),
                 holder: r.try_get(1).ok(),
                 won: r.try_get(2).unwrap_or(false),
+                left_ms: r.try_get(3).ok(),
             },
             None => Lease {
                 token: None,
                 holder: None,
                 won: false,
+                left_ms: None,
             },
         })
     }

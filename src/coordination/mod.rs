@@ -1,6 +1,9 @@
 //! Probe groups coordinated in PostgreSQL (issue 13). For each `leader` group one live agent
 //! holds a lease row and runs the group's instances; the others keep them built but paused
 //! behind a gate (see `Supervisor::start`) and try to take the lease each `renew_interval`.
+//! In a `shard` group every instance is a target with a gate of its own, open on the one live
+//! member that rendezvous hashing picks; members heartbeat a row instead of holding a lease, with
+//! the same deadline rules.
 //!
 //! Safety rests on two clocks. The server's: a lease expires at the database's `now() + ttl`
 //! after the last renewal and only then can another agent take it. The leader's own monotonic
@@ -44,7 +47,7 @@ enum Role {
     /// Waiting for the lease (or the database).
     Standby,
     Leader,
-    /// `all` mode: always running.
+    /// `all` mode (always running), or a registered `shard` member.
     Member,
 }
 
@@ -140,6 +143,10 @@ struct Shared {
     /// This agent's id and the shard warm-up (the ttl).
     me: String,
     warmup: Duration,
+    /// Groups a reload removed while this agent held them: given up at once by the task.
+    dropped: Mutex<Vec<(String, GroupMode)>>,
+    /// Wakes the task for a round now (a reload dropped a group).
+    wake: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -183,6 +190,8 @@ impl Coordinator {
             on_db_loss: config.on_db_loss,
             me: config.agent_id.clone(),
             warmup: config.ttl,
+            dropped: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
         });
         let guard_shared = shared.clone();
         if let Err(e) = std::thread::Builder::new()
@@ -284,13 +293,21 @@ impl Coordinator {
 
     fn set_groups(&self, wanted: &BTreeMap<String, GroupMode>) {
         let mut groups = lock(&self.shared.groups);
+        let mut dropped = Vec::new();
         groups.retain(|name, g| {
             let keep = wanted.get(name) == Some(&g.mode);
             if !keep {
+                if holds(g) {
+                    dropped.push((name.clone(), g.mode));
+                }
                 g.step_down(name, "removed from the config");
             }
             keep
         });
+        if !dropped.is_empty() {
+            lock(&self.shared.dropped).extend(dropped);
+            self.shared.wake.notify_one();
+        }
         // The next supervisor registers its instances again (`gate`).
         for g in groups.values_mut() {
             g.targets.clear();
@@ -307,7 +324,8 @@ impl Coordinator {
     /// per group), so a standby takes over at its next attempt instead of after the ttl.
     pub(crate) async fn stop(self) {
         self.cancel.cancel();
-        let limit = self.config.db_timeout * 2 + Duration::from_millis(100);
+        // Releasing stops at the first call that fails, so it takes one db_timeout at most.
+        let limit = self.config.db_timeout + Duration::from_millis(200);
         let mut task = self.task;
         if tokio::time::timeout(limit, &mut task).await.is_err() {
             task.abort();
@@ -376,7 +394,12 @@ async fn run(
     loop {
         let round_start = Instant::now();
         if db.is_none() {
-            match Db::connect(&cfg).await {
+            // A stop does not wait for a database that does not answer.
+            let connected = tokio::select! {
+                r = Db::connect(&cfg) => r,
+                _ = cancel.cancelled() => break,
+            };
+            match connected {
                 Ok(d) => {
                     if db_down {
                         tracing::info!("coordination: database reachable again");
@@ -400,14 +423,28 @@ async fn run(
                 }
             }
         }
+        let dropped = std::mem::take(&mut *lock(&shared.dropped));
         if let Some(d) = &db
-            && let Err(e) = renew_all(d, &cfg, &shared).await
+            && !dropped.is_empty()
         {
-            if !db_down {
-                tracing::error!("coordination: lease renewal failed: {e}; reconnecting");
+            give_up(d, &cfg, dropped).await;
+        }
+        let mut expiry = None;
+        if let Some(d) = &db {
+            let renewed = tokio::select! {
+                r = renew_all(d, &cfg, &shared) => r,
+                _ = cancel.cancelled() => break,
+            };
+            match renewed {
+                Ok(at) => expiry = at,
+                Err(e) => {
+                    if !db_down {
+                        tracing::error!("coordination: lease renewal failed: {e}; reconnecting");
+                    }
+                    db_down = true;
+                    db = None;
+                }
             }
-            db_down = true;
-            db = None;
         }
         emit(&shared, &cfg, &out, &deco, &stats);
         let wait = if db.is_some() {
@@ -418,15 +455,18 @@ async fn run(
             retry = (retry * 2).min(cfg.renew_interval);
             w
         };
-        let next = round_start + wait;
+        // A standby tries again as soon as the holder's lease runs out, if that is sooner.
+        let next = expiry.map_or(round_start + wait, |e| e.min(round_start + wait));
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep_until(next.into()) => {}
+            _ = shared.wake.notified() => {}
         }
     }
     if let Some(d) = &db {
         release_all(d, &cfg, &shared).await;
     }
+    out.registry.set_groups(Vec::new());
 }
 
 fn count_failures(shared: &Shared) {
@@ -437,13 +477,19 @@ fn count_failures(shared: &Shared) {
     }
 }
 
+/// After the holder's lease runs out on the server, a standby waits this much more before it
+/// tries: the answer that told it the time left was already a little late.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(20);
+
 /// One renewal (or attempt) per leader group. Stops at the first database error: the
 /// connection is then in an unknown state and the remaining groups count a failure too.
+/// Returns when the earliest lease held by another agent runs out (a standby's next chance).
 async fn renew_all(
     db: &Db,
     cfg: &CoordinationConfig,
     shared: &Shared,
-) -> Result<(), lease::DbError> {
+) -> Result<Option<Instant>, lease::DbError> {
+    let mut expiry: Option<Instant> = None;
     let names: Vec<(String, GroupMode)> = lock(&shared.groups)
         .iter()
         .filter(|(_, g)| g.mode != GroupMode::All)
@@ -477,7 +523,15 @@ async fn renew_all(
         if let Some(g) = groups.get_mut(name) {
             g.renew_latency = started.elapsed();
             match renewed {
-                Renewed::Lease(lease) => apply_lease(name, g, &lease, deadline),
+                Renewed::Lease(lease) => {
+                    if let (false, Some(ms)) = (lease.won, lease.left_ms)
+                        && let Ok(ms) = u64::try_from(ms)
+                    {
+                        let at = Instant::now() + Duration::from_millis(ms) + EXPIRY_MARGIN;
+                        expiry = Some(expiry.map_or(at, |e| e.min(at)));
+                    }
+                    apply_lease(name, g, &lease, deadline);
+                }
                 Renewed::Members(others) => {
                     apply_members(
                         name,
@@ -493,7 +547,7 @@ async fn renew_all(
         }
         shared.changed.notify_all();
     }
-    Ok(())
+    Ok(expiry)
 }
 
 enum Renewed {
@@ -612,7 +666,7 @@ async fn release_all(db: &Db, cfg: &CoordinationConfig, shared: &Shared) {
         let mut groups = lock(&shared.groups);
         groups
             .iter_mut()
-            .filter(|(_, g)| g.role == Role::Leader || g.mode == GroupMode::Shard)
+            .filter(|(_, g)| holds(g))
             .map(|(n, g)| {
                 // Probes stop before the lease goes.
                 g.step_down(n, "stopping");
@@ -620,6 +674,17 @@ async fn release_all(db: &Db, cfg: &CoordinationConfig, shared: &Shared) {
             })
             .collect()
     };
+    give_up(db, cfg, held).await;
+}
+
+/// This agent leads the group or is a shard member: it may have a row to give up.
+fn holds(g: &Group) -> bool {
+    g.role == Role::Leader || g.mode == GroupMode::Shard
+}
+
+/// Releases leases and leaves shard groups (their probes already stopped), so that the others
+/// take over at their next round instead of after the ttl.
+async fn give_up(db: &Db, cfg: &CoordinationConfig, held: Vec<(String, GroupMode)>) {
     for (name, mode) in held {
         let (done, r) = match mode {
             GroupMode::Shard => ("left", db.leave(&name, &cfg.agent_id).await),
@@ -627,7 +692,11 @@ async fn release_all(db: &Db, cfg: &CoordinationConfig, shared: &Shared) {
         };
         match r {
             Ok(()) => tracing::info!("probe group {name}: {done}"),
-            Err(e) => tracing::warn!("probe group {name}: cannot give up its place: {e}"),
+            Err(e) => {
+                // The others take over when the rows expire.
+                tracing::warn!("probe group {name}: cannot give up its place: {e}");
+                return;
+            }
         }
     }
 }
@@ -648,7 +717,14 @@ fn emit(
     );
     let ts = now_ns();
     let now = Instant::now();
-    for (name, g) in lock(&shared.groups).iter() {
+    let groups = lock(&shared.groups);
+    out.registry.set_groups(
+        groups
+            .iter()
+            .map(|(n, g)| (n.clone(), g.role.as_str()))
+            .collect(),
+    );
+    for (name, g) in groups.iter() {
         let left = g
             .deadline
             .map_or(0.0, |d| d.saturating_duration_since(now).as_secs_f64());
@@ -687,6 +763,7 @@ mod tests {
             token: Some(token),
             holder: Some(holder.into()),
             won,
+            left_ms: None,
         }
     }
 
@@ -789,6 +866,8 @@ mod tests {
             on_db_loss: OnDbLoss::Stop,
             me: "me".into(),
             warmup: Duration::ZERO,
+            dropped: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
         });
         let s = shared.clone();
         let t = std::thread::spawn(move || guard(&s));

@@ -908,3 +908,133 @@ fn shard_mode_spreads_300_targets_over_three_agents_and_moves_only_a_killed_ones
         assert_eq!(n, 1, "{t} probed by {n} survivors");
     }
 }
+
+#[test]
+fn a_paused_standby_is_ready_and_so_is_the_leader() {
+    let pg = Pg::start();
+    let t = target();
+    let health: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let agents: Vec<Agent> = (0..2)
+        .map(|i| {
+            let extra = format!("[agent.health]\nlisten = \"127.0.0.1:{}\"\n", health[i]);
+            Agent::start(&config(pg.port, &pg, &format!("a{i}"), t, "leader", &extra))
+        })
+        .collect();
+    let refs: Vec<&Agent> = agents.iter().collect();
+    wait_until("a leader", Duration::from_secs(20), &refs, || {
+        agents.iter().any(|a| probe_times(a).len() >= 3)
+    });
+    // Well past two probe intervals: a standby that counted as late would be 503 by now.
+    std::thread::sleep(PROBE * 4);
+    for (i, port) in health.iter().enumerate() {
+        let (status, body) =
+            crate::harness::http_request(&format!("127.0.0.1:{port}"), "GET", "/readyz", b"")
+                .expect("readyz");
+        assert_eq!(
+            status,
+            200,
+            "a{i} ({} lines): {body}",
+            probe_times(&agents[i]).len()
+        );
+        let role = if probe_times(&agents[i]).is_empty() {
+            "standby"
+        } else {
+            "leader"
+        };
+        assert!(
+            body.contains(&format!(r#""groups":{{"g":"{role}"}}"#)),
+            "a{i}: {body}"
+        );
+    }
+    assert!(
+        agents.iter().any(|a| probe_times(a).is_empty()),
+        "one agent is a standby"
+    );
+}
+
+#[test]
+fn a_leader_cut_off_from_the_database_still_stops_at_once_on_sigterm() {
+    let pg = Pg::start();
+    let (relay, mut a, _b) = leader_behind_relay(&pg, "");
+    relay.frozen.store(true, Ordering::Relaxed);
+    std::thread::sleep(RENEW);
+    a.signal(libc::SIGTERM);
+    let (status, took) = a.wait_exit(Duration::from_secs(10));
+    println!("SIGTERM while partitioned: exit after {took:?}");
+    assert!(status.success(), "{status:?}");
+    // One db_timeout (400ms) for the release that cannot arrive, plus the usual stop.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    relay.frozen.store(false, Ordering::Relaxed);
+}
+
+#[test]
+fn a_reload_that_drops_the_group_hands_it_over_at_once() {
+    let pg = Pg::start();
+    let t = target();
+    let (agents, leader) = start_group(pg.port, &pg, 2, "");
+    let other = 1 - leader;
+    std::thread::sleep(RENEW);
+    // The leader's new config has no group: its probe runs ungrouped, the lease goes at once.
+    let ungrouped = config(pg.port, &pg, &format!("a{leader}"), t, "leader", "")
+        .replace("group = \"g\"\n", "")
+        .replace("g = \"leader\"\n", "");
+    agents[leader].write_config(&ungrouped);
+    agents[leader].signal(libc::SIGHUP);
+    let hup_at = now_ns();
+    let refs: Vec<&Agent> = agents.iter().collect();
+    wait_until("a takeover", RENEW + PROBE + SLACK * 4, &refs, || {
+        !probe_times(&agents[other]).is_empty()
+    });
+    let first_new = probe_times(&agents[other])[0];
+    println!(
+        "group dropped by a reload: taken over {:.2}s after the SIGHUP",
+        secs(first_new - hup_at)
+    );
+    assert!(agents[leader].stderr().contains("lease released"));
+    assert!(
+        Duration::from_nanos((first_new - hup_at).max(0) as u64) <= RENEW + PROBE + SLACK,
+        "takeover took {:.2}s (the lease was not released)",
+        secs(first_new - hup_at)
+    );
+}
+
+#[test]
+fn while_the_database_is_down_past_the_ttl_nobody_probes_and_one_agent_resumes() {
+    let mut pg = Pg::start();
+    let (agents, _) = start_group(pg.port, &pg, 2, "");
+    std::thread::sleep(RENEW);
+    pg.stop();
+    let down_at = now_ns();
+    std::thread::sleep(TTL + RENEW);
+    pg.run();
+    let up_at = now_ns();
+    let refs: Vec<&Agent> = agents.iter().collect();
+    wait_until(
+        "probes after the restart",
+        TTL + RENEW * 2 + SLACK * 4,
+        &refs,
+        || {
+            agents
+                .iter()
+                .any(|a| probe_times(a).iter().any(|t| *t > up_at))
+        },
+    );
+    std::thread::sleep(RENEW * 2);
+    let all: Vec<i64> = agents.iter().flat_map(probe_times).collect();
+    let last_before = all.iter().filter(|t| **t < up_at).max().copied().unwrap();
+    let first_after = all.iter().filter(|t| **t > up_at).min().copied().unwrap();
+    println!(
+        "database down {:.2}s: last probe {:.2}s after it went down, first {:.2}s after it came back",
+        secs(up_at - down_at),
+        secs(last_before - down_at),
+        secs(first_after - up_at)
+    );
+    // The leader stopped at its deadline (at most ttl after its last renewal).
+    assert!(
+        last_before < down_at + TTL.as_nanos() as i64,
+        "probed {:.2}s into the outage",
+        secs(last_before - down_at)
+    );
+    let h = handovers(&refs, 1);
+    assert!(h.iter().all(|(a, b)| a < b), "overlap in {h:?}");
+}
