@@ -2,12 +2,16 @@
 //! (`tests/integration/fuzz_regressions.rs` includes this file by path), so a saved input is
 //! checked exactly as the fuzzer checked it.
 
+// `pub` for the fuzz crate, which re-exports these; unreachable from the integration test
+// that includes this file as a module.
+#![allow(unreachable_pub)]
+
 use metrics_agent::config::{Config, ConfigError};
 use metrics_agent::output::{Decoration, FieldValue, Metric, encode_line};
 
 /// Any UTF-8 text: `Config::parse` returns, never panics, and an error names a line and
 /// column inside the text.
-pub(super) fn check_config(data: &[u8]) {
+pub fn check_config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -37,7 +41,7 @@ pub(super) fn check_config(data: &[u8]) {
 /// piece starting with `t` is a tag (`key` 0xFE `value`), each other piece a field whose first
 /// byte picks the type (`f` float from 8 bytes, `i` int, `u` uint, `b` bool, else string).
 /// Invalid UTF-8 is replaced, as a module's `String` could never hold it.
-pub(super) fn metric_from_bytes(data: &[u8]) -> Metric {
+pub fn metric_from_bytes(data: &[u8]) -> Metric {
     let mut pieces = data.split(|&b| b == 0xFF);
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let name = text(pieces.next().unwrap_or_default());
@@ -74,7 +78,7 @@ pub(super) fn metric_from_bytes(data: &[u8]) -> Metric {
 
 /// The encoder refuses the metric (leaving the buffer as it was) or appends exactly one line
 /// that the `influxdb_line_protocol` crate parses as one line with one field per field written.
-pub(super) fn check_encode(data: &[u8]) {
+pub fn check_encode(data: &[u8]) {
     let m = metric_from_bytes(data);
     let mut out = b"before\n".to_vec();
     match encode_line(&mut out, &m, &Decoration::default()) {
@@ -123,7 +127,7 @@ pub(super) fn check_encode(data: &[u8]) {
 /// The targets over parsers of bytes from outside the process (name = target = seed and
 /// regression directory): each is one wrapper of the crate's façade `metrics_agent::fuzz_api`,
 /// where what each parser must hold is checked.
-pub(super) const PARSER_TARGETS: [metrics_agent::fuzz_api::Parser; 7] = [
+pub const PARSER_TARGETS: [metrics_agent::fuzz_api::Parser; 7] = [
     ("dns", metrics_agent::fuzz_api::dns_reply),
     ("icmp", metrics_agent::fuzz_api::icmp_packet),
     ("sock_diag", metrics_agent::fuzz_api::sock_diag),
