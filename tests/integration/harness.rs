@@ -606,3 +606,19 @@ pub(crate) fn http_request(
 pub(crate) fn path_exists(p: &str) -> bool {
     Path::new(p).exists()
 }
+
+/// The measurement of a raw line.
+pub(crate) fn measurement(line: &str) -> &str {
+    line.split([',', ' ']).next().unwrap_or("")
+}
+
+/// A field of the last `metrics_agent_gather` line of the instance with `alias`.
+pub(crate) fn gather_stat(lines: &[String], alias: &str, field: &str) -> Option<i64> {
+    lines
+        .iter()
+        .rev()
+        .filter(|l| measurement(l) == "metrics_agent_gather")
+        .map(|l| parse_line(l))
+        .find(|l| l.tag("alias") == Some(alias))?
+        .int(field)
+}

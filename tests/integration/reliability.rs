@@ -20,10 +20,6 @@ use crate::harness::*;
 const SEC: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);
 
-fn measurement(line: &str) -> &str {
-    line.split([',', ' ']).next().unwrap_or("")
-}
-
 fn count(lines: &[String], m: &str) -> usize {
     lines.iter().filter(|l| measurement(l) == m).count()
 }
@@ -103,17 +99,6 @@ fn agent_line(lines: &[String]) -> Option<Line> {
 
 fn agent_stat(lines: &[String], field: &str) -> Option<i64> {
     agent_line(lines)?.int(field)
-}
-
-/// A field of the last `metrics_agent_gather` line of the instance with `alias`.
-fn gather_stat(lines: &[String], alias: &str, field: &str) -> Option<i64> {
-    lines
-        .iter()
-        .rev()
-        .filter(|l| measurement(l) == "metrics_agent_gather")
-        .map(|l| parse_line(l))
-        .find(|l| l.tag("alias") == Some(alias))?
-        .int(field)
 }
 
 /// Reads the agent's stdout on a thread that can be paused (a stalled or slow telegraf) and

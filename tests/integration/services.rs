@@ -9,10 +9,6 @@ use crate::harness::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn measurement(line: &str) -> &str {
-    line.split([',', ' ']).next().unwrap_or("")
-}
-
 /// The `seq` fields of measurement `m`, in stdout order.
 fn seqs(lines: &[String], m: &str) -> Vec<i64> {
     lines
@@ -29,17 +25,6 @@ fn assert_gapless(m: &str, seqs: &[i64]) {
     for (i, s) in seqs.iter().enumerate() {
         assert_eq!(*s, i as i64 + 1, "{m}: line {i} has seq {s}");
     }
-}
-
-/// A field of the last `metrics_agent_gather` line of the instance with `alias`.
-fn gather_stat(lines: &[String], alias: &str, field: &str) -> Option<i64> {
-    lines
-        .iter()
-        .rev()
-        .filter(|l| measurement(l) == "metrics_agent_gather")
-        .map(|l| parse_line(l))
-        .find(|l| l.tag("alias") == Some(alias))?
-        .int(field)
 }
 
 #[test]
