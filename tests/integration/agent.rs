@@ -527,11 +527,7 @@ fn stalled_reader_keeps_memory_bounded_and_counts_drops() {
 
 #[test]
 fn health_endpoint_reports_liveness_readiness_and_version() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::netprobes::free_port();
     let addr = format!("127.0.0.1:{port}");
     let a = Agent::start(&format!(
         "[agent.health]\nlisten = \"{addr}\"\n\

@@ -52,11 +52,7 @@ fn health_endpoint_abuse_keeps_fds_memory_and_gathers_bounded() {
         nofile as usize > FLOOD + 200,
         "open-file hard limit {nofile}"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::netprobes::free_port();
     let addr = format!("127.0.0.1:{port}");
     let a = Agent::start(&format!(
         "[agent.health]\nlisten = \"{addr}\"\n\
