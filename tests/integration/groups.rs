@@ -708,13 +708,15 @@ fn group_self_metrics_show_role_token_and_lease_left() {
             .map(|l| parse_line(l))
             .rfind(|l| l.string("role").as_deref() == Some(role))
     };
+    // A standby's lines from before the leader took the lease carry no token yet: wait for one
+    // written after it did.
     wait_until(
-        "both roles reported",
+        "both roles reported, the standby's with the holder's token",
         Duration::from_secs(10),
         &refs,
         || {
             find(&agents[leader], "leader").is_some()
-                && find(&agents[1 - leader], "standby").is_some()
+                && find(&agents[1 - leader], "standby").is_some_and(|s| s.int("token").is_some())
         },
     );
     let l = find(&agents[leader], "leader").unwrap();

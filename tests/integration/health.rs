@@ -192,8 +192,12 @@ fn health_endpoint_abuse_keeps_fds_memory_and_gathers_bounded() {
         rss0 / 1024,
         rss_max / 1024
     );
+    // How many the flood gets in within its 5 s depends on how fast the agent accepts on a busy
+    // machine (a SYN that meets a full accept queue is retried after 1 s, then 3 s): a fresh
+    // clone's CI run with a soak beside it got 841 of 2,000. What the test needs is many more
+    // held connections than the cap, so that the cap is what bounds the descriptors.
     assert!(
-        opened >= FLOOD / 2,
+        opened >= MAX_CONNECTIONS * 4,
         "the flood opened only {opened} connections"
     );
     assert!(ok, "the endpoint does not answer after the abuse");
