@@ -91,6 +91,20 @@ impl Broker {
         std::fs::read_to_string(self.path("broker.log")).unwrap_or_default()
     }
 
+    /// Waits (up to `timeout`) until the broker's log contains `needle`; the agent's stderr
+    /// explains a time-out.
+    fn wait_log(&self, needle: &str, timeout: Duration, a: &Agent) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < timeout,
+                "the broker never logged {needle}:\n{}",
+                a.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Publishes one message per entry with `mosquitto_pub -l` (one connection for all).
     fn publish(&self, topic: &str, qos: u8, messages: &[String]) {
         publish_to(self.port, topic, qos, messages);
@@ -529,15 +543,7 @@ fn mqtt_wrong_password_backs_off_logs_once_then_rotated_file_connects() {
         counter(l, 0, "messages_received").is_some()
     })
     .len();
-    let start = Instant::now();
-    while !b.log().contains("SUBSCRIBE") {
-        assert!(
-            start.elapsed() < 40 * SEC,
-            "never subscribed:\n{}",
-            a.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    b.wait_log("SUBSCRIBE", 40 * SEC, &a);
     publish_as(
         p,
         &["-u", "agent", "-P", "right"],
@@ -620,11 +626,7 @@ fn mqtt_stalled_stdout_keeps_memory_bounded_and_loses_nothing() {
         &[],
         false,
     );
-    let start = Instant::now();
-    while !b.log().contains("SUBSCRIBE") {
-        assert!(start.elapsed() < 10 * SEC, "never subscribed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    b.wait_log("SUBSCRIBE", 10 * SEC, &a);
     std::thread::sleep(SEC);
     let rss0 = a.rss_bytes();
     // 40 MB of lines: far more than the queue (2000 lines, 2 MB) and the pipe can hold.
@@ -681,15 +683,7 @@ fn mqtt_topics_changed_by_sighup_with_persistent_session() {
     a.wait_for("old topic", 10 * SEC, |l| seqs(l, "m") == [1]);
     a.write_config(&conf("\"new\""));
     a.signal(libc::SIGHUP);
-    let start = Instant::now();
-    while !b.log().contains("UNSUBSCRIBE") {
-        assert!(
-            start.elapsed() < 20 * SEC,
-            "old topic never unsubscribed:\n{}",
-            a.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    b.wait_log("UNSUBSCRIBE", 20 * SEC, &a);
     // In publish order: were "old" still subscribed, 2 would arrive before 3.
     b.publish("old", 1, &["m seq=2i".to_owned()]);
     b.publish("new", 1, &["m seq=3i".to_owned()]);
@@ -713,15 +707,7 @@ fn mqtt_tls_with_a_generated_ca() {
         pki.path("ca.pem").display()
     ));
     wait_counter(&a, 0, "messages_received", 10 * SEC, |v| v == 0);
-    let start = Instant::now();
-    while !b.log().contains("SUBSCRIBE") {
-        assert!(
-            start.elapsed() < 10 * SEC,
-            "never subscribed:\n{}",
-            a.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    b.wait_log("SUBSCRIBE", 10 * SEC, &a);
     b.publish("t", 0, &["m seq=5i".to_owned()]);
     let lines = a.wait_for("message over TLS", 10 * SEC, |l| seqs(l, "m") == [5]);
     // The second instance trusts only the system roots: it does not connect, and says why.
@@ -738,15 +724,7 @@ fn mqtt_websocket_transport_at_qos2() {
     let a = Agent::start(&format!(
         "{AGENT}[[inputs.mqtt_consumer]]\nservers = [\"ws://127.0.0.1:{ws}/mqtt\"]\ntopics = [\"w/+\"]\nqos = 2\n"
     ));
-    let start = Instant::now();
-    while !b.log().contains("SUBSCRIBE") {
-        assert!(
-            start.elapsed() < 10 * SEC,
-            "never subscribed:\n{}",
-            a.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    b.wait_log("SUBSCRIBE", 10 * SEC, &a);
     b.publish(
         "w/x",
         2,
