@@ -68,26 +68,30 @@ pub(crate) fn read_at_zero(f: &std::fs::File, buf: &mut String) -> std::io::Resu
 }
 
 /// A /proc or /sys file opened once and re-read with `pread` at offset 0 on every gather
-/// (one syscall per read instead of open+read+close). Reopened after an error.
+/// (one syscall per read instead of open+read+close). Reopened after an error. The path is
+/// mapped through `HOST_PROC`/`HOST_SYS` (`procfs::host`) once, here.
 #[derive(Debug)]
 pub(crate) struct ProcFile {
-    path: &'static str,
+    path: String,
     file: Option<std::fs::File>,
 }
 
 impl ProcFile {
-    pub(crate) const fn new(path: &'static str) -> Self {
-        ProcFile { path, file: None }
+    pub(crate) fn new(path: &str) -> Self {
+        ProcFile {
+            path: super::procfs::host::path(path).into_owned(),
+            file: None,
+        }
     }
 
-    pub(crate) fn path(&self) -> &'static str {
-        self.path
+    pub(crate) fn path(&self) -> &str {
+        &self.path
     }
 
     pub(crate) fn read(&mut self, buf: &mut String) -> std::io::Result<()> {
         let f = match &self.file {
             Some(f) => f,
-            None => self.file.insert(std::fs::File::open(self.path)?),
+            None => self.file.insert(std::fs::File::open(&self.path)?),
         };
         let r = read_at_zero(f, buf);
         if r.is_err() {
@@ -99,7 +103,7 @@ impl ProcFile {
     /// [`Self::read`] for a file the gather cannot do without: the error names the file.
     pub(crate) fn read_required(&mut self, buf: &mut String) -> Result<(), super::GatherError> {
         self.read(buf)
-            .map_err(|e| super::GatherError::io(self.path, e))
+            .map_err(|e| super::GatherError::io(&self.path, e))
     }
 }
 

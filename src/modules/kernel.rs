@@ -144,9 +144,8 @@ impl Kernel {
         acc.add(m);
         if self.config.psi {
             for (i, resource) in ["cpu", "memory", "io"].into_iter().enumerate() {
-                let path = self.pressure[i].path();
                 if let Err(e) = self.pressure[i].read(&mut self.buf) {
-                    acc.partial_error(path, &e);
+                    acc.partial_error(self.pressure[i].path(), &e);
                     continue;
                 }
                 for p in parse_pressure(&self.buf) {

@@ -5,6 +5,7 @@ mod harness;
 
 mod agent;
 mod deployment;
+mod dropin;
 mod filters;
 mod fuzz_regressions;
 mod groups;

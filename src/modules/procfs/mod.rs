@@ -3,6 +3,7 @@
 //! `/proc/vmstat` (swap, kernel). The inputs keep their own `ProcFile` and buffer (a file kept
 //! open and read at offset 0 each gather); these functions only parse the text.
 
+pub(crate) mod host;
 pub(crate) mod meminfo;
 pub(crate) mod stat;
 pub(crate) mod vmstat;
