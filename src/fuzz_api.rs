@@ -246,8 +246,11 @@ pub const PROCFS: [Parser; 20] = [
 ];
 
 /// x509_cert's inputs from outside: the first byte picks what the rest is (0: a `sources`
-/// string; 1: a PEM file; else: one DER certificate as a TLS server sends it).
+/// string; 1: a PEM file; 2: a stapled OCSP response; 3: a JKS keystore; 4: a PKCS#12 file;
+/// else: one DER certificate as a TLS server sends it). Certificates are judged (verdict,
+/// type) against themselves as roots and their lines encoded.
 pub fn x509(bytes: &[u8]) {
+    use x509_cert::{keystore, ocsp, verify};
     let Some((&sel, data)) = bytes.split_first() else {
         return;
     };
@@ -260,22 +263,45 @@ pub fn x509(bytes: &[u8]) {
             Ok(c) => c,
             Err(_) => return,
         },
+        2 => {
+            if let Ok(o) = ocsp::parse(data) {
+                assert!((0..=2).contains(&o.status));
+                assert_eq!(o.revoked_at.is_some(), o.status == 1);
+            }
+            return;
+        }
+        3 => match keystore::parse_jks(data, "changeit") {
+            Ok(s) => s.0,
+            Err(_) => return,
+        },
+        4 => match keystore::parse_pkcs12(data, "changeit") {
+            Ok(s) => s.0,
+            Err(_) => return,
+        },
         _ => vec![data.to_vec().into()],
     };
-    for (i, der) in certs.iter().enumerate() {
-        if let Ok(info) = tls::parse_cert(der) {
-            let kind = x509_cert::cert_type(i, &info);
-            let verdict = Err("unknown authority".to_owned());
-            let now = 1_700_000_000;
-            encode(&x509_cert::cert_metric(
-                "file:///fuzz.pem",
-                &info,
-                kind,
-                Some(&verdict),
-                now,
-                0,
-            ));
-        }
+    let now = 1_700_000_000;
+    let parsed: Vec<_> = certs
+        .iter()
+        .filter_map(|d| {
+            use x509_parser::prelude::FromDer;
+            let (_, x) = x509_parser::prelude::X509Certificate::from_der(d).ok()?;
+            Some((x, tls::parse_cert(d).ok()?))
+        })
+        .collect();
+    let (xs, infos): (Vec<_>, Vec<_>) = parsed.into_iter().unzip();
+    let roots = verify::Roots::new(certs.iter().cloned());
+    let judged = verify::judge(&xs, &roots, Some("example.org"), now);
+    assert_eq!(judged.len(), infos.len());
+    for (info, j) in infos.iter().zip(&judged) {
+        encode(&x509_cert::cert_metric(
+            "file:///fuzz.pem",
+            info,
+            j,
+            true,
+            now,
+            0,
+        ));
     }
 }
 

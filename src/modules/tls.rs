@@ -38,16 +38,25 @@ fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// The system roots, loaded once per process (a few hundred certificates, ~5 ms).
-fn system_roots() -> Arc<RootCertStore> {
-    static R: OnceLock<Arc<RootCertStore>> = OnceLock::new();
-    R.get_or_init(|| {
-        let mut store = RootCertStore::empty();
+/// The system roots' certificates, loaded once per process (a few hundred, ~5 ms).
+pub(crate) fn system_root_certs() -> Arc<Vec<CertificateDer<'static>>> {
+    static C: OnceLock<Arc<Vec<CertificateDer<'static>>>> = OnceLock::new();
+    C.get_or_init(|| {
         let loaded = rustls_native_certs::load_native_certs();
         if !loaded.errors.is_empty() {
             tracing::debug!(errors = ?loaded.errors, "some system CA certificates could not be read");
         }
-        let (_, _) = store.add_parsable_certificates(loaded.certs);
+        Arc::new(loaded.certs)
+    })
+    .clone()
+}
+
+/// The system roots as a store, built once per process.
+fn system_roots() -> Arc<RootCertStore> {
+    static R: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    R.get_or_init(|| {
+        let mut store = RootCertStore::empty();
+        let (_, _) = store.add_parsable_certificates(system_root_certs().iter().cloned());
         Arc::new(store)
     })
     .clone()
@@ -153,19 +162,6 @@ impl Trust {
         self.client = Some(Arc::new((chain, key_der)));
         Ok(self)
     }
-
-    /// Verifies a chain (leaf first) for `name` now, without a handshake (certificate files).
-    pub(crate) fn verify_chain(
-        &self,
-        chain: &[CertificateDer<'static>],
-        name: &ServerName<'static>,
-    ) -> Result<(), String> {
-        let (leaf, rest) = chain.split_first().ok_or("empty chain")?;
-        self.verifier
-            .verify_server_cert(leaf, rest, name, &[], UnixTime::now())
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// What the verifier saw during one handshake.
@@ -175,6 +171,8 @@ pub(crate) struct ChainRecord {
     pub chain: Vec<CertificateDer<'static>>,
     /// The real verification result against the configured roots and the server name.
     pub verified: Option<Result<(), String>>,
+    /// The OCSP response the server stapled (empty when none).
+    pub ocsp: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -209,6 +207,7 @@ impl ServerCertVerifier for RecordingVerifier {
                 .map(|c| c.clone().into_owned())
                 .collect();
             rec.verified = Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            rec.ocsp = ocsp_response.to_vec();
         }
         match result {
             Err(e) if self.enforce => Err(e),
@@ -326,6 +325,8 @@ pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
 pub(crate) struct CertInfo {
     pub common_name: Option<String>,
     pub issuer_common_name: Option<String>,
+    /// The issuer name's serialNumber attribute (rarely set).
+    pub issuer_serial_number: Option<String>,
     pub organization: Option<String>,
     pub organizational_unit: Option<String>,
     pub country: Option<String>,
@@ -333,7 +334,8 @@ pub(crate) struct CertInfo {
     pub locality: Option<String>,
     /// Lower-case hex without leading zeros (Go's `big.Int.Text(16)`, telegraf's form).
     pub serial_number: String,
-    /// DNS names and IP addresses of the subjectAltName extension.
+    /// The subjectAltName extension in Go's order: DNS names, e-mail addresses, IP addresses,
+    /// URIs.
     pub san: Vec<String>,
     /// Unix seconds.
     pub not_before: i64,
@@ -385,24 +387,30 @@ pub(crate) fn parse_cert(der: &[u8]) -> Result<CertInfo, String> {
         "" => "0".to_owned(),
         t => t.to_owned(),
     };
-    let mut san = Vec::new();
+    // Go's order (telegraf joins DNSNames, EmailAddresses, IPAddresses, URIs).
+    let mut groups: [Vec<String>; 4] = Default::default();
     if let Ok(Some(ext)) = cert.subject_alternative_name() {
         for name in &ext.value.general_names {
             match name {
-                GeneralName::DNSName(n) => san.push((*n).to_owned()),
+                GeneralName::DNSName(n) => groups[0].push((*n).to_owned()),
+                GeneralName::RFC822Name(n) => groups[1].push((*n).to_owned()),
                 GeneralName::IPAddress(b) => match b.len() {
-                    4 => san.push(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
+                    4 => {
+                        groups[2].push(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string())
+                    }
                     16 => {
                         let mut a = [0u8; 16];
                         a.copy_from_slice(b);
-                        san.push(std::net::Ipv6Addr::from(a).to_string());
+                        groups[2].push(std::net::Ipv6Addr::from(a).to_string());
                     }
                     _ => {}
                 },
+                GeneralName::URI(u) => groups[3].push((*u).to_owned()),
                 _ => {}
             }
         }
     }
+    let san = groups.concat();
     let spki = cert.public_key();
     let (public_key_algorithm, public_key_length) = match spki.parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(k)) => {
@@ -419,6 +427,9 @@ pub(crate) fn parse_cert(der: &[u8]) -> Result<CertInfo, String> {
     Ok(CertInfo {
         common_name: first_attr(subject.iter_common_name()),
         issuer_common_name: first_attr(issuer.iter_common_name()),
+        issuer_serial_number: first_attr(
+            issuer.iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER),
+        ),
         organization: first_attr(subject.iter_organization()),
         organizational_unit: first_attr(subject.iter_organizational_unit()),
         country: first_attr(subject.iter_country()),

@@ -88,37 +88,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimingIo<S> {
 
 /// Opens a tunnel to the target through the proxy `tcp` is connected to.
 pub(super) async fn connect_tunnel(tcp: &mut tokio::net::TcpStream, t: &Target) -> io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = if t.host.contains(':') {
-        format!("[{}]:{}", t.host, t.port)
-    } else {
-        format!("{}:{}", t.host, t.port)
-    };
-    tcp.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
-        .await?;
-    // The proxy sends nothing after its reply until we speak, so reading in chunks cannot
-    // swallow TLS bytes. Headers of a CONNECT reply are small: 8 KiB bounds a broken proxy.
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 512];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tcp.read(&mut chunk).await?;
-        if n == 0 || buf.len() > 8192 {
-            return Err(io::Error::other("proxy closed or sent an oversized reply"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let status = buf
-        .split(|&b| b == b' ')
-        .nth(1)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .and_then(|s| s.parse::<u16>().ok());
-    match status {
-        Some(200..=299) => Ok(()),
-        _ => Err(io::Error::other(format!(
-            "proxy refused the tunnel: {:?}",
-            String::from_utf8_lossy(buf.split(|&b| b == b'\r').next().unwrap_or_default())
-        ))),
-    }
+    crate::modules::probe::http_connect(tcp, &t.host, t.port, None).await
 }
 
 /// Aborts the connection task when the probe ends.
