@@ -20,3 +20,4 @@ mod properties;
 mod registry;
 mod reliability;
 mod services;
+mod x509_cert;

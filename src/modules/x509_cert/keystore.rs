@@ -210,8 +210,11 @@ pub(crate) fn parse_jks(data: &[u8], password: &str) -> Result<Store, String> {
 mod tests {
     use super::*;
 
-    /// Builds a JKS file: `(alias, key, chain)` entries, `key` None for a trusted certificate.
-    pub(crate) fn jks(entries: &[(&str, Option<&[u8]>, &[&[u8]])], password: &str) -> Vec<u8> {
+    /// `(alias, protected key, chain)`; no key for a trusted certificate entry.
+    type Entry<'a> = (&'a str, Option<&'a [u8]>, &'a [&'a [u8]]);
+
+    /// Builds a JKS file.
+    fn jks(entries: &[Entry<'_>], password: &str) -> Vec<u8> {
         let mut b = Vec::new();
         b.extend_from_slice(&JKS_MAGIC.to_be_bytes());
         b.extend_from_slice(&2u32.to_be_bytes());

@@ -319,8 +319,11 @@ impl Stapled {
     }
 }
 
-/// telegraf looks for the issuer among the chain by the issuer's common name and serialNumber
-/// attribute, and reports `ocsp_verified=yes` when the response's signature checks with it.
+/// golang.org/x/crypto/ocsp's `ParseResponse` as telegraf calls it. A response carrying a
+/// responder certificate must be signed by that certificate (else it is unreadable); the issuer
+/// telegraf finds in the chain (by the leaf's issuer common name and serialNumber attribute)
+/// must have signed the responder certificate, or the response itself when none is embedded,
+/// for `ocsp_verified=yes`.
 fn ocsp_figures(der: &[u8], certs: &[X509Certificate<'_>]) -> Stapled {
     let ocsp = match ocsp::parse(der) {
         Ok(o) => o,
@@ -328,6 +331,18 @@ fn ocsp_figures(der: &[u8], certs: &[X509Certificate<'_>]) -> Stapled {
     };
     let Some(leaf) = certs.first() else {
         return Stapled::Unreadable("no certificate".into());
+    };
+    let responder = match &ocsp.responder {
+        None => None,
+        Some(d) => match X509Certificate::from_der(d) {
+            Ok((_, c)) if ocsp.signed_by(&c) => Some(c),
+            Ok(_) => {
+                return Stapled::Unreadable(
+                    "bad signature on embedded certificate".into(),
+                );
+            }
+            Err(e) => return Stapled::Unreadable(e.to_string()),
+        },
     };
     let attr = |n: &x509_parser::x509::X509Name<'_>, cn: bool| -> Option<String> {
         use x509_parser::oid_registry::{OID_X509_COMMON_NAME, OID_X509_SERIALNUMBER};
@@ -341,7 +356,11 @@ fn ocsp_figures(der: &[u8], certs: &[X509Certificate<'_>]) -> Stapled {
         attr(leaf.issuer(), true) == attr(c.subject(), true)
             && attr(leaf.issuer(), false) == attr(c.subject(), false)
     });
-    let verified = issuer.is_some_and(|i| ocsp.signed_by(i));
+    let verified = match (issuer, &responder) {
+        (None, _) => false,
+        (Some(i), Some(r)) => r.verify_signature(Some(i.public_key())).is_ok(),
+        (Some(i), None) => ocsp.signed_by(i),
+    };
     Stapled::Read { ocsp, verified }
 }
 

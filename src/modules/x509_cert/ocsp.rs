@@ -21,7 +21,9 @@ pub(crate) struct Ocsp {
     pub this_update: i64,
     /// [`GO_ZERO_TIME`] when absent.
     pub next_update: i64,
-    /// The DER of `tbsResponseData`, its signature algorithm and signature, for [`verify`].
+    /// The first certificate embedded in the response (a delegated responder's), DER.
+    pub responder: Option<Vec<u8>>,
+    /// The DER of `tbsResponseData`, its signature algorithm and signature, for `signed_by`.
     tbs: Vec<u8>,
     sig_alg: Vec<u8>,
     signature: Vec<u8>,
@@ -78,7 +80,16 @@ pub(crate) fn parse(der: &[u8]) -> Result<Ocsp, String> {
     let sig_alg = raw(rest)?;
     let (_, rest) = expect(rest, SEQ)?;
     let signature = raw(rest)?;
-    expect(rest, 0x03)?;
+    let (_, rest) = expect(rest, 0x03)?;
+    // certs [0] EXPLICIT SEQUENCE OF Certificate: the responder's certificate comes first.
+    let responder = match rest.first() {
+        Some(0xa0) => {
+            let (certs, _) = expect(rest, 0xa0)?;
+            let (certs, _) = expect(certs, SEQ)?;
+            (!certs.is_empty()).then(|| raw(certs)).transpose()?.map(<[u8]>::to_vec)
+        }
+        _ => None,
+    };
     // ResponseData: [0] version?, responderID ([1] or [2]), producedAt, responses, [1] exts?
     let mut d = data;
     if d.first() == Some(&0xa0) {
@@ -119,6 +130,7 @@ pub(crate) fn parse(der: &[u8]) -> Result<Ocsp, String> {
         produced_at: generalized_time(produced)?,
         this_update: generalized_time(this_update)?,
         next_update,
+        responder,
         tbs: tbs.to_vec(),
         sig_alg: sig_alg.to_vec(),
         signature: signature.to_vec(),
