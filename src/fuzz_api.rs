@@ -19,15 +19,19 @@ fn encode(m: &Metric) {
     let _ = encode_line(&mut out, m, &Decoration::default());
 }
 
-/// A reply from a hostile resolver (UDP payload, or a TCP message after its length prefix).
+/// A reply from a hostile resolver (UDP payload, or a TCP message after its length prefix):
+/// header, then the answer section read into telegraf's fields, every one encoded.
 pub fn dns_reply(bytes: &[u8]) {
     if let Some(h) = dns_query::parse_header(bytes) {
         assert!(bytes.len() >= 12);
-        encode(
-            &Metric::new("dns_query", 0)
-                .tag("rcode", dns_query::rcode_name(h.rcode))
-                .field("answer_count", i64::from(h.answer_count)),
-        );
+        let mut m = Metric::new("dns_query", 0).field("answer_count", i64::from(h.answer_count));
+        if let Some(name) = dns_query::rcode_name(h.rcode) {
+            m = m.tag("rcode", name);
+        }
+        if let Some(f) = dns_query::parse_answers(bytes) {
+            assert!(f.ips.iter().all(|(i, _)| *i < usize::from(h.answer_count)));
+        }
+        encode(&dns_query::answer_fields(m, bytes, true, true));
     } else {
         assert!(bytes.len() < 12, "a 12-byte header is always read");
     }

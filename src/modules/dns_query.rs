@@ -9,8 +9,11 @@
 //! (id, flags, rcode, counts), so a DNS library would add a dependency without adding precision.
 //! A truncated reply (TC bit) is retried over TCP; `query_time_ms` then covers both exchanges.
 //!
-//! Differences from telegraf: `query_time_ms` is omitted (not 0) when no reply arrived; the
-//! `name`/`preference`/SOA answer fields and `include_fields` are not produced.
+//! On success the answer section is read for telegraf's answer fields (`name`, `preference`,
+//! the SOA figures, and `ip`/`ip_<n>` with `include_fields`): names are decompressed with a
+//! bound on pointer hops, every length is checked (fuzzed: `fuzz_api::dns_reply`).
+//!
+//! Difference from telegraf: `query_time_ms` is omitted (not 0) when no reply arrived.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -32,7 +35,8 @@ use crate::output::{Accumulator, Metric, now_ns};
 pub(crate) struct Raw {
     /// DNS servers to query (IP addresses or names). Required.
     servers: Spanned<Vec<String>>,
-    /// `"udp"` (default) or `"tcp"`.
+    /// `"udp"` (default) or `"tcp"`; `udp4`, `udp6`, `tcp4`, `tcp6` for one address family.
+    /// DNS over TLS (`tcp-tls`) is refused.
     network: Option<Spanned<String>>,
     /// Names to query. Default `["."]` (telegraf's).
     domains: Option<Spanned<Vec<String>>>,
@@ -43,17 +47,24 @@ pub(crate) struct Raw {
     port: Option<u16>,
     /// Bound on one query (including a TCP retry after truncation). Default 2s.
     timeout: Option<ConfigDuration>,
+    /// Answer fields to add: `first_ip` (field `ip`: the first A or AAAA answer), `all_ips`
+    /// (fields `ip_<n>`, n being the answer's position among all answers). Default none.
+    include_fields: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub servers: Vec<String>,
     pub tcp: bool,
+    /// Only IPv4 (`Some(true)`) or only IPv6 (`Some(false)`) server addresses.
+    pub ipv4: Option<bool>,
     pub domains: Vec<String>,
     pub record_type: &'static str,
     pub qtype: u16,
     pub port: u16,
     pub timeout: Duration,
+    pub first_ip: bool,
+    pub all_ips: bool,
 }
 
 const TYPES: &[(&str, u16)] = &[
@@ -78,15 +89,50 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
             "needs at least one server",
         ));
     }
-    let tcp = match &raw.network {
-        None => false,
+    let (tcp, ipv4) = match &raw.network {
+        None => (false, None),
         Some(n) => match n.get_ref().as_str() {
-            "udp" => false,
-            "tcp" => true,
-            _ => return Err(SpanError::new(n.span(), "network", "must be udp or tcp")),
+            "udp" => (false, None),
+            "udp4" => (false, Some(true)),
+            "udp6" => (false, Some(false)),
+            "tcp" => (true, None),
+            "tcp4" => (true, Some(true)),
+            "tcp6" => (true, Some(false)),
+            t if t.ends_with("-tls") => {
+                return Err(SpanError::new(
+                    n.span(),
+                    "network",
+                    "DNS over TLS (tcp-tls) is not implemented; use udp or tcp",
+                ));
+            }
+            _ => {
+                return Err(SpanError::new(
+                    n.span(),
+                    "network",
+                    "must be udp, tcp, udp4, udp6, tcp4 or tcp6",
+                ));
+            }
         },
     };
-    let (record_type, qtype) = match &raw.record_type {
+    let (mut first_ip, mut all_ips) = (false, false);
+    if let Some(f) = &raw.include_fields {
+        for name in f.get_ref() {
+            match name.as_str() {
+                "first_ip" => first_ip = true,
+                "all_ips" => all_ips = true,
+                _ => {
+                    return Err(SpanError::new(
+                        f.span(),
+                        "include_fields",
+                        format!("invalid field {name:?} included (first_ip, all_ips)"),
+                    ));
+                }
+            }
+        }
+    }
+    // telegraf: without `domains` the query is for "." and of type NS, whatever record_type says.
+    let record_type = raw.record_type.filter(|_| raw.domains.is_some());
+    let (record_type, qtype) = match &record_type {
         None => ("NS", 2),
         Some(t) => *TYPES
             .iter()
@@ -113,15 +159,19 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config {
         servers: raw.servers.into_inner(),
         tcp,
+        ipv4,
         domains,
         record_type,
         qtype,
-        port: raw.port.unwrap_or(53),
+        // telegraf: a port below 1 means 53.
+        port: raw.port.filter(|&p| p >= 1).unwrap_or(53),
         timeout: raw
             .timeout
             .map(|t| t.get())
             .filter(|t| !t.is_zero())
             .unwrap_or(Duration::from_secs(2)),
+        first_ip,
+        all_ips,
     })
 }
 
@@ -192,8 +242,10 @@ pub(crate) fn parse_header(b: &[u8]) -> Option<ReplyHeader> {
     })
 }
 
-pub(crate) fn rcode_name(rcode: u8) -> String {
-    match rcode {
+/// miekg/dns's name of a header rcode; `None` for the unassigned 11-15 (telegraf's tag is
+/// then empty, so absent).
+pub(crate) fn rcode_name(rcode: u8) -> Option<&'static str> {
+    Some(match rcode {
         0 => "NOERROR",
         1 => "FORMERR",
         2 => "SERVFAIL",
@@ -205,9 +257,122 @@ pub(crate) fn rcode_name(rcode: u8) -> String {
         8 => "NXRRSET",
         9 => "NOTAUTH",
         10 => "NOTZONE",
-        n => return n.to_string(),
+        _ => return None,
+    })
+}
+
+/// telegraf's answer fields from the records of a successful reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AnswerFields {
+    /// Owner name (absolute, with the trailing dot) of the last A, AAAA, CNAME, MX or SOA record.
+    pub name: Option<String>,
+    pub preference: Option<i64>,
+    /// serial, refresh, retry, expire, minttl of the last SOA record.
+    pub soa: Option<[i64; 5]>,
+    /// (position among all answers, address) of each A and AAAA record.
+    pub ips: Vec<(usize, IpAddr)>,
+}
+
+/// Bound on compression pointers followed in one name (a loop of pointers must end).
+const MAX_POINTERS: usize = 32;
+
+/// Reads the (possibly compressed) name at `pos`; returns it in miekg's presentation form and
+/// the position after it in the message.
+pub(crate) fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
+    let mut name = String::new();
+    let mut end = None;
+    let mut hops = 0;
+    loop {
+        let len = *msg.get(pos)? as usize;
+        match len & 0xc0 {
+            0xc0 => {
+                let target = ((len & 0x3f) << 8) | *msg.get(pos + 1)? as usize;
+                end.get_or_insert(pos + 2);
+                hops += 1;
+                if hops > MAX_POINTERS {
+                    return None;
+                }
+                pos = target;
+            }
+            0 if len == 0 => {
+                if name.is_empty() {
+                    name.push('.');
+                }
+                return Some((name, end.unwrap_or(pos + 1)));
+            }
+            0 => {
+                let label = msg.get(pos + 1..pos + 1 + len)?;
+                for &b in label {
+                    match b {
+                        b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b' ' | b'@' => {
+                            name.push('\\');
+                            name.push(b as char);
+                        }
+                        0x21..=0x7e => name.push(b as char),
+                        _ => name.push_str(&format!("\\{b:03}")),
+                    }
+                }
+                name.push('.');
+                if name.len() > 1024 {
+                    return None;
+                }
+                pos += 1 + len;
+            }
+            _ => return None,
+        }
     }
-    .to_owned()
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The answer fields of a whole reply message; `None` when it is malformed.
+pub(crate) fn parse_answers(msg: &[u8]) -> Option<AnswerFields> {
+    let qd = be16(msg, 4)?;
+    let an = be16(msg, 6)?;
+    let mut pos = 12;
+    for _ in 0..qd {
+        pos = read_name(msg, pos)?.1 + 4;
+    }
+    let mut f = AnswerFields::default();
+    for i in 0..usize::from(an) {
+        let (owner, p) = read_name(msg, pos)?;
+        let rtype = be16(msg, p)?;
+        let rdlen = usize::from(be16(msg, p + 8)?);
+        let rdata = p + 10;
+        let rd = msg.get(rdata..rdata + rdlen)?;
+        pos = rdata + rdlen;
+        match rtype {
+            1 | 28 => {
+                let ip = match rd.len() {
+                    4 => IpAddr::from(<[u8; 4]>::try_from(rd).ok()?),
+                    16 => IpAddr::from(<[u8; 16]>::try_from(rd).ok()?),
+                    _ => return None,
+                };
+                f.ips.push((i, ip));
+                f.name = Some(owner);
+            }
+            5 => f.name = Some(owner),
+            15 => {
+                f.preference = Some(i64::from(be16(rd, 0)?));
+                f.name = Some(owner);
+            }
+            6 => {
+                let (_, after_m) = read_name(msg, rdata)?;
+                let (_, after_r) = read_name(msg, after_m)?;
+                let n = |k: usize| be32(msg, after_r + 4 * k).map(i64::from);
+                f.soa = Some([n(0)?, n(1)?, n(2)?, n(3)?, n(4)?]);
+                f.name = Some(owner);
+            }
+            _ => {}
+        }
+    }
+    Some(f)
 }
 
 pub(crate) struct DnsQuery {
@@ -258,16 +423,25 @@ impl DnsQuery {
                 Answer::Timeout => ("timeout", 1),
                 _ => ("error", 2),
             };
-            if let Answer::Reply { header, .. } = &r {
-                m = m.tag("rcode", rcode_name(header.rcode));
+            if let Answer::Reply { header, .. } = &r
+                && let Some(name) = rcode_name(header.rcode)
+            {
+                m = m.tag("rcode", name);
             }
             m = m.tag("result", result).field("result_code", code);
             match r {
-                Answer::Reply { header, time } => {
+                Answer::Reply {
+                    header,
+                    time,
+                    message,
+                } => {
                     m = m
                         .field("query_time_ms", time.as_secs_f64() * 1e3)
                         .field("rcode_value", i64::from(header.rcode))
                         .field("answer_count", i64::from(header.answer_count));
+                    if header.rcode == 0 {
+                        m = answer_fields(m, &message, self.config.first_ip, self.config.all_ips);
+                    }
                 }
                 Answer::Error(e) => tracing::debug!("dns query: {e}"),
                 Answer::Timeout => {}
@@ -278,9 +452,44 @@ impl DnsQuery {
     }
 }
 
+/// Adds telegraf's answer fields of a successful reply to `m`.
+pub(crate) fn answer_fields(mut m: Metric, message: &[u8], first_ip: bool, all_ips: bool) -> Metric {
+    let Some(f) = parse_answers(message) else {
+        tracing::debug!("dns query: malformed answer section");
+        return m;
+    };
+    if let Some([serial, refresh, retry, expire, minttl]) = f.soa {
+        m = m
+            .field("serial", serial)
+            .field("refresh", refresh)
+            .field("retry", retry)
+            .field("expire", expire)
+            .field("minttl", minttl);
+    }
+    m = m
+        .field_opt("name", f.name)
+        .field_opt("preference", f.preference);
+    if first_ip
+        && let Some((_, ip)) = f.ips.first()
+    {
+        m = m.field("ip", ip.to_string());
+    }
+    if all_ips {
+        for (i, ip) in &f.ips {
+            m = m.field(crate::output::Key::Owned(format!("ip_{i}")), ip.to_string());
+        }
+    }
+    m
+}
+
 #[derive(Debug)]
 pub(crate) enum Answer {
-    Reply { header: ReplyHeader, time: Duration },
+    Reply {
+        header: ReplyHeader,
+        time: Duration,
+        /// The whole reply message.
+        message: Vec<u8>,
+    },
     Timeout,
     Error(String),
 }
@@ -292,12 +501,18 @@ async fn query(c: &Config, server: &str, domain: &str, id: u16, in_flight: &InFl
         .trim_end_matches(']')
         .parse::<IpAddr>()
     {
-        Ok(ip) => SocketAddr::new(ip, c.port),
+        Ok(ip) => vec![SocketAddr::new(ip, c.port)],
         Err(_) => match probe::lookup(server, c.port, c.timeout, in_flight).await {
-            Ok(a) => a[0],
+            Ok(a) => a,
             Err(probe::LookupError::Timeout | probe::LookupError::Busy) => return Answer::Timeout,
             Err(e) => return Answer::Error(e.to_string()),
         },
+    };
+    let Some(addr) = addr
+        .into_iter()
+        .find(|a| c.ipv4.is_none_or(|v4| a.is_ipv4() == v4))
+    else {
+        return Answer::Error(format!("{server}: no address of the network's IP version"));
     };
     let msg = match encode_query(id, &query_name(domain, c.qtype), c.qtype) {
         Ok(m) => m,
@@ -305,19 +520,20 @@ async fn query(c: &Config, server: &str, domain: &str, id: u16, in_flight: &InFl
     };
     let run = async {
         let start = Instant::now();
-        let header = if c.tcp {
+        let (header, message) = if c.tcp {
             tcp_exchange(addr, &msg, id).await?
         } else {
-            let h = udp_exchange(addr, &msg, id).await?;
-            if h.truncated {
+            let r = udp_exchange(addr, &msg, id).await?;
+            if r.0.truncated {
                 tcp_exchange(addr, &msg, id).await?
             } else {
-                h
+                r
             }
         };
         Ok::<_, std::io::Error>(Answer::Reply {
             header,
             time: start.elapsed(),
+            message,
         })
     };
     match tokio::time::timeout_at(deadline, run).await {
@@ -335,7 +551,11 @@ fn bind_addr(to: SocketAddr) -> SocketAddr {
     }
 }
 
-async fn udp_exchange(addr: SocketAddr, msg: &[u8], id: u16) -> std::io::Result<ReplyHeader> {
+async fn udp_exchange(
+    addr: SocketAddr,
+    msg: &[u8],
+    id: u16,
+) -> std::io::Result<(ReplyHeader, Vec<u8>)> {
     let sock = UdpSocket::bind(bind_addr(addr)).await?;
     sock.connect(addr).await?;
     sock.send(msg).await?;
@@ -347,12 +567,17 @@ async fn udp_exchange(addr: SocketAddr, msg: &[u8], id: u16) -> std::io::Result<
             && h.id == id
             && h.is_response
         {
-            return Ok(h);
+            buf.truncate(n);
+            return Ok((h, buf));
         }
     }
 }
 
-async fn tcp_exchange(addr: SocketAddr, msg: &[u8], id: u16) -> std::io::Result<ReplyHeader> {
+async fn tcp_exchange(
+    addr: SocketAddr,
+    msg: &[u8],
+    id: u16,
+) -> std::io::Result<(ReplyHeader, Vec<u8>)> {
     let mut s = TcpStream::connect(addr).await?;
     let mut framed = Vec::with_capacity(msg.len() + 2);
     framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
@@ -362,7 +587,7 @@ async fn tcp_exchange(addr: SocketAddr, msg: &[u8], id: u16) -> std::io::Result<
     let mut buf = vec![0u8; len];
     s.read_exact(&mut buf).await?;
     match parse_header(&buf) {
-        Some(h) if h.id == id && h.is_response => Ok(h),
+        Some(h) if h.id == id && h.is_response => Ok((h, buf)),
         _ => Err(std::io::Error::other("reply does not match the query")),
     }
 }
@@ -394,9 +619,48 @@ mod tests {
         assert!(h.is_response);
         assert!(!h.truncated);
         assert_eq!(h.rcode, 3);
-        assert_eq!(rcode_name(h.rcode), "NXDOMAIN");
+        assert_eq!(rcode_name(h.rcode), Some("NXDOMAIN"));
+        assert_eq!(rcode_name(12), None);
         assert_eq!(h.answer_count, 2);
         assert!(parse_header(&reply[..5]).is_none());
+    }
+
+    /// A reply to `MX mx.example`, built by hand: a CNAME, two MX records, an A record and an
+    /// SOA, all with compressed names.
+    #[test]
+    fn answer_section() {
+        let mut m = vec![0, 0, 0x81, 0x80, 0, 1, 0, 5, 0, 0, 0, 0];
+        // Question: mx.example MX IN (name at offset 12).
+        m.extend_from_slice(b"\x02mx\x07example\x00\x00\x0f\x00\x01");
+        let rr = |m: &mut Vec<u8>, owner: &[u8], t: u16, rd: &[u8]| {
+            m.extend_from_slice(owner);
+            m.extend_from_slice(&t.to_be_bytes());
+            m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            m.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+            m.extend_from_slice(rd);
+        };
+        rr(&mut m, &[0xc0, 12], 5, &[0xc0, 15]);
+        rr(&mut m, &[0xc0, 15], 15, &[0, 10, 0xc0, 12]);
+        rr(&mut m, &[0xc0, 15], 15, &[0, 20, 0xc0, 12]);
+        rr(&mut m, b"\x01a\xc0\x0f", 1, &[192, 0, 2, 1]);
+        let mut soa = b"\x02ns\xc0\x0f\x04host\xc0\x0f".to_vec();
+        for v in [2026u32, 3600, 600, 86400, 300] {
+            soa.extend_from_slice(&v.to_be_bytes());
+        }
+        rr(&mut m, &[0xc0, 15], 6, &soa);
+        let f = parse_answers(&m).unwrap();
+        assert_eq!(f.name.as_deref(), Some("example."));
+        assert_eq!(f.preference, Some(20));
+        assert_eq!(f.soa, Some([2026, 3600, 600, 86400, 300]));
+        assert_eq!(f.ips, vec![(3, "192.0.2.1".parse().unwrap())]);
+        assert_eq!(read_name(&m, 12), Some(("mx.example.".into(), 24)));
+        // A pointer to itself, a cut message.
+        assert!(read_name(&[0xc0, 0], 0).is_none());
+        assert!(parse_answers(&m[..m.len() - 3]).is_none());
+        assert_eq!(
+            read_name(b"\x03a.b\x00", 0).map(|n| n.0).as_deref(),
+            Some("a\\.b.")
+        );
     }
 
     #[test]

@@ -689,6 +689,26 @@ impl Drop for Dnsmasq {
 }
 
 pub(crate) fn start_dnsmasq() -> Dnsmasq {
+    start_dnsmasq_with(&["--address=/test.example/127.0.0.5", "--local=/nx.example/"])
+}
+
+/// Authoritative for `zone.example` (and only that): an SOA, an MX, a CNAME to an A record,
+/// a name with two A records and an AAAA record.
+pub(crate) fn start_zone_dnsmasq() -> Dnsmasq {
+    start_dnsmasq_with(&[
+        "--auth-zone=zone.example",
+        "--auth-server=ns.zone.example,127.0.0.1",
+        "--auth-soa=2026,hostmaster.zone.example,1200,180,1209600,600",
+        "--mx-host=zone.example,mail.zone.example,10",
+        "--cname=alias.zone.example,www.zone.example",
+        "--host-record=www.zone.example,127.0.0.5",
+        "--host-record=multi.zone.example,127.0.0.6",
+        "--host-record=multi.zone.example,127.0.0.7,::7",
+    ])
+}
+
+/// dnsmasq on a free loopback port with `records` (its options) and nothing else.
+pub(crate) fn start_dnsmasq_with(records: &[&str]) -> Dnsmasq {
     let dir = tempfile::tempdir().unwrap();
     // dnsmasq listens on TCP and UDP on the same port: find one free for both.
     let port = loop {
@@ -708,9 +728,8 @@ pub(crate) fn start_dnsmasq() -> Dnsmasq {
             "--no-hosts",
             "--conf-file=/dev/null",
             &format!("--pid-file={}", dir.path().join("pid").display()),
-            "--address=/test.example/127.0.0.5",
-            "--local=/nx.example/",
         ])
+        .args(records)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -762,6 +781,83 @@ fn dns_query_against_dnsmasq() {
     assert_eq!(to.tag("record_type"), Some("NS"));
     assert!(to.tag("rcode").is_none() && to.float("query_time_ms").is_none());
     drop(silent);
+}
+
+/// telegraf's answer fields: `name` (owner of the last A/AAAA/CNAME/MX/SOA record),
+/// `preference`, the SOA figures, and with `include_fields` `ip` and `ip_<position>`.
+#[test]
+fn dns_query_answer_fields_and_include_fields() {
+    let dns = start_zone_dnsmasq();
+    let p = dns.port;
+    let q = |t: &str, d: &str| {
+        format!(
+            "[[inputs.dns_query]]\n  servers = [\"127.0.0.1\"]\n  port = {p}\n  domains = [\"{d}\"]\n  record_type = \"{t}\"\n  include_fields = [\"first_ip\", \"all_ips\"]\n"
+        )
+    };
+    let config = [
+        q("SOA", "zone.example"),
+        q("MX", "zone.example"),
+        q("A", "alias.zone.example"),
+        q("A", "multi.zone.example"),
+        q("AAAA", "multi.zone.example"),
+        format!(
+            "[[inputs.dns_query]]\n  servers = [\"127.0.0.1\"]\n  port = {p}\n  network = \"tcp4\"\n  domains = [\"multi.zone.example\"]\n  record_type = \"A\"\n  include_fields = [\"first_ip\"]\n  alias = \"tcp4\"\n"
+        ),
+        format!(
+            "[[inputs.dns_query]]\n  servers = [\"127.0.0.1\"]\n  port = {p}\n  network = \"udp6\"\n  record_type = \"A\"\n"
+        ),
+    ]
+    .concat();
+    let lines = once(&config);
+    let q = only(&lines, "dns_query");
+    assert_eq!(q.len(), 7, "{q:#?}");
+    let by = |t: &str, d: &str| -> Vec<&Line> {
+        q.iter()
+            .copied()
+            .filter(|l| l.tag("record_type") == Some(t) && l.tag("domain") == Some(d))
+            .collect()
+    };
+    let soa = by("SOA", "zone.example")[0];
+    assert_eq!(soa.string("name").as_deref(), Some("zone.example."));
+    for (f, v) in [
+        ("serial", 2026),
+        ("refresh", 1200),
+        ("retry", 180),
+        ("expire", 1_209_600),
+        ("minttl", 600),
+    ] {
+        assert_eq!(soa.int(f), Some(v), "{f}");
+    }
+    let mx = by("MX", "zone.example")[0];
+    assert_eq!(mx.int("preference"), Some(10));
+    let alias = by("A", "alias.zone.example")[0];
+    assert_eq!(alias.int("answer_count"), Some(2));
+    assert_eq!(alias.string("name").as_deref(), Some("www.zone.example."));
+    assert_eq!(alias.string("ip").as_deref(), Some("127.0.0.5"));
+    assert_eq!(
+        alias.string("ip_1").as_deref(),
+        Some("127.0.0.5"),
+        "position 1: after the CNAME"
+    );
+    assert!(alias.field("ip_0").is_none());
+    let multi = by("A", "multi.zone.example");
+    assert_eq!(multi.len(), 2);
+    let (udp, tcp4) = match multi[0].field("ip_0") {
+        Some(_) => (multi[0], multi[1]),
+        None => (multi[1], multi[0]),
+    };
+    assert_eq!(udp.string("ip_0").as_deref(), Some("127.0.0.6"));
+    assert_eq!(udp.string("ip_1").as_deref(), Some("127.0.0.7"));
+    assert_eq!(udp.string("ip").as_deref(), Some("127.0.0.6"));
+    assert_eq!(tcp4.tag("result"), Some("success"));
+    assert_eq!(tcp4.string("ip").as_deref(), Some("127.0.0.6"));
+    assert!(tcp4.field("ip_0").is_none(), "first_ip only");
+    let v6 = by("AAAA", "multi.zone.example")[0];
+    assert_eq!(v6.string("ip").as_deref(), Some("::7"));
+    // udp6 to an IPv4 server: an error line. Without `domains`, telegraf's "." and NS.
+    let err = by("NS", ".")[0];
+    assert_eq!(err.tag("result"), Some("error"));
+    assert!(err.tag("rcode").is_none());
 }
 
 // ---------------------------------------------------------------------------------------------
