@@ -130,9 +130,7 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
             }
         }
     }
-    // telegraf: without `domains` the query is for "." and of type NS, whatever record_type says.
-    let record_type = raw.record_type.filter(|_| raw.domains.is_some());
-    let (record_type, qtype) = match &record_type {
+    let (record_type, qtype) = match &raw.record_type {
         None => ("NS", 2),
         Some(t) => *TYPES
             .iter()
@@ -144,6 +142,11 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
                     "must be one of A, AAAA, ANY, CNAME, MX, NS, PTR, SOA, SPF, SRV, TXT",
                 )
             })?,
+    };
+    // telegraf: without `domains` the query is for "." and of type NS, whatever record_type says.
+    let (record_type, qtype) = match raw.domains {
+        None => ("NS", 2),
+        Some(_) => (record_type, qtype),
     };
     let domains = match raw.domains {
         None => vec![".".to_owned()],
