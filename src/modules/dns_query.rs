@@ -666,6 +666,17 @@ mod tests {
         );
     }
 
+    /// Replies captured from dnsmasq authoritative for zone.example (fuzz seeds).
+    #[test]
+    fn captured_replies() {
+        let soa = parse_answers(include_bytes!("../../fuzz/seeds/dns/soa-auth")).unwrap();
+        assert_eq!(soa.soa, Some([2026, 1200, 180, 1_209_600, 600]));
+        assert_eq!(soa.name.as_deref(), Some("zone.example."));
+        let cname = parse_answers(include_bytes!("../../fuzz/seeds/dns/cname-then-a")).unwrap();
+        assert_eq!(cname.name.as_deref(), Some("www.zone.example."));
+        assert_eq!(cname.ips, vec![(1, "127.0.0.5".parse().unwrap())]);
+    }
+
     #[test]
     fn ptr_names() {
         assert_eq!(query_name("192.0.2.1", 12), "1.2.0.192.in-addr.arpa.");

@@ -268,6 +268,25 @@ mod tests {
         out
     }
 
+    /// Keystores made by `openssl pkcs12 -export` and `keytool` (fuzz seeds; the first byte is
+    /// the fuzz selector): a key with leaf + intermediate; the root trusted as "root" plus that
+    /// key as "server".
+    #[test]
+    fn real_keystores() {
+        let cn = |d: &CertificateDer<'_>| {
+            crate::modules::tls::parse_cert(d).unwrap().common_name.unwrap()
+        };
+        let p12 = &include_bytes!("../../../fuzz/seeds/x509/pkcs12-key-and-chain")[1..];
+        let s = parse_pkcs12(p12, "changeit").unwrap();
+        let names: Vec<String> = s.0.iter().map(cn).collect();
+        assert_eq!(names, ["localhost", "Test Intermediate CA"]);
+        assert!(parse_pkcs12(p12, "wrong").is_err());
+        let jks = &include_bytes!("../../../fuzz/seeds/x509/jks-trusted-and-key")[1..];
+        let s = parse_jks(jks, "changeit").unwrap();
+        let names: Vec<String> = s.0.iter().map(cn).collect();
+        assert_eq!(names, ["Test Root CA", "localhost", "Test Intermediate CA"]);
+    }
+
     #[test]
     fn jks_entries_in_alias_order_with_openable_keys() {
         let key = protect(b"a private key of some length...", "changeit");

@@ -173,6 +173,27 @@ mod tests {
         assert!(generalized_time(b"20261302120909Z").is_err());
     }
 
+    /// Responses `openssl ocsp` made (fuzz seeds; the first byte is the fuzz selector).
+    #[test]
+    fn openssl_responses() {
+        let revoked = &include_bytes!("../../../fuzz/seeds/x509/ocsp-revoked")[1..];
+        let r = parse(revoked).unwrap();
+        assert_eq!((r.status, r.status_name()), (1, "revoked"));
+        assert_eq!(r.revoked_at, Some(1_793_491_200), "2026-11-01");
+        assert_eq!(r.next_update - r.this_update, 86400);
+        assert!(r.responder.is_none(), "-resp_no_certs");
+        let good = &include_bytes!("../../../fuzz/seeds/x509/ocsp-good-embedded-responder")[1..];
+        let g = parse(good).unwrap();
+        assert_eq!((g.status, g.revoked_at), (0, None));
+        let responder = g.responder.as_deref().unwrap();
+        let (_, cert) = X509Certificate::from_der(responder).unwrap();
+        assert!(g.signed_by(&cert), "signed by the embedded responder");
+        assert!(!r.signed_by(&cert) || r.tbs != g.tbs);
+        for cut in [10, revoked.len() / 2, revoked.len() - 1] {
+            assert!(parse(&revoked[..cut]).is_err());
+        }
+    }
+
     #[test]
     fn refuses_truncated_and_error_responses() {
         assert!(parse(&[]).is_err());
