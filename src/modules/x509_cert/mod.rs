@@ -476,3 +476,36 @@ async fn get(c: &Config, loc: &Location, in_flight: &InFlight) -> Result<Fetched
 
 super::ticked_input!(X509Cert, super::Shape::Ticked);
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chain of the PKCS#12 seed (leaf, intermediate) with the OCSP seeds of the same PKI:
+    /// a response without certificates, signed by the intermediate, is verified; one embedding
+    /// the intermediate as its responder is readable but not verified, since the intermediate
+    /// did not sign itself (Go's x/crypto/ocsp rule telegraf inherits).
+    #[test]
+    fn stapled_responses_are_verified_as_go_does() {
+        let p12 = &include_bytes!("../../../fuzz/seeds/x509/pkcs12-key-and-chain")[1..];
+        let chain = keystore::parse_pkcs12(p12, "changeit").unwrap().0;
+        let certs: Vec<X509Certificate<'_>> = chain
+            .iter()
+            .map(|d| X509Certificate::from_der(d).unwrap().1)
+            .collect();
+        let revoked = &include_bytes!("../../../fuzz/seeds/x509/ocsp-revoked")[1..];
+        let embedded = &include_bytes!("../../../fuzz/seeds/x509/ocsp-good-embedded-responder")[1..];
+        let tags = |der: &[u8]| {
+            let m = ocsp_figures(der, &certs).apply(Metric::new("x509_cert", 0));
+            let get = |k: &str| m.tags.iter().find(|(t, _)| t == k).map(|(_, v)| v.clone());
+            (get("ocsp_stapled"), get("ocsp_verified"), get("ocsp_status"))
+        };
+        let s = |v: &str| Some(v.to_owned());
+        assert_eq!(tags(revoked), (s("yes"), s("yes"), s("revoked")));
+        assert_eq!(tags(embedded), (s("yes"), s("no"), s("good")));
+        assert_eq!(tags(&revoked[..40]).0, s("no"));
+        // Without the issuer in the chain nothing can be verified.
+        let m = ocsp_figures(revoked, &certs[..1]).apply(Metric::new("x509_cert", 0));
+        assert!(m.tags.iter().any(|(k, v)| k == "ocsp_verified" && v == "no"));
+    }
+}
