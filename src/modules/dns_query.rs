@@ -41,7 +41,8 @@ pub(crate) struct Raw {
     /// Names to query. Default `["."]` (telegraf's).
     domains: Option<Spanned<Vec<String>>>,
     /// A, AAAA, ANY, CNAME, MX, NS, PTR, SOA, SPF, SRV, TXT. Default `NS` (telegraf's code
-    /// default). For PTR, an IP address domain is turned into its reverse name.
+    /// default); without `domains` it is NS whatever this says (telegraf's rule). For PTR, an
+    /// IP address domain is turned into its reverse name.
     record_type: Option<Spanned<String>>,
     /// Server port. Default 53.
     port: Option<u16>,
