@@ -358,7 +358,7 @@ fn http_against_nginx() {
     assert!(
         bad.string("tls_verification_error")
             .unwrap()
-            .contains("signed by unknown authority"),
+            .contains("UnknownIssuer"),
         "{bad:?}"
     );
     assert!(bad.float("connect_time").is_some());
