@@ -26,7 +26,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::GatherError;
-use crate::options::{ConfigDuration, SpanError};
+use crate::options::{ConfigDuration, ConfigSize, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 use packet::Family;
 use pinger::{Pinger, ReplyEvent, SocketMode};
@@ -52,9 +52,11 @@ pub(crate) struct Raw {
     /// Upper bound on one whole gather: no request is sent and no reply awaited after it
     /// (default 10 s).
     deadline: Option<Spanned<ConfigDuration>>,
-    /// ICMP payload bytes (default 56, giving 64-byte ICMP messages like ping).
-    size: Option<Spanned<i64>>,
-    /// Send from this interface (name, bound with SO_BINDTODEVICE) or source address.
+    /// ICMP payload bytes (default 56, giving 64-byte ICMP messages like ping): an integer or a
+    /// size string like telegraf's `"56B"`.
+    size: Option<Spanned<ConfigSize>>,
+    /// Send from this interface (name, bound with SO_BINDTODEVICE) or source address; "" (as
+    /// in telegraf's sample) means none.
     interface: Option<Spanned<String>>,
     /// Resolve host names to IPv4 only.
     ipv4: Option<bool>,
@@ -98,7 +100,7 @@ pub(crate) struct Config {
 /// Lower bound of `ping_interval` (telegraf's, and ping's for unprivileged users).
 const MIN_PING_INTERVAL: Duration = Duration::from_millis(200);
 /// Largest payload: an IPv4 datagram is at most 65,535 bytes, minus 20 (IP) and 8 (ICMP).
-const MAX_SIZE: i64 = 65_507;
+const MAX_SIZE: u64 = 65_507;
 /// Upper bound on `count`: with the deadline it bounds per-target memory of one gather.
 const MAX_COUNT: i64 = 100_000;
 /// Host name lookups in flight at once per instance.
@@ -153,14 +155,14 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let timeout = positive(raw.timeout, "timeout", 1)?;
     let deadline = positive(raw.deadline, "deadline", 10)?;
     let size = match raw.size {
-        Some(s) if !(0..=MAX_SIZE).contains(s.get_ref()) => {
+        Some(s) if s.get_ref().get() > MAX_SIZE => {
             return Err(SpanError::new(
                 s.span(),
                 "size",
                 format!("must be between 0 and {MAX_SIZE}"),
             ));
         }
-        Some(s) => *s.get_ref() as usize,
+        Some(s) => s.get_ref().get() as usize,
         None => 56,
     };
     let family = match (raw.ipv4.unwrap_or(false), raw.ipv6.unwrap_or(false)) {
@@ -218,11 +220,13 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     };
     let bind = match raw.interface {
         None => Bind::Any,
+        // telegraf's sample writes `interface = ""`: no interface.
+        Some(i) if i.get_ref().trim().is_empty() => Bind::Any,
         Some(i) => {
             let text = i.get_ref().trim();
             if let Ok(ip) = text.parse::<IpAddr>() {
                 Bind::Address(ip)
-            } else if text.is_empty() || text.len() >= libc::IFNAMSIZ || text.contains('/') {
+            } else if text.len() >= libc::IFNAMSIZ || text.contains('/') {
                 return Err(SpanError::new(
                     i.span(),
                     "interface",
