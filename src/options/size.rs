@@ -23,8 +23,15 @@ fn unit_bytes(unit: &str) -> Option<f64> {
     if unit == "B" {
         return Some(1.0);
     }
-    let si = SI.iter().position(|u| *u == unit).map(|i| 1000f64.powi(i as i32 + 1));
-    si.or_else(|| IEC.iter().position(|u| *u == unit).map(|i| 1024f64.powi(i as i32 + 1)))
+    let si = SI
+        .iter()
+        .position(|u| *u == unit)
+        .map(|i| 1000f64.powi(i as i32 + 1));
+    si.or_else(|| {
+        IEC.iter()
+            .position(|u| *u == unit)
+            .map(|i| 1024f64.powi(i as i32 + 1))
+    })
 }
 
 /// Parses a size string; an integer string is bytes.
@@ -49,9 +56,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let scale = unit_bytes(unit).ok_or_else(|| {
-            format!(
-                "unknown unit {unit:?} in size {text:?} (use B, KB, MB, GB, KiB, MiB, GiB, …)"
-            )
+            format!("unknown unit {unit:?} in size {text:?} (use B, KB, MB, GB, KiB, MiB, GiB, …)")
         })?;
         total += value * scale;
         rest = tail;

@@ -13,6 +13,7 @@
 //! request is answered or timed out, and never later than `deadline`. Keep `deadline` (and
 //! `count` × `ping_interval` + `timeout`) below the input's `interval`, or ticks are skipped.
 
+pub(crate) mod exec;
 pub(crate) mod packet;
 mod pinger;
 mod socket;
@@ -39,8 +40,9 @@ pub(crate) struct Raw {
     /// Hosts to ping: IPv4/IPv6 addresses or host names (resolved again every round, IPv4
     /// preferred unless `ipv6 = true`). Each becomes the `url` tag exactly as written.
     urls: Spanned<Vec<String>>,
-    /// Accepted for telegraf compatibility: "native" and "exec" both mean this agent's own
-    /// implementation (no `ping` binary is run).
+    /// "exec" (telegraf's default) or "native". Both use the agent's own ICMP sockets unless the
+    /// block names a `binary` or `arguments`: with "exec" that program is then run per URL, as
+    /// telegraf runs it.
     method: Option<Spanned<String>>,
     /// Echo requests per target per gather (default 1).
     count: Option<Spanned<i64>>,
@@ -70,9 +72,12 @@ pub(crate) struct Raw {
     /// "auto" (default): an unprivileged datagram socket if net.ipv4.ping_group_range allows the
     /// agent's group, else a raw socket (needs CAP_NET_RAW). "raw" or "datagram" force one.
     socket: Option<Spanned<String>>,
-    /// Accepted and ignored (telegraf's exec method options; nothing is executed here).
+    /// The ping program of the exec method (default "ping", looked up in PATH). Setting it (or
+    /// `arguments`) with `method` "exec" or unset runs it per URL; with "native" it is ignored,
+    /// as in telegraf.
     binary: Option<String>,
-    /// Accepted and ignored, see `binary`.
+    /// The exec method's whole argument list (the URL is appended); set, it replaces the
+    /// arguments built from `count`, `ping_interval`, `timeout`, `deadline` and `interface`.
     arguments: Option<Vec<String>>,
 }
 
@@ -86,6 +91,8 @@ pub(crate) enum FamilyPref {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// Run a ping program per URL (telegraf's exec method with `binary`/`arguments`).
+    exec: Option<exec::Exec>,
     pub urls: Vec<String>,
     pub count: u32,
     pub ping_interval: Duration,
@@ -218,6 +225,11 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
             None => SocketMode::Auto,
         },
     };
+    let interface_text = raw
+        .interface
+        .as_ref()
+        .map(|i| i.get_ref().trim().to_owned())
+        .unwrap_or_default();
     let bind = match raw.interface {
         None => Bind::Any,
         // telegraf's sample writes `interface = ""`: no interface.
@@ -237,8 +249,19 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
             }
         }
     };
-    let _ = (raw.binary, raw.arguments);
+    let native = raw.method.as_ref().is_some_and(|m| m.get_ref() == "native");
+    let exec = match (native, raw.binary, raw.arguments) {
+        (false, binary, arguments) if binary.is_some() || arguments.as_ref().is_some_and(|a| !a.is_empty()) => {
+            Some(exec::Exec {
+                binary: binary.filter(|b| !b.is_empty()).unwrap_or_else(|| "ping".into()),
+                arguments: arguments.unwrap_or_default(),
+                interface: interface_text,
+            })
+        }
+        _ => None,
+    };
     Ok(Config {
+        exec,
         urls,
         count,
         ping_interval,
@@ -298,6 +321,10 @@ impl Ping {
     }
 
     pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
+        if let Some(e) = &self.config.exec {
+            exec::gather(&self.config, e, acc).await;
+            return Ok(());
+        }
         let ts = now_ns();
         let start = tokio::time::Instant::now();
         let c = &self.config;
