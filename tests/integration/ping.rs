@@ -403,14 +403,25 @@ fn exec_method_runs_the_named_binary_with_its_arguments() {
     let pings = ping_lines(&lines);
     let real = by_url(&pings, "127.0.0.1");
     assert_eq!(real.int("result_code"), Some(0), "{real:?}");
-    assert_eq!(real.int("packets_transmitted"), Some(3), "the arguments' -c 3: {real:?}");
+    assert_eq!(
+        real.int("packets_transmitted"),
+        Some(3),
+        "the arguments' -c 3: {real:?}"
+    );
     assert_eq!(real.int("packets_received"), Some(3));
     assert_eq!(real.int("ttl"), Some(64));
     assert!(real.float("average_response_ms").is_some_and(|v| v > 0.0));
-    assert!(real.float("median_response_ms").is_none(), "exec has no per-reply RTTs");
+    assert!(
+        real.float("median_response_ms").is_none(),
+        "exec has no per-reply RTTs"
+    );
 
     let s = by_url(&pings, "scripted");
-    assert_eq!(s.int("result_code"), Some(1), "exit status 1 with a summary: {s:?}");
+    assert_eq!(
+        s.int("result_code"),
+        Some(1),
+        "exit status 1 with a summary: {s:?}"
+    );
     assert_eq!(s.int("packets_transmitted"), Some(4));
     assert_eq!(s.int("packets_received"), Some(3));
     assert_eq!(s.float("percent_packet_loss"), Some(25.0));
