@@ -44,6 +44,9 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     })
 }
 
+/// A `metrics_agent_gather` line's tags: input, alias, instance (`None` unless per_instance).
+type GatherKey<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
 pub(crate) struct Internal {
     config: Config,
     ctx: ModuleContext,
@@ -112,7 +115,7 @@ impl Internal {
         }
         // (input, alias, instance): without per_instance the instances of one input and alias
         // share a key and their counters are summed (telegraf's default).
-        let mut lines: Vec<((&str, Option<&str>, Option<&str>), Vec<(&str, u64)>)> = Vec::new();
+        let mut lines: Vec<(GatherKey, Vec<(&str, u64)>)> = Vec::new();
         for i in &instances {
             let key = (
                 i.module,
