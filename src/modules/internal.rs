@@ -132,6 +132,7 @@ impl Internal {
                 ("panics", get(&i.panics)),
                 ("restarts", get(&i.restarts)),
                 ("ticks_skipped", get(&i.ticks_skipped)),
+                ("startup_errors", get(&i.startup_errors)),
             ];
             counters.extend(i.extra_counters());
             match lines.iter_mut().find(|(k, _)| *k == key) {
