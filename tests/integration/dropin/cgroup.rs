@@ -18,7 +18,7 @@ pub(crate) const TABLE: Table = Table {
         extra: &[],
         unseen: &[],
     }],
-    setup: setup,
+    setup,
 };
 
 /// The root cgroup's memory and cpu files, on a v1 hierarchy (controllers mounted apart) or
