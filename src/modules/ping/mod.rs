@@ -110,6 +110,13 @@ const MIN_PING_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_SIZE: u64 = 65_507;
 /// Upper bound on `count`: with the deadline it bounds per-target memory of one gather.
 const MAX_COUNT: i64 = 100_000;
+/// Shortest time between two send batches of a round. Each batch costs a timer wake-up of the
+/// gather and one of the receive task for its replies (on loopback or a LAN they arrive
+/// together); a batch every 5 ms instead of every millisecond cut the CPU per echo at 1,000
+/// targets from 27 to 10 µs (bench/ping.sh, fping 41-42 µs in the same runs) while a round of
+/// 1,000 requests still goes out in bursts of at most 10 (1 s interval: 500 ms spread, 100
+/// batches).
+const BATCH_SPACING: Duration = Duration::from_millis(5);
 /// Host name lookups in flight at once per instance.
 const RESOLVE_CONCURRENCY: usize = 16;
 
@@ -383,11 +390,12 @@ impl Ping {
         let mut send_errors: Vec<(String, usize, usize)> = Vec::new();
 
         // Pacing: each round's requests go out in batches spread over half of
-        // min(ping_interval, timeout), at most one batch per millisecond.
+        // min(ping_interval, timeout), at most one batch per BATCH_SPACING.
         let spread = c.ping_interval.min(c.timeout) / 2;
-        let batches = sendable
-            .len()
-            .clamp(1, (spread.as_millis() as usize).max(1));
+        let batches = sendable.len().clamp(
+            1,
+            ((spread.as_millis() / BATCH_SPACING.as_millis()) as usize).max(1),
+        );
         let per_batch = sendable.len().div_ceil(batches).max(1);
         let mut last_send = start;
         let send_start = tokio::time::Instant::now();
