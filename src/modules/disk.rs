@@ -165,24 +165,18 @@ fn label(name: &str) -> Option<String> {
         .ok()?
         .rdev();
     let data = std::fs::read_to_string(&*host::path(&udev_data_path(rdev))).ok()?;
-    udev_property(&data, "ID_FS_LABEL")
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+    let mut info = super::diskio::DevInfo::new();
+    super::diskio::parse_udev(&data, &mut info);
+    info.remove("ID_FS_LABEL").filter(|s| !s.is_empty())
 }
 
 /// `/run/udev/data/b<major>:<minor>` of a block device number.
-pub(crate) fn udev_data_path(rdev: u64) -> String {
+fn udev_data_path(rdev: u64) -> String {
     format!(
         "/run/udev/data/b{}:{}",
         libc::major(rdev as libc::dev_t),
         libc::minor(rdev as libc::dev_t)
     )
-}
-
-/// One `E:KEY=value` property of a udev data file.
-pub(crate) fn udev_property<'a>(data: &'a str, key: &str) -> Option<&'a str> {
-    data.lines()
-        .find_map(|l| l.strip_prefix("E:")?.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// `HOST_MOUNT_PREFIX` as telegraf applies it: `statvfs` on prefix + mount point (a mount

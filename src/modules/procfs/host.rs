@@ -43,6 +43,18 @@ pub(crate) fn path(p: &str) -> Cow<'_, str> {
     Cow::Borrowed(p)
 }
 
+/// The inverse of [`path`]: a mapped path back to the path it stands for (`/hostfs/sys/x` →
+/// `/sys/x` with `HOST_SYS=/hostfs/sys`), for tags that name what the user configured.
+pub(crate) fn unmap(p: &str) -> Cow<'_, str> {
+    for ((root, _), prefix) in ROOTS.iter().zip(prefixes()) {
+        let Some(prefix) = prefix else { continue };
+        if under(p, prefix) {
+            return Cow::Owned(format!("{root}{}", &p[prefix.len()..]));
+        }
+    }
+    Cow::Borrowed(p)
+}
+
 /// Whether the variable of `root` ("/proc", "/sys", …) is set: an input that has a faster way
 /// than reading that tree (netstat's netlink) reads the files instead when it is.
 pub(crate) fn is_mapped(root: &str) -> bool {
@@ -101,7 +113,10 @@ mod tests {
         assert_eq!(super::path("/proc/stat"), "/proc/stat");
         assert_eq!(super::path("/procfoo"), "/procfoo");
         assert_eq!(super::mount_prefix(), "");
-        assert_eq!(super::device_path("/run/udev/data/b8:0"), "/run/udev/data/b8:0");
+        assert_eq!(
+            super::device_path("/run/udev/data/b8:0"),
+            "/run/udev/data/b8:0"
+        );
         assert!(!super::is_mapped("/proc"));
     }
 }
