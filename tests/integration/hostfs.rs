@@ -37,8 +37,6 @@ fn fake_host(root: &Path) {
         "cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 4242 0\nctxt 777777\n\
          btime 1234567890\nprocesses 31337\nprocs_running 1\nprocs_blocked 0\n",
     );
-    put(root, "proc/vmstat", "pgpgin 11\npgpgout 22\n");
-    put(root, "proc/sys/kernel/random/entropy_avail", "123\n");
     put(
         root,
         "proc/diskstats",
@@ -112,10 +110,18 @@ fn fake_host(root: &Path) {
     for dir in ["", "data", "boot"] {
         std::fs::create_dir_all(root.join("hostroot").join(dir)).unwrap();
     }
-    put(root, "sys/devices/system/cpu/online", "0-6\n");
-    put(root, "sys/class/net/fake0/flags", "0x1003\n");
-    put(root, "sys/class/net/fake0/speed", "2500\n");
-    put(root, "sys/block/sdz/wwid", "naa.5000c500fake\n");
+    for (rel, content) in [
+        ("proc/vmstat", "pgpgin 11\npgpgout 22\n"),
+        ("proc/sys/kernel/random/entropy_avail", "123\n"),
+        ("sys/devices/system/cpu/online", "0-6\n"),
+        ("sys/class/net/fake0/flags", "0x1003\n"),
+        ("sys/class/net/fake0/speed", "2500\n"),
+        ("sys/block/sdz/wwid", "naa.5000c500fake\n"),
+        ("sys/kernel/mm/ksm/pages_shared", "4242\n"),
+        ("etc/os-release", "ID=fakeos\nVERSION_ID=\"7.1\"\n"),
+    ] {
+        put(root, rel, content);
+    }
     put(
         root,
         "run/udev/data/b8:0",
@@ -126,8 +132,6 @@ fn fake_host(root: &Path) {
         "sys/class/block/sdz/uevent",
         "MAJOR=8\nMINOR=0\nDEVNAME=sdz\nDEVTYPE=disk\n",
     );
-    put(root, "sys/kernel/mm/ksm/pages_shared", "4242\n");
-    put(root, "etc/os-release", "ID=fakeos\nVERSION_ID=\"7.1\"\n");
     let mut utmp = utmp_record(2, "reboot");
     utmp.extend(utmp_record(7, "alice"));
     utmp.extend(utmp_record(7, "alice"));

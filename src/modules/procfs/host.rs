@@ -31,25 +31,28 @@ fn prefixes() -> &'static [Option<String>; 6] {
     })
 }
 
-/// `p` (an absolute path under /proc, /sys, /etc or /run) with its root replaced by the
-/// matching `HOST_*` variable when that is set; any other path unchanged.
+/// `p` (an absolute path under /proc, /sys, /etc, /run, /var or /dev) with its root replaced
+/// by the matching `HOST_*` variable when that is set; any other path unchanged.
 pub(crate) fn path(p: &str) -> Cow<'_, str> {
-    for ((root, _), prefix) in ROOTS.iter().zip(prefixes()) {
-        let Some(prefix) = prefix else { continue };
-        if under(p, root) {
-            return Cow::Owned(format!("{prefix}{}", &p[root.len()..]));
-        }
-    }
-    Cow::Borrowed(p)
+    swap_root(p, true)
 }
 
 /// The inverse of [`path`]: a mapped path back to the path it stands for (`/hostfs/sys/x` →
 /// `/sys/x` with `HOST_SYS=/hostfs/sys`), for tags that name what the user configured.
 pub(crate) fn unmap(p: &str) -> Cow<'_, str> {
+    swap_root(p, false)
+}
+
+/// `p` with a root replaced by its `HOST_*` value (`to_host`) or the other way round.
+fn swap_root(p: &str, to_host: bool) -> Cow<'_, str> {
     for ((root, _), prefix) in ROOTS.iter().zip(prefixes()) {
         let Some(prefix) = prefix else { continue };
-        if under(p, prefix) {
-            return Cow::Owned(format!("{root}{}", &p[prefix.len()..]));
+        let (from, to) = match to_host {
+            true => (*root, prefix.as_str()),
+            false => (prefix.as_str(), *root),
+        };
+        if under(p, from) {
+            return Cow::Owned(format!("{to}{}", &p[from.len()..]));
         }
     }
     Cow::Borrowed(p)
