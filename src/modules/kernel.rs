@@ -38,6 +38,9 @@ pub(crate) struct Raw {
 pub(crate) struct Config {
     pub psi: bool,
     pub ksm: bool,
+    /// `collect` values that name nothing, logged when the input starts (logging is not set
+    /// up yet while the config is read).
+    pub ignored: Vec<String>,
 }
 
 /// The files of `/sys/kernel/mm/ksm` telegraf reads, each written as `ksm_<file>`; the last
@@ -66,6 +69,7 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     let mut config = Config {
         psi: false,
         ksm: false,
+        ignored: Vec::new(),
     };
     if let Some(c) = raw.collect {
         for item in c.get_ref() {
@@ -82,9 +86,7 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
                     }
                     config.ksm = true;
                 }
-                other => tracing::warn!(
-                    "[inputs.kernel] collect: {other:?} is not a collection (\"ksm\", \"psi\"); ignored"
-                ),
+                other => config.ignored.push(other.to_owned()),
             }
         }
     }
@@ -146,6 +148,11 @@ pub(crate) struct Kernel {
 
 impl Kernel {
     pub(crate) fn new(config: Config) -> Self {
+        for other in &config.ignored {
+            tracing::warn!(
+                "[inputs.kernel] collect: {other:?} is not a collection (\"ksm\", \"psi\"); ignored"
+            );
+        }
         Kernel {
             stat: ProcFile::new(stat::PATH),
             vmstat: ProcFile::new(vmstat::PATH),
@@ -259,7 +266,11 @@ mod tests {
     #[tokio::test]
     async fn gather_with_psi() {
         let ksm = std::path::Path::new(KSM_DIR).is_dir();
-        let mut k = Kernel::new(Config { psi: true, ksm });
+        let mut k = Kernel::new(Config {
+            psi: true,
+            ksm,
+            ignored: Vec::new(),
+        });
         let mut t = TestAcc::new();
         k.gather(&mut t.acc).await.unwrap();
         let lines = t.lines();
