@@ -74,10 +74,13 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
 }
 
 /// The kernel name a `devices` entry stands for: a link (`/dev/disk/by-id/x`, or `x` under
-/// `/dev`) resolved, else the entry's last component.
+/// `/dev`, looked up under `HOST_DEV` too) resolved, else the entry's last component.
 fn device_name(entry: &str) -> String {
-    let resolved = std::fs::canonicalize(entry)
-        .or_else(|_| std::fs::canonicalize(&*host::device_path(&format!("/dev/{entry}"))));
+    let under_dev = match entry.starts_with('/') {
+        true => host::device_path(entry).into_owned(),
+        false => host::device_path(&format!("/dev/{entry}")).into_owned(),
+    };
+    let resolved = std::fs::canonicalize(entry).or_else(|_| std::fs::canonicalize(under_dev));
     let path = match &resolved {
         Ok(p) => p.to_str().unwrap_or(entry),
         Err(_) => entry,

@@ -98,7 +98,10 @@ fn fake_host(root: &Path) {
          23 21 8:1 / /boot ro,relatime - ext4 /dev/root ro\n",
     );
     std::fs::create_dir_all(root.join("dev/mapper")).unwrap();
+    std::fs::create_dir_all(root.join("dev/disk/by-id")).unwrap();
     put(root, "dev/dm-3", "");
+    put(root, "dev/sdz", "");
+    symlink("../../sdz", root.join("dev/disk/by-id/ata-FAKE_DISK_42")).unwrap();
     symlink("../dm-3", root.join("dev/mapper/vg-root")).unwrap();
     put(root, "sys/block/dm-3/dm/name", "vg-root\n");
     std::fs::create_dir_all(root.join("sys/dev/block")).unwrap();
@@ -175,6 +178,10 @@ fn host_inputs_read_the_trees_the_host_variables_name() {
          [[inputs.system]]\ninclude = [\"legacy\", \"os\"]\n\
          [[inputs.kernel]]\ncollect = [\"ksm\"]\n\
          [[inputs.diskio]]\nskip_serial_number = false\nname_templates = [\"$ID_FS_LABEL\"]\n\
+         [[inputs.diskio]]\nname_override = \"diskio_link\"\n\
+         devices = [\"/dev/disk/by-id/ata-FAKE_DISK_42\"]\n\
+         [[inputs.diskio]]\nname_override = \"diskio_glob\"\ndevices = [\"disk/by-id/ata-*\"]\n\
+         [[inputs.diskio]]\nname_override = \"diskio_none\"\ndevices = [\"sda\", \"disk/by-id/x*\"]\n\
          [[inputs.net]]\n\
          [[inputs.netstat]]\n\
          [[inputs.processes]]\n\
@@ -222,6 +229,13 @@ fn host_inputs_read_the_trees_the_host_variables_name() {
     );
     assert_eq!(d.tag("serial"), Some("FAKE_DISK_42"));
     assert_eq!(d.tag("wwid"), Some("naa.5000c500fake"));
+    // `devices` by a link under HOST_DEV, by a glob over the udev links; none matching.
+    assert_eq!(find("diskio_link", &any).tag("name"), Some("sdz"));
+    assert_eq!(find("diskio_glob", &any).tag("name"), Some("sdz"));
+    assert!(
+        !lines.iter().any(|l| l.starts_with("diskio_none")),
+        "{lines:#?}"
+    );
     assert_eq!(
         (d.int("reads"), d.int("read_bytes")),
         (Some(100), Some(800 * 512))
