@@ -15,6 +15,7 @@
 //! telegraf's `HOST_DEV`/`HOST_RUN`/`HOST_SYS`, `HOST_ROOT` and `HOST_MOUNT_PREFIX` rule.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde::Deserialize;
@@ -269,7 +270,7 @@ pub(crate) struct DiskIo {
     last_at: Option<Instant>,
     wwid: HashMap<String, Option<String>>,
     /// Per device: the udev record's modification time and what was read with it.
-    info: HashMap<String, (Option<SystemTime>, DevInfo)>,
+    info: HashMap<String, (Option<SystemTime>, Arc<DevInfo>)>,
     /// The resolved names of `devices` entries, this gather.
     names: Vec<String>,
 }
@@ -298,18 +299,26 @@ impl DiskIo {
         self.names = self.config.device_names.iter().map(|d| device_name(d)).collect();
         let needs_info = !self.config.device_tags.is_empty()
             || !self.config.name_templates.is_empty()
-            || !self.config.skip_serial_number
-            || self.config.globbed;
+            || !self.config.skip_serial_number;
         let buf = std::mem::take(&mut self.buf);
         parse_diskstats(&buf, |name, s| {
-            let info = match needs_info {
-                true => Some(self.dev_info(name, &s)),
-                false => None,
-            };
-            if !self.wanted(name, info.as_ref()) {
-                return;
+            let mut info = None;
+            if !self.wanted_by_name(name) {
+                // A glob may still match one of the device's links.
+                if !self.config.globbed {
+                    return;
+                }
+                let i = self.dev_info(name, &s);
+                if !self.wanted_by_link(&i) {
+                    return;
+                }
+                info = Some(i);
             }
-            let info = info.unwrap_or_default();
+            let info = match (info, needs_info) {
+                (Some(i), _) => i,
+                (None, true) => self.dev_info(name, &s),
+                (None, false) => Arc::default(),
+            };
             let tag_name = apply_template(&self.config.name_templates, &info)
                 .unwrap_or_else(|| name.to_owned());
             let mut m = Metric::new("diskio", ts).tag("name", tag_name);
@@ -366,17 +375,14 @@ impl DiskIo {
 
     /// `devices` as telegraf applies it: a kernel name or resolved link equal to the device,
     /// or a glob matching its name or one of its udev links (without `/dev/`).
-    fn wanted(&self, name: &str, info: Option<&DevInfo>) -> bool {
-        if self.config.devices.is_empty() || self.names.iter().any(|n| n == name) {
-            return true;
-        }
-        if !self.config.globbed {
-            return false;
-        }
-        if self.config.devices.matches(name) {
-            return true;
-        }
-        info.and_then(|i| i.get("DEVLINKS")).is_some_and(|links| {
+    fn wanted_by_name(&self, name: &str) -> bool {
+        self.config.devices.is_empty()
+            || self.names.iter().any(|n| n == name)
+            || (self.config.globbed && self.config.devices.matches(name))
+    }
+
+    fn wanted_by_link(&self, info: &DevInfo) -> bool {
+        info.get("DEVLINKS").is_some_and(|links| {
             links
                 .split(' ')
                 .any(|l| self.config.devices.matches(l.strip_prefix("/dev/").unwrap_or(l)))
@@ -396,8 +402,9 @@ impl DiskIo {
         v
     }
 
-    /// The device's udev record and sysfs `DEV*` values, read again when the record changes.
-    fn dev_info(&mut self, name: &str, s: &DiskStat) -> DevInfo {
+    /// The device's udev record and sysfs `DEV*` values, read again when the record changes
+    /// (appears, is rewritten or goes).
+    fn dev_info(&mut self, name: &str, s: &DiskStat) -> Arc<DevInfo> {
         let udev = [
             host::device_path(&format!("/run/udev/data/b{}:{}", s.major, s.minor)).into_owned(),
             host::device_path(&format!("/dev/.udev/db/block:{name}")).into_owned(),
@@ -407,7 +414,6 @@ impl DiskIo {
             .find_map(|p| std::fs::metadata(p).ok().map(|m| (p, m.modified().ok())));
         let mtime = found.as_ref().and_then(|(_, t)| *t);
         if let Some((t, info)) = self.info.get(name)
-            && found.is_some()
             && *t == mtime
         {
             return info.clone();
@@ -429,9 +435,8 @@ impl DiskIo {
             let rel = dev.strip_prefix(&*root).unwrap_or(dev);
             info.insert("DEVPATH".into(), format!("{rel}/{name}"));
         }
-        if found.is_some() {
-            self.info.insert(name.to_owned(), (mtime, info.clone()));
-        }
+        let info = Arc::new(info);
+        self.info.insert(name.to_owned(), (mtime, info.clone()));
         info
     }
 }
