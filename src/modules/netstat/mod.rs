@@ -3,16 +3,17 @@
 //! `/proc/net/tcp6`, `udp_socket` (sockets in `/proc/net/udp` and `udp6`) and, as telegraf
 //! counts them (its list of connections includes unix sockets, which have no TCP state):
 //! `tcp_none` = unix stream and seqpacket sockets, and unix datagram sockets added to
-//! `udp_socket` (from `/proc/net/unix`). Counts are for the network namespace the agent runs
+//! `udp_socket`. Counts are for the network namespace the agent runs
 //! in. A missing file (IPv6 disabled) counts as no sockets.
 //!
 //! The counts come from a netlink `sock_diag` dump (what `ss` uses) when the kernel offers it:
 //! the kernel then hands over fixed binary records instead of formatting one text line per
 //! socket, which on a host with tens of thousands of TIME_WAIT sockets is most of the cost
 //! (measured here: 18 000 sockets, ~45 ms per gather through /proc/net/tcp). The /proc files are
-//! the fallback when netlink is refused (unix sockets likewise: a `unix_diag` dump, else
-//! `/proc/net/unix`, ~0.9 µs of kernel formatting per socket measured here) (old kernels, seccomp, no `inet_diag`), and what is read
-//! when `HOST_PROC` is set (telegraf reads `HOST_PROC/net/*`).
+//! the fallback when netlink is refused (old kernels, seccomp, no `inet_diag`), and what is read
+//! when `HOST_PROC` is set (telegraf reads `HOST_PROC/net/*`). Unix sockets likewise: a
+//! `unix_diag` dump, else `/proc/net/unix` (measured here with 5000 unix sockets, debug build:
+//! 0.5 ms per gather against 58 ms through the /proc files).
 //!
 //! Even with few sockets a dump costs a walk of the kernel's whole TCP hash tables, shared by
 //! IPv4 and IPv6; the legacy `inet_diag` request covers both families in one walk where the
