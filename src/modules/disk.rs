@@ -179,6 +179,16 @@ fn udev_data_path(rdev: u64) -> String {
     )
 }
 
+/// The mount options with gopsutil's effective mode in place of `rw`/`ro` (a read-write mount
+/// of a read-only superblock is `ro`), so that `ignore_mount_opts` sees what telegraf sees.
+fn effective_options(options: &str, mode: &str) -> String {
+    if mode == "unknown" {
+        return options.to_owned();
+    }
+    let rest = options.split(',').filter(|o| !matches!(*o, "rw" | "ro" | ""));
+    std::iter::once(mode).chain(rest).collect::<Vec<_>>().join(",")
+}
+
 /// `HOST_MOUNT_PREFIX` as telegraf applies it: `statvfs` on prefix + mount point (a mount
 /// point already under the prefix is used as it is) and the `path` tag without the prefix.
 /// `false`: leave the mount out, prefix + mount point is itself one of `all` (the mount of the
@@ -277,6 +287,7 @@ pub(crate) fn parse_mountinfo(text: &[u8]) -> Vec<Mount> {
             .split(',')
             .find_map(|o| o.strip_prefix("subvol="))
             .is_some_and(|v| v == m.root);
+        m.options = effective_options(&m.options, m.mode());
         if from_path && m.root != "/" && !subvol {
             m.options.push_str(",bind");
         }
@@ -710,6 +721,7 @@ mod tests {
         assert_eq!(m[3].device(), "net:[4026531840]");
         assert_eq!(m[4].device(), "tmpfs");
         assert_eq!((m[5].mode(), m[0].mode()), ("ro", "rw"));
+        assert_eq!(m[5].options, "ro", "the superblock's ro is the mount's");
         assert_eq!(m[7].device(), "tmpfs", "source none: the fstype");
         // Without such a device-mapper link the name stays (the label lookup finds nothing).
         let mut var = m[6].clone();
