@@ -11,6 +11,7 @@ mod fuzz_regressions;
 mod groups;
 mod health;
 mod host;
+mod hostfs;
 mod hostile;
 mod layers;
 mod mqtt;
