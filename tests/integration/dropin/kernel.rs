@@ -59,5 +59,16 @@ pub(crate) const TABLE: Table = Table {
             unseen: &[],
         },
     ],
-    setup: || Setup::plain("[[inputs.kernel]]\ncollect = [\"ksm\", \"psi\"]\n"),
+    setup: || {
+        // Only what this kernel has: telegraf refuses `ksm` without KSM.
+        let collect: Vec<&str> = ["ksm", "psi"]
+            .into_iter()
+            .filter(|w| super::lacking(w).is_none())
+            .map(|w| if w == "ksm" { "\"ksm\"" } else { "\"psi\"" })
+            .collect();
+        Setup::plain(format!(
+            "[[inputs.kernel]]\ncollect = [{}]\n",
+            collect.join(", ")
+        ))
+    },
 };
