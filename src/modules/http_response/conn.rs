@@ -12,7 +12,76 @@ use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use hyper::header::HeaderValue;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
 use super::url::Target;
+
+/// The connection the request (or the target's TLS) runs on: TCP to the server or to a plain
+/// proxy, or TLS to an HTTPS proxy.
+pub(super) enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Write/read instants seen on the connection, below HTTP and above TLS.
 #[derive(Default)]
@@ -86,16 +155,28 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimingIo<S> {
     }
 }
 
-/// Opens a tunnel to the target through the proxy `tcp` is connected to.
-pub(super) async fn connect_tunnel(tcp: &mut tokio::net::TcpStream, t: &Target) -> io::Result<()> {
+/// Opens a tunnel to the target through the proxy `tcp` is connected to (`auth`: its
+/// `Proxy-Authorization`).
+pub(super) async fn connect_tunnel<S: AsyncRead + AsyncWrite + Unpin>(
+    tcp: &mut S,
+    t: &Target,
+    auth: Option<&HeaderValue>,
+) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let authority = if t.host.contains(':') {
         format!("[{}]:{}", t.host, t.port)
     } else {
         format!("{}:{}", t.host, t.port)
     };
-    tcp.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
-        .await?;
+    let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
+    if let Some(a) = auth {
+        head.extend_from_slice(b"Proxy-Authorization: ");
+        head.extend_from_slice(a.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    tcp.write_all(&head).await?;
+    tcp.flush().await?;
     // The proxy sends nothing after its reply until we speak, so reading in chunks cannot
     // swallow TLS bytes. Headers of a CONNECT reply are small: 8 KiB bounds a broken proxy.
     let mut buf = Vec::with_capacity(512);
