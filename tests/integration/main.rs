@@ -12,6 +12,7 @@ mod groups;
 mod health;
 mod host;
 mod hostile;
+mod http_dropin;
 mod layers;
 mod mqtt;
 mod netprobes;
