@@ -82,7 +82,10 @@ pub(crate) struct Raw {
     /// reported in `tls_verification_code`). Default false: a certificate that fails
     /// verification ends the probe with `connection_failed`.
     insecure_skip_verify: Option<bool>,
-    /// Network interface to send from (SO_BINDTODEVICE).
+    /// Network interface to send from, as telegraf: the connection's source address is the
+    /// interface's first address of the family of the address connected to (telegraf picks
+    /// the family from the URL, IPv4 unless it is an IPv6 literal). An interface without such an
+    /// address fails the probe (`connection_failed`, logged); telegraf fails at start.
     interface: Option<String>,
     /// Source IP address to send from.
     source_address: Option<Spanned<String>>,
@@ -143,6 +146,8 @@ pub(crate) struct Config {
     pub tls_server_name: Option<String>,
     pub insecure: bool,
     pub source: Source,
+    /// `interface`: its address is the source, looked up at each connection.
+    pub interface: Option<String>,
     pub ip_version: IpVersion,
     pub probe_all: bool,
     pub http2: bool,
@@ -383,6 +388,13 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
             })?),
             None => None,
         };
+    if let (Some(s), Some(_)) = (&raw.source_address, &raw.interface) {
+        return Err(SpanError::new(
+            s.span(),
+            "source_address",
+            "cannot be combined with interface (which sets the source address)",
+        ));
+    }
     let mut header_tags = Vec::new();
     if let Some(h) = &raw.http_header_tags {
         for (header, tag) in h.get_ref() {
@@ -432,8 +444,9 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
         insecure: raw.insecure_skip_verify.unwrap_or(false),
         source: Source {
             address: source_address,
-            interface: raw.interface,
+            interface: None,
         },
+        interface: raw.interface,
         ip_version,
         probe_all: raw.probe_all_addresses.unwrap_or(false),
         http2: raw.http2.unwrap_or(false),

@@ -273,3 +273,72 @@ where
         Ok(Ok(v)) => Ok(v),
     }
 }
+
+/// The first address of the family wanted (`v6`) on interface `name` (telegraf's `interface`:
+/// the source address of the connection).
+pub(super) fn interface_address(name: &str, v6: bool) -> Result<std::net::IpAddr, String> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we own until freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(format!("interface {name:?}: {}", io::Error::last_os_error()));
+    }
+    let mut found = None;
+    let mut seen = false;
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let n = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        if n.to_bytes() != name.as_bytes() || ifa.ifa_addr.is_null() {
+            continue;
+        }
+        seen = true;
+        // SAFETY: ifa_addr points to a sockaddr whose sa_family says which sockaddr_* it is.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        let ip = match family {
+            libc::AF_INET if !v6 => {
+                // SAFETY: AF_INET: the sockaddr is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+            }
+            libc::AF_INET6 if v6 => {
+                // SAFETY: AF_INET6: the sockaddr is a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+            }
+            _ => None,
+        };
+        if ip.is_some() {
+            found = ip;
+            break;
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once; no reference into it outlives this.
+    unsafe { libc::freeifaddrs(list) };
+    let family = if v6 { "IPv6" } else { "IPv4" };
+    found.ok_or_else(|| match seen {
+        true => format!("interface {name:?} has no {family} address"),
+        false => format!("no interface {name:?} with an address"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_interface_addresses() {
+        assert_eq!(
+            interface_address("lo", false),
+            Ok("127.0.0.1".parse().unwrap())
+        );
+        assert!(
+            interface_address("no-such-if0", false)
+                .unwrap_err()
+                .contains("no interface")
+        );
+    }
+}

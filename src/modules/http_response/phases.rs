@@ -14,7 +14,9 @@ use tokio_rustls::client::TlsStream;
 
 use super::body::{self, Collected};
 use super::config::Config;
-use super::conn::{AbortOnDrop, Conn, IoTimes, Sender, TimingIo, connect_http, connect_tunnel};
+use super::conn::{
+    AbortOnDrop, Conn, IoTimes, Sender, TimingIo, connect_http, connect_tunnel, interface_address,
+};
 use super::proxy::Proxy;
 use super::url::Target;
 use super::{Outcome, Phases, lookup_failure};
@@ -187,7 +189,24 @@ impl HopRun<'_> {
     /// TCP connect, plus the TLS handshake with an HTTPS proxy and the CONNECT exchange for
     /// https through a proxy.
     async fn connect(&self, addr: SocketAddr, t_dns: Instant) -> Result<Conn, Outcome> {
-        let tcp = match probe::connect_tcp(addr, &self.c.source, self.remaining(t_dns)).await {
+        let from_interface;
+        let source = match &self.c.interface {
+            Some(name) => match interface_address(name, addr.is_ipv6()) {
+                Ok(ip) => {
+                    from_interface = probe::Source {
+                        address: Some(ip),
+                        interface: None,
+                    };
+                    &from_interface
+                }
+                Err(e) => {
+                    tracing::warn!(url = %self.t.url, "{e}");
+                    return Err(Outcome::ConnectionFailed);
+                }
+            },
+            None => &self.c.source,
+        };
+        let tcp = match probe::connect_tcp(addr, source, self.remaining(t_dns)).await {
             Connect::Ok(s) => s,
             Connect::Timeout => return Err(Outcome::Timeout),
             Connect::Failed(e) => {
