@@ -396,3 +396,84 @@ fn http_verdicts_as_telegraf_writes_them() {
     assert_eq!(big.int("content_length"), Some(6));
     assert_eq!(big.string("http_version").as_deref(), Some("1.1"));
 }
+
+#[test]
+fn http_redirects_as_go_follows_them() {
+    // /loop redirects to itself forever; /away sends the client to the same server under
+    // another name (localhost), /post answers a POST with 302 to /landing.
+    let (p, seen) = recorder(move |r| match r.target.as_str() {
+        "/loop" => (302, vec![("Location", "/loop".into())], String::new()),
+        "/away" => (
+            302,
+            vec![(
+                "Location",
+                format!(
+                    "http://localhost:{}/landing",
+                    r.header("x-port").unwrap_or("0")
+                ),
+            )],
+            String::new(),
+        ),
+        "/post" => (302, vec![("Location", "/landing".into())], String::new()),
+        _ => (200, vec![], "landed".into()),
+    });
+    let config = format!(
+        "[[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{p}/loop\"]\n  follow_redirects = true\n\
+         [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{p}/away\"]\n  follow_redirects = true\n  username = \"probe\"\n  password = \"s3cret\"\n  headers = {{ X-Port = \"{p}\", Cookie = \"c=1\", User-Agent = \"pasted/1.0\" }}\n\
+         [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{p}/post\"]\n  follow_redirects = true\n  method = \"POST\"\n  body = \"data\"\n"
+    );
+    let (status, raw, stderr) = run_once(&config);
+    assert!(status.success(), "{stderr}");
+    let http = lines_of(&raw);
+    let by = |p: &str| {
+        http.iter()
+            .find(|l| l.tag("server").unwrap().ends_with(p))
+            .unwrap_or_else(|| panic!("{http:#?}"))
+    };
+    // Ten redirects followed, the eleventh is an error without a status (Go's client).
+    let looped = by("/loop");
+    assert_eq!(
+        looped.tag("result"),
+        Some("connection_failed"),
+        "{looped:?}"
+    );
+    assert_eq!(looped.tag("status_code"), None);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().filter(|s| s.target == "/loop").count(), 11);
+    // Credentials and the configured cookie stay with the first host; our User-Agent is not
+    // added to the configured one.
+    assert_eq!(by("/away").int("http_response_code"), Some(200));
+    let first = seen.iter().find(|s| s.target == "/away").unwrap();
+    assert!(first.header("authorization").is_some() && first.header("cookie") == Some("c=1"));
+    let landed = seen
+        .iter()
+        .find(|s| {
+            s.target == "/landing" && s.header("host").is_some_and(|h| h.starts_with("localhost"))
+        })
+        .unwrap();
+    assert_eq!(landed.header("authorization"), None);
+    assert_eq!(landed.header("cookie"), None);
+    assert_eq!(landed.header("user-agent"), Some("pasted/1.0"));
+    assert_eq!(
+        landed
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+            .count(),
+        1
+    );
+    // A POST answered with 302 continues as a GET without body.
+    let post = seen.iter().find(|s| s.target == "/post").unwrap();
+    assert_eq!(
+        (post.method.as_str(), post.body.as_slice()),
+        ("POST", &b"data"[..])
+    );
+    let after = seen
+        .iter()
+        .find(|s| {
+            s.target == "/landing" && s.header("host").is_some_and(|h| h.starts_with("127.0.0.1"))
+        })
+        .unwrap();
+    assert_eq!((after.method.as_str(), after.body.len()), ("GET", 0));
+    assert_eq!(by("/post").tag("method"), Some("POST"));
+}

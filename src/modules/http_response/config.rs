@@ -42,7 +42,10 @@ pub(crate) struct Raw {
     response_timeout: Option<ConfigDuration>,
     /// HTTP method. Default `GET`.
     method: Option<Spanned<String>>,
-    /// Follow 301/302/303/307/308 (at most 10 hops; each hop a fresh connection). Default false.
+    /// Follow 301/302/303/307/308 as Go's client (telegraf's): at most 10 redirects (an 11th is
+    /// `connection_failed`), 301/302/303 turn other methods into GET without body, credentials
+    /// and configured cookies are not sent to another host, each hop on a fresh connection.
+    /// Default false.
     follow_redirects: Option<bool>,
     /// Request body.
     body: Option<String>,
@@ -51,7 +54,8 @@ pub(crate) struct Raw {
     /// `Content-Type` is added: set `application/x-www-form-urlencoded` in `headers` if the
     /// server wants it.
     body_form: Option<Spanned<BTreeMap<String, OneOrMany>>>,
-    /// Request headers; a `Host` entry overrides the Host header / `:authority`.
+    /// Request headers; a `Host` entry overrides the Host header / `:authority` (kept on
+    /// relative redirects only), a `User-Agent` entry replaces ours.
     headers: Option<Spanned<BTreeMap<String, String>>>,
     /// Basic authentication. The password is never logged nor written to a tag.
     username: Option<String>,
@@ -68,8 +72,9 @@ pub(crate) struct Raw {
     /// Regular expression searched in the body (at most `response_body_max_size` bytes).
     response_string_match: Option<Spanned<String>>,
     /// Most body bytes read, as bytes (integer) or a size string (`"1MiB"`, `"512KB"`). A
-    /// longer body ends the read with `body_read_error`. Default 32 MiB (telegraf's); only kept
-    /// in memory when `response_string_match` is set.
+    /// longer body ends the read with `body_read_error` (`content_length` is then this size plus
+    /// one, as telegraf). Default (and 0) 32 MiB, telegraf's; only kept in memory when
+    /// `response_string_match`, `response_body_field` or cookie authentication need it.
     response_body_max_size: Option<Spanned<toml::Value>>,
     /// PEM file of CA certificates that replaces the system roots for verification.
     tls_ca: Option<Spanned<String>>,
@@ -375,10 +380,11 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
         ),
         None => None,
     };
+    // 0 means the default, as in telegraf.
     let body_max = match &raw.response_body_max_size {
-        Some(v) => parse_size(v.get_ref())
+        Some(v) if !matches!(v.get_ref(), toml::Value::Integer(0)) => parse_size(v.get_ref())
             .map_err(|e| SpanError::new(v.span(), "response_body_max_size", e))?,
-        None => 32 * 1024 * 1024,
+        _ => 32 * 1024 * 1024,
     };
     let trust = Trust::from_options(&raw.tls_ca, &raw.tls_cert, &raw.tls_key)?;
     let source_address =
@@ -492,6 +498,40 @@ mod tests {
         assert!(r("http_proxy = \"http://u:p@p:3128\"").is_ok());
         assert!(r("http_proxy = \"socks5://p:1080\"").is_err());
         assert!(r("http_proxy = \"http://p:3128\"\nprobe_all_addresses = true").is_err());
+    }
+
+    #[test]
+    fn form_bodies_as_go_encodes_them() {
+        let c = resolve(
+            toml::from_str::<Raw>("body_form = { \"z k\" = \"é&=\", a = [\"1\", \"~._-\"] }").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&c.body[..], b"a=1&a=~._-&z+k=%C3%A9%26%3D");
+        // `body` wins over `body_form`.
+        let c = resolve(toml::from_str::<Raw>("body = \"x\"\nbody_form = { a = \"1\" }").unwrap())
+            .unwrap();
+        assert_eq!(&c.body[..], b"x");
+    }
+
+    #[test]
+    fn telegraf_option_values() {
+        let r = |s: &str| resolve(toml::from_str::<Raw>(s).unwrap());
+        assert!(r("tls_renegotiation_method = \"never\"").is_ok());
+        let e = r("tls_renegotiation_method = \"once\"").unwrap_err();
+        assert!(format!("{e:?}").contains("renegotiation"), "{e:?}");
+        assert!(r("tls_renegotiation_method = \"sometimes\"").is_err());
+        assert_eq!(r("response_body_max_size = 0").unwrap().body_max, 32 << 20);
+        // Basic authentication needs both, as in telegraf.
+        assert!(r("username = \"u\"").unwrap().basic.is_none());
+        let c = r("cookie_auth_url = \"http://h/login\"\ncookie_auth_username = \"u\"\ncookie_auth_renewal = \"5m\"").unwrap();
+        let a = c.cookie_auth.unwrap();
+        assert_eq!((a.method.as_str(), a.renewal), ("POST", Some(Duration::from_secs(300))));
+        assert_eq!(a.basic.unwrap().expose(), base64(b"u:"));
+        let c = r("cookie_auth_url = \"http://h/login\"\ncookie_auth_renewal = \"0s\"").unwrap();
+        assert_eq!(c.cookie_auth.unwrap().renewal, None);
+        assert!(r("cookie_auth_url = \"ftp://h/\"").is_err());
+        assert!(r("interface = \"lo\"\nsource_address = \"127.0.0.1\"").is_err());
+        assert!(!r("").unwrap().http2);
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub(crate) use config::{Config, Raw, resolve};
 use conn::AbortOnDrop;
 use cookie::Jar;
 use phases::{Request, hop};
-use url::follow;
+use url::{follow, redirect_method, same_or_subdomain};
 pub(crate) use url::Target;
 
 /// telegraf's result codes.
@@ -415,6 +415,11 @@ async fn probe(cx: &Cx<'_>, t: &Target, pre: Option<(SocketAddr, Duration, Insta
     let mut body = c.body.clone();
     let mut pre = pre.map(|(a, d, _)| (a, d));
     let mut response_time = Duration::ZERO;
+    // After a redirect to another host (not a subdomain), credentials and configured cookies
+    // are no longer sent, and a Host override only survives relative redirects (Go's client).
+    let mut auth = cx.auth;
+    let mut headers = std::borrow::Cow::Borrowed(c.headers.as_slice());
+    let mut host = c.host_header.as_deref();
     loop {
         let cookie = cx
             .jar
@@ -422,9 +427,9 @@ async fn probe(cx: &Cx<'_>, t: &Target, pre: Option<(SocketAddr, Duration, Insta
         let req = Request {
             method: &method,
             body: &body,
-            auth: cx.auth,
-            headers: &c.headers,
-            host: c.host_header.as_deref(),
+            auth,
+            headers: &headers,
+            host,
             cookie,
             cookies_wanted: cx.jar.is_some(),
             keep_body: false,
@@ -465,14 +470,45 @@ async fn probe(cx: &Cx<'_>, t: &Target, pre: Option<(SocketAddr, Duration, Insta
         report.response_time = Some(response_time);
         report.status = Some(resp.status);
         report.http_version = Some(resp.version);
-        let redirect = c.follow_redirects
-            && matches!(resp.status, 301 | 302 | 303 | 307 | 308)
-            && report.redirects < 10;
-        if redirect && let Some(next) = resp.location.as_deref().and_then(|l| follow(&target, l)) {
+        let next = match (c.follow_redirects, redirect_method(resp.status, &method)) {
+            (true, Some(m)) => resp
+                .location
+                .as_deref()
+                .and_then(|l| Some((m, follow(&target, l)?, l.contains("://")))),
+            _ => None,
+        };
+        if let Some(((m, keep_body), next, absolute)) = next {
+            if report.redirects >= 10 {
+                // Go's client stops with an error after 10 redirects.
+                tracing::debug!(url = %t.url, "stopped after 10 redirects");
+                report.outcome = Outcome::ConnectionFailed;
+                report.response_time = None;
+                report.status = None;
+                report.http_version = None;
+                return report;
+            }
             report.redirects += 1;
-            if resp.status == 303 || (matches!(resp.status, 301 | 302) && method == "POST") {
-                method = hyper::Method::GET;
+            method = m;
+            if !keep_body {
                 body = Bytes::new();
+            }
+            if !same_or_subdomain(&next.host, &t.host) {
+                auth = None;
+                headers = std::borrow::Cow::Owned(
+                    headers
+                        .iter()
+                        .filter(|(k, _)| {
+                            !matches!(
+                                k.as_str(),
+                                "authorization" | "www-authenticate" | "cookie" | "cookie2"
+                            )
+                        })
+                        .cloned()
+                        .collect(),
+                );
+            }
+            if absolute {
+                host = None;
             }
             target = next;
             continue;

@@ -301,10 +301,12 @@ impl HopRun<'_> {
         } else if let Some(h) = r.host {
             req = req.header(hyper::header::HOST, h);
         }
-        req = req.header(
-            hyper::header::USER_AGENT,
-            concat!("metrics-agent/", env!("CARGO_PKG_VERSION")),
-        );
+        if !r.headers.iter().any(|(k, _)| k == hyper::header::USER_AGENT) {
+            req = req.header(
+                hyper::header::USER_AGENT,
+                concat!("metrics-agent/", env!("CARGO_PKG_VERSION")),
+            );
+        }
         for (k, v) in r.headers {
             req = req.header(k, v);
         }
