@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::netprobes::{HELLO, free_port, run_nginx, start_nginx, start_tinyproxy_with};
+use crate::netprobes::{HELLO, free_port, run_nginx, start_nginx, start_tinyproxy_with, wait_port};
 
 /// One request as the recording server read it.
 #[derive(Debug, Clone, Default)]
@@ -476,4 +476,77 @@ fn http_redirects_as_go_follows_them() {
         .unwrap();
     assert_eq!((after.method.as_str(), after.body.len()), ("GET", 0));
     assert_eq!(by("/post").tag("method"), Some("POST"));
+}
+
+/// microsocks (a SOCKS5 server) on loopback, requiring `probe`/`s3cret`.
+struct Microsocks {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Microsocks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_microsocks() -> Microsocks {
+    let port = free_port();
+    let child = std::process::Command::new("microsocks")
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-u",
+            "probe",
+            "-P",
+            "s3cret",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("microsocks not found: tests/run.sh installs it");
+    wait_port(port, "microsocks");
+    Microsocks { child, port }
+}
+
+#[test]
+fn http_through_a_socks5_proxy() {
+    let ng = start_nginx();
+    let socks = start_microsocks();
+    let (h, s, p) = (ng.http, ng.https, socks.port);
+    let ca = ng.pki.path("ca.pem");
+    let urls = format!("[\"http://127.0.0.1:{h}/hello\", \"https://localhost:{s}/hello\"]");
+    let config = format!(
+        "[[inputs.http_response]]\n  urls = {urls}\n  http_proxy = \"socks5://probe:s3cret@127.0.0.1:{p}\"\n  tls_ca = \"{}\"\n\
+         [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/hello\"]\n  http_proxy = \"socks5h://probe:wrong@127.0.0.1:{p}\"\n  alias = \"wrong\"\n",
+        ca.display()
+    );
+    let (status, raw, stderr) = run_once(&config);
+    assert!(status.success(), "{stderr}");
+    let http = lines_of(&raw);
+    assert_eq!(http.len(), 3, "{http:#?}");
+    let ok: Vec<_> = http
+        .iter()
+        .filter(|l| l.tag("result") == Some("success"))
+        .collect();
+    assert_eq!(ok.len(), 2, "{http:#?}");
+    for l in &ok {
+        assert_eq!(l.int("content_length"), Some(HELLO.len() as i64), "{l:?}");
+    }
+    // The https URL by name: the proxy resolved it (no dns_time of ours), TLS end to end.
+    let tls = ok
+        .iter()
+        .find(|l| l.tag("server").unwrap().starts_with("https"))
+        .unwrap();
+    assert_eq!(tls.int("tls_verification_code"), Some(0));
+    assert!(tls.float("dns_time").is_none());
+    let refused = http
+        .iter()
+        .find(|l| l.tag("result") != Some("success"))
+        .unwrap();
+    assert_eq!(refused.tag("result"), Some("connection_failed"));
+    assert!(!raw.concat().contains("s3cret") && !stderr.contains("s3cret"));
 }

@@ -24,12 +24,14 @@ pub(crate) struct Raw {
     /// may not carry (space, `"`, `<`, `>` …) are percent-encoded in the request; the `server`
     /// tag keeps the URL as written.
     urls: Option<Vec<Spanned<String>>>,
-    /// Proxy for every URL: `http://[user:password@]host:port` or `https://…` (TLS to the
-    /// proxy, verified with the TLS options below). Credentials (percent-encoded in the URL)
-    /// are sent to the proxy as Basic `Proxy-Authorization`. `http://` URLs are requested from
-    /// it in absolute form; `https://` URLs go through a CONNECT tunnel (then TLS end to end).
-    /// Through a proxy, `dns_time` is the proxy's name lookup and `connect_time` covers the TCP
-    /// connect to the proxy plus, when used, the TLS handshake with it and the CONNECT
+    /// Proxy for every URL: `http://[user:password@]host:port`, `https://…` (TLS to the
+    /// proxy, verified with the TLS options below) or `socks5://…` (also `socks5h://`; port 1080
+    /// by default; the proxy resolves the URL's host). Credentials (percent-encoded in the URL)
+    /// are sent to an HTTP(S) proxy as Basic `Proxy-Authorization`, to a SOCKS5 proxy by its
+    /// username/password method. `http://` URLs are requested from an HTTP(S) proxy in absolute
+    /// form; `https://` URLs go through a CONNECT tunnel (then TLS end to end). Through a
+    /// proxy, `dns_time` is the proxy's name lookup and `connect_time` covers the TCP connect
+    /// to the proxy plus, when used, the TLS handshake with it and the CONNECT or SOCKS5
     /// exchange. Not combinable with `probe_all_addresses`. Default: as telegraf (Go's
     /// `ProxyFromEnvironment`), `HTTP_PROXY`/`http_proxy` for `http://` URLs and
     /// `HTTPS_PROXY`/`https_proxy` for `https://` URLs, except hosts in `NO_PROXY`/`no_proxy`,
@@ -496,7 +498,8 @@ mod tests {
         assert!(r("http_proxy = \"http://127.0.0.1:3128\"").is_ok());
         assert!(r("http_proxy = \"https://p:3128\"").is_ok());
         assert!(r("http_proxy = \"http://u:p@p:3128\"").is_ok());
-        assert!(r("http_proxy = \"socks5://p:1080\"").is_err());
+        assert!(r("http_proxy = \"socks5://p:1080\"").is_ok());
+        assert!(r("http_proxy = \"socks4://p:1080\"").is_err());
         assert!(r("http_proxy = \"http://p:3128\"\nprobe_all_addresses = true").is_err());
     }
 

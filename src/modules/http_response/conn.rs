@@ -16,6 +16,7 @@ use hyper::header::HeaderValue;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+use super::proxy::SocksAuth;
 use super::url::Target;
 
 /// The connection the request (or the target's TLS) runs on: TCP to the server or to a plain
@@ -200,6 +201,82 @@ pub(super) async fn connect_tunnel<S: AsyncRead + AsyncWrite + Unpin>(
             String::from_utf8_lossy(buf.split(|&b| b == b'\r').next().unwrap_or_default())
         ))),
     }
+}
+
+/// Opens a SOCKS5 tunnel (RFC 1928) to `host:port` through the proxy `s` is connected to: no
+/// authentication, or username/password (RFC 1929) when the proxy URL has credentials. A host
+/// name is sent for the proxy to resolve, as Go's client does.
+pub(super) async fn socks5_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    host: &str,
+    port: u16,
+    auth: Option<&SocksAuth>,
+) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fail = |m: &str| io::Error::other(m.to_owned());
+    let greeting: &[u8] = match auth {
+        Some(_) => &[5, 2, 0, 2],
+        None => &[5, 1, 0],
+    };
+    s.write_all(greeting).await?;
+    let mut reply = [0u8; 2];
+    s.read_exact(&mut reply).await?;
+    match (reply, auth) {
+        ([5, 0], _) => {}
+        ([5, 2], Some(a)) => {
+            let mut m = vec![1, a.user.len() as u8];
+            m.extend_from_slice(a.user.as_bytes());
+            m.push(a.password.len() as u8);
+            m.extend_from_slice(a.password.as_bytes());
+            s.write_all(&m).await?;
+            s.read_exact(&mut reply).await?;
+            if reply[1] != 0 {
+                return Err(fail("the proxy refused the username and password"));
+            }
+        }
+        ([5, 0xff], _) => return Err(fail("the proxy accepts none of our authentication methods")),
+        _ => return Err(fail("not a SOCKS5 proxy")),
+    }
+    let mut req = vec![5, 1, 0];
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            req.push(1);
+            req.extend_from_slice(&ip.octets());
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            req.push(4);
+            req.extend_from_slice(&ip.octets());
+        }
+        Err(_) => {
+            let name = u8::try_from(host.len()).map_err(|_| fail("host name too long"))?;
+            req.extend_from_slice(&[3, name]);
+            req.extend_from_slice(host.as_bytes());
+        }
+    }
+    req.extend_from_slice(&port.to_be_bytes());
+    s.write_all(&req).await?;
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).await?;
+    if head[0] != 5 {
+        return Err(fail("not a SOCKS5 reply"));
+    }
+    if head[1] != 0 {
+        return Err(io::Error::other(format!("the proxy could not connect (SOCKS5 reply {})", head[1])));
+    }
+    // The bound address and port, which we do not need.
+    let len = match head[3] {
+        1 => 4,
+        4 => 16,
+        3 => {
+            let mut n = [0u8; 1];
+            s.read_exact(&mut n).await?;
+            usize::from(n[0])
+        }
+        _ => return Err(fail("malformed SOCKS5 reply")),
+    };
+    let mut rest = vec![0u8; len + 2];
+    s.read_exact(&mut rest).await?;
+    Ok(())
 }
 
 /// Aborts the connection task when the probe ends.

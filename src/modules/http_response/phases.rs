@@ -16,8 +16,9 @@ use super::body::{self, Collected};
 use super::config::Config;
 use super::conn::{
     AbortOnDrop, Conn, IoTimes, Sender, TimingIo, connect_http, connect_tunnel, interface_address,
+    socks5_connect,
 };
-use super::proxy::Proxy;
+use super::proxy::{Proxy, Scheme};
 use super::url::Target;
 use super::{Outcome, Phases, lookup_failure};
 use crate::modules::probe::{self, Connect, InFlight};
@@ -217,7 +218,19 @@ impl HopRun<'_> {
         let Some(proxy) = self.proxy else {
             return Ok(Conn::Plain(tcp));
         };
-        let mut conn = if proxy.at.https {
+        if proxy.scheme == Scheme::Socks5 {
+            let mut tcp = tcp;
+            let hs = socks5_connect(&mut tcp, &self.t.host, self.t.port, proxy.socks_auth.as_ref());
+            return match tokio::time::timeout(self.remaining(t_dns), hs).await {
+                Ok(Ok(())) => Ok(Conn::Plain(tcp)),
+                Ok(Err(e)) => {
+                    tracing::debug!(url = %self.t.url, "SOCKS5 proxy: {e}");
+                    Err(Outcome::ConnectionFailed)
+                }
+                Err(_) => Err(Outcome::Timeout),
+            };
+        }
+        let mut conn = if proxy.scheme == Scheme::Https {
             let name = tls::server_name(&proxy.at.host).map_err(|e| self.failed(&e))?;
             let hs = tokio::time::timeout(
                 self.remaining(t_dns),
@@ -287,7 +300,7 @@ impl HopRun<'_> {
         version: &str,
     ) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error> {
         let t = self.t;
-        let via_proxy = self.proxy.filter(|_| !t.https);
+        let via_proxy = self.proxy.filter(|p| !t.https && p.forwards_http());
         let uri = if version == "2" {
             format!("https://{}{}", t.authority, t.path)
         } else if via_proxy.is_some() {

@@ -12,13 +12,49 @@ use hyper::header::HeaderValue;
 use super::config::base64;
 use super::url::Target;
 
-/// A proxy: where it listens, whether we speak TLS to it, and its `Proxy-Authorization`.
+/// How we talk to a proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// HTTP: absolute-form requests, CONNECT for https.
+    Http,
+    /// HTTP over TLS to the proxy.
+    Https,
+    /// SOCKS5 (`socks5://`, `socks5h://`): a tunnel for every URL; names are resolved by the
+    /// proxy, as Go's client does.
+    Socks5,
+}
+
+/// A proxy: where it listens, how we speak to it, and its credentials.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Proxy {
-    /// Host, port and scheme of the proxy (path ignored).
+    /// Host and port of the proxy (`https` set for an HTTPS proxy; path ignored).
     pub at: Target,
-    /// `Basic …` from the proxy URL's `user:password@`, sent to the proxy only.
+    pub scheme: Scheme,
+    /// `Basic …` from the proxy URL's `user:password@`, sent to an HTTP(S) proxy only.
     pub auth: Option<HeaderValue>,
+    /// The same credentials for SOCKS5's username/password method.
+    pub socks_auth: Option<SocksAuth>,
+}
+
+/// SOCKS5 username and password (RFC 1929), kept out of `Debug` output.
+#[derive(Clone, PartialEq)]
+pub(crate) struct SocksAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SocksAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SocksAuth(…)")
+    }
+}
+
+impl Proxy {
+    /// Whether `http://` requests go to the proxy in absolute form (an HTTP(S) proxy) rather
+    /// than through a tunnel.
+    pub(crate) fn forwards_http(&self) -> bool {
+        self.scheme != Scheme::Socks5
+    }
 }
 
 /// Which proxy a request uses.
@@ -108,35 +144,59 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "proxy credentials are not UTF-8".into())
 }
 
-/// Parses `http://[user[:password]@]host[:port]` or `https://…` (port 80 or 443 by default).
+/// Parses `http://[user[:password]@]host[:port]`, `https://…` (port 80 or 443 by default) or
+/// `socks5://…` / `socks5h://…` (port 1080).
 pub(crate) fn parse_proxy(url: &str) -> Result<Proxy, String> {
     let (scheme, rest) = url
         .split_once("://")
-        .ok_or("must be http://[user:password@]host:port or https://…")?;
-    if scheme != "http" && scheme != "https" {
-        return Err(format!(
-            "proxy scheme {scheme:?} is not supported (http or https)"
-        ));
-    }
+        .ok_or("must be http://[user:password@]host:port, https://… or socks5://…")?;
+    let (scheme, default_port) = match scheme {
+        "http" => (Scheme::Http, 80),
+        "https" => (Scheme::Https, 443),
+        "socks5" | "socks5h" => (Scheme::Socks5, 1080),
+        s => {
+            return Err(format!(
+                "proxy scheme {s:?} is not supported (http, https, socks5, socks5h)"
+            ));
+        }
+    };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, _) = rest.split_at(end);
     let (userinfo, hostport) = match authority.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, authority),
     };
-    let at = super::url::parse_url(&format!("{scheme}://{hostport}/"))?;
-    let auth = match userinfo {
-        None => None,
-        Some(u) => {
-            let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-            let creds = format!("{}:{}", percent_decode(user)?, percent_decode(pass)?);
-            let mut v = HeaderValue::from_str(&format!("Basic {}", base64(creds.as_bytes())))
-                .map_err(|_| "invalid proxy credentials")?;
-            v.set_sensitive(true);
-            Some(v)
-        }
+    let web = if scheme == Scheme::Https { "https" } else { "http" };
+    let mut at = super::url::parse_url(&format!("{web}://{hostport}/"))?;
+    let explicit_port = match hostport.strip_prefix('[') {
+        Some(v6) => v6.contains("]:"),
+        None => hostport.contains(':'),
     };
-    Ok(Proxy { at, auth })
+    if !explicit_port {
+        at.port = default_port;
+    }
+    let (mut auth, mut socks_auth) = (None, None);
+    if let Some(u) = userinfo {
+        let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+        let (user, password) = (percent_decode(user)?, percent_decode(pass)?);
+        let mut v = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64(format!("{user}:{password}").as_bytes())
+        ))
+        .map_err(|_| "invalid proxy credentials")?;
+        v.set_sensitive(true);
+        auth = Some(v);
+        if user.len() > 255 || password.len() > 255 {
+            return Err("SOCKS5 credentials are at most 255 bytes each".into());
+        }
+        socks_auth = Some(SocksAuth { user, password });
+    }
+    Ok(Proxy {
+        at,
+        scheme,
+        auth,
+        socks_auth,
+    })
 }
 
 /// An environment value: a URL, or `host:port` taken as `http://host:port` (Go does the same
@@ -288,7 +348,13 @@ mod tests {
         assert_eq!(p.auth.unwrap().to_str().unwrap(), "Basic dUB4OnA6cw==");
         let p = parse_proxy("http://user@h:8080").unwrap();
         assert_eq!(p.auth.unwrap().to_str().unwrap(), "Basic dXNlcjo=");
-        assert!(parse_proxy("socks5://h:1080").is_err());
+        let p = parse_proxy("socks5://u:p@h").unwrap();
+        assert_eq!((p.scheme, p.at.port, p.at.https), (Scheme::Socks5, 1080, false));
+        assert_eq!(p.socks_auth.as_ref().unwrap().password, "p");
+        assert!(!format!("{p:?}").contains("\"p\""));
+        assert_eq!(parse_proxy("socks5h://[::1]:9050").unwrap().at.port, 9050);
+        assert_eq!(parse_proxy("http://[::1]").unwrap().at.port, 80);
+        assert!(parse_proxy("socks4://h:1080").is_err());
         assert!(parse_proxy("h:1080").is_err());
         assert_eq!(
             parse_env_proxy("proxy.example:3128").unwrap().at.port,
