@@ -67,8 +67,8 @@ pub(crate) enum Proxies {
     Fixed(Proxy),
     /// From the environment.
     Env {
-        http: Option<Proxy>,
-        https: Option<Proxy>,
+        http: Option<Box<Proxy>>,
+        https: Option<Box<Proxy>>,
         no_proxy: NoProxy,
     },
 }
@@ -84,7 +84,7 @@ impl Proxies {
                 https,
                 no_proxy,
             } => {
-                let p = if t.https { https } else { http }.as_ref()?;
+                let p = if t.https { https } else { http }.as_deref()?;
                 no_proxy.use_proxy(&t.host, t.port).then_some(p)
             }
         }
@@ -98,7 +98,7 @@ impl Proxies {
         let parse = |names: [&str; 2]| {
             let v = any(names)?;
             match parse_env_proxy(&v) {
-                Ok(p) => Some(p),
+                Ok(p) => Some(Box::new(p)),
                 Err(e) => {
                     tracing::warn!("{}: {e}; not used", names[0]);
                     None
