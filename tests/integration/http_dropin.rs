@@ -142,12 +142,24 @@ fn login_service() -> (u16, Arc<Mutex<Vec<Seen>>>) {
     })
 }
 
-fn lines_of(raw: &[String]) -> Vec<Line> {
-    influx().assert_accepts(raw);
-    parse_all(raw)
+/// Runs the agent once on `config` with `env`; returns its http_response lines (checked by
+/// InfluxDB) and its whole output (stdout and stderr, to look for leaked secrets or logs).
+fn probe_once(config: &str, env: &[(&str, Option<&str>)]) -> (Vec<Line>, String) {
+    let (status, raw, stderr) = run_once_env(config, env);
+    assert!(status.success(), "{stderr}");
+    influx().assert_accepts(&raw);
+    let lines = parse_all(&raw)
         .into_iter()
         .filter(|l| l.measurement == "http_response")
-        .collect()
+        .collect();
+    (lines, raw.join("\n") + "\n" + &stderr)
+}
+
+/// The line whose `server` tag ends with `suffix`.
+fn ending<'a>(http: &'a [Line], suffix: &str) -> &'a Line {
+    http.iter()
+        .find(|l| l.tag("server").is_some_and(|s| s.ends_with(suffix)))
+        .unwrap_or_else(|| panic!("no line for {suffix}: {http:#?}"))
 }
 
 #[test]
@@ -161,9 +173,7 @@ fn http_body_form_and_cookie_authentication() {
          [[inputs.http_response]]\n  urls = [\"{base}/private\"]\n  alias = \"nocookie\"\n\
          [[inputs.http_response]]\n  urls = [\"{base}/private\"]\n  cookie_auth_url = \"{base}/login-denied\"\n  alias = \"denied\"\n"
     );
-    let (status, raw, stderr) = run_once(&config);
-    assert!(status.success(), "{stderr}");
-    let http = lines_of(&raw);
+    let (http, output) = probe_once(&config, &[]);
     let seen = seen.lock().unwrap().clone();
     let req = |path: &str| {
         seen.iter()
@@ -211,8 +221,8 @@ fn http_body_form_and_cookie_authentication() {
             .any(|s| s.target == "/login-denied" && s.header("cookie").is_some())
     );
     assert_eq!(http.len(), 4, "{http:#?}");
-    assert!(stderr.contains("status code 403"), "{stderr}");
-    assert!(!stderr.contains("pa$$word") && !raw.concat().contains("pa$$word"));
+    assert!(output.contains("status code 403"), "{output}");
+    assert!(!output.contains("pa$$word"));
 }
 
 #[test]
@@ -277,11 +287,9 @@ fn http_proxies_with_credentials_https_and_from_the_environment() {
          [[inputs.http_response]]\n  urls = {urls}\n  http_proxy = \"http://127.0.0.1:{t}\"\n  tls_ca = \"{ca}\"\n  alias = \"nocreds\"\n\
          [[inputs.http_response]]\n  urls = {urls}\n  http_proxy = \"https://probe:s3cret@127.0.0.1:{tls_port}\"\n  tls_ca = \"{ca}\"\n  alias = \"tls\"\n"
     );
-    let (status, raw, stderr) = run_once(&config);
-    assert!(status.success(), "{stderr}");
-    let http = lines_of(&raw);
+    let (http, output) = probe_once(&config, &[]);
     assert_eq!(http.len(), 6, "{http:#?}");
-    assert!(!raw.concat().contains("s3cret") && !stderr.contains("s3cret"));
+    assert!(!output.contains("s3cret"));
     let results = |scheme: &str| -> Vec<(Option<&str>, Option<&str>)> {
         http.iter()
             .filter(|l| l.tag("server").unwrap().starts_with(scheme))
@@ -336,9 +344,7 @@ fn http_proxies_with_credentials_https_and_from_the_environment() {
         ("no_proxy", None),
         ("REQUEST_METHOD", None),
     ];
-    let (status, raw, stderr) = run_once_env(&config, &env);
-    assert!(status.success(), "{stderr}");
-    let http = lines_of(&raw);
+    let (http, _) = probe_once(&config, &env);
     let body = |url: &str| {
         http.iter()
             .find(|l| l.tag("server") == Some(url))
@@ -372,14 +378,8 @@ fn http_verdicts_as_telegraf_writes_them() {
         "[[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/missing\"]\n  response_string_match = \"absent text\"\n  response_status_code = 200\n\
          [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/hello\"]\n  response_string_match = \"hello\"\n  response_status_code = 200\n  response_body_max_size = \"5B\"\n"
     );
-    let (status, raw, stderr) = run_once(&config);
-    assert!(status.success(), "{stderr}");
-    let http = lines_of(&raw);
-    let by = |p: &str| {
-        http.iter()
-            .find(|l| l.tag("server").unwrap().ends_with(p))
-            .unwrap_or_else(|| panic!("{http:#?}"))
-    };
+    let (http, _) = probe_once(&config, &[]);
+    let by = |p: &str| ending(&http, p);
     // Both checks fail: the status code is checked last and names the result.
     let both = by("/missing");
     assert_eq!(both.tag("result"), Some("response_status_code_mismatch"));
@@ -422,14 +422,8 @@ fn http_redirects_as_go_follows_them() {
          [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{p}/away\"]\n  follow_redirects = true\n  username = \"probe\"\n  password = \"s3cret\"\n  headers = {{ X-Port = \"{p}\", Cookie = \"c=1\", User-Agent = \"pasted/1.0\" }}\n\
          [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{p}/post\"]\n  follow_redirects = true\n  method = \"POST\"\n  body = \"data\"\n"
     );
-    let (status, raw, stderr) = run_once(&config);
-    assert!(status.success(), "{stderr}");
-    let http = lines_of(&raw);
-    let by = |p: &str| {
-        http.iter()
-            .find(|l| l.tag("server").unwrap().ends_with(p))
-            .unwrap_or_else(|| panic!("{http:#?}"))
-    };
+    let (http, _) = probe_once(&config, &[]);
+    let by = |p: &str| ending(&http, p);
     // Ten redirects followed, the eleventh is an error without a status (Go's client).
     let looped = by("/loop");
     assert_eq!(
@@ -524,9 +518,7 @@ fn http_through_a_socks5_proxy() {
          [[inputs.http_response]]\n  urls = [\"http://127.0.0.1:{h}/hello\"]\n  http_proxy = \"socks5h://probe:wrong@127.0.0.1:{p}\"\n  alias = \"wrong\"\n",
         ca.display()
     );
-    let (status, raw, stderr) = run_once(&config);
-    assert!(status.success(), "{stderr}");
-    let http = lines_of(&raw);
+    let (http, output) = probe_once(&config, &[]);
     assert_eq!(http.len(), 3, "{http:#?}");
     let ok: Vec<_> = http
         .iter()
@@ -548,5 +540,5 @@ fn http_through_a_socks5_proxy() {
         .find(|l| l.tag("result") != Some("success"))
         .unwrap();
     assert_eq!(refused.tag("result"), Some("connection_failed"));
-    assert!(!raw.concat().contains("s3cret") && !stderr.contains("s3cret"));
+    assert!(!output.contains("s3cret"));
 }
