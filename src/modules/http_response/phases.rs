@@ -320,8 +320,19 @@ impl HopRun<'_> {
                 concat!("metrics-agent/", env!("CARGO_PKG_VERSION")),
             );
         }
+        // One Cookie header: a configured one, then the jar's cookies (Go's AddCookie).
+        let mut cookie = r.cookie;
         for (k, v) in r.headers {
-            req = req.header(k, v);
+            match (k == hyper::header::COOKIE, cookie.take()) {
+                (true, Some(jar)) => {
+                    let both = format!("{}; {jar}", String::from_utf8_lossy(v.as_bytes()));
+                    req = req.header(k, both);
+                }
+                (_, jar) => {
+                    cookie = jar;
+                    req = req.header(k, v);
+                }
+            }
         }
         if let Some(a) = r.auth {
             req = req.header(hyper::header::AUTHORIZATION, a.clone());
@@ -329,7 +340,7 @@ impl HopRun<'_> {
         if let Some(a) = via_proxy.and_then(|p| p.auth.as_ref()) {
             req = req.header(hyper::header::PROXY_AUTHORIZATION, a.clone());
         }
-        if let Some(c) = r.cookie {
+        if let Some(c) = cookie {
             req = req.header(hyper::header::COOKIE, c);
         }
         req.body(Full::new(r.body.clone()))
