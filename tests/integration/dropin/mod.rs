@@ -108,6 +108,8 @@ pub(crate) enum Kind {
 pub(crate) struct Series {
     pub measurement: &'static str,
     pub tags: &'static [&'static str],
+    /// telegraf's fields; a name ending in `*` stands for fields named after files or payload
+    /// keys (see [`matches`]).
     pub fields: &'static [(&'static str, Kind)],
     /// Fields of ours that telegraf lacks (additions, listed in the README).
     pub extra: &'static [(&'static str, Kind)],
@@ -189,19 +191,30 @@ fn check_config(config: &str) -> (bool, String) {
     (st.success(), err)
 }
 
-/// Runs `f` over `items` on a few threads (each item starts the agent).
+/// Runs `f` over `items` on a few threads (each item starts the agent), results in order.
 fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let chunk = items.len().div_ceil(6).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<_>>()))
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap())
             .collect()
-    })
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 #[test]
@@ -299,6 +312,15 @@ fn kind(raw: &str) -> Kind {
     }
 }
 
+/// A schema field name matches itself; one ending in `*` (fields named after files or
+/// payload keys, as cgroup's) matches every name with that prefix.
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
 /// Checks `lines` against `t`'s schema; returns (fields seen with telegraf's type, schema
 /// fields) and the problems found.
 fn compare(t: &Table, lines: &[Line]) -> ((usize, usize), Vec<String>) {
@@ -315,7 +337,11 @@ fn compare(t: &Table, lines: &[Line]) -> ((usize, usize), Vec<String>) {
             }
         }
         for (k, v) in &l.fields {
-            let want = s.fields.iter().chain(s.extra).find(|(name, _)| name == k);
+            let want = s
+                .fields
+                .iter()
+                .chain(s.extra)
+                .find(|(name, _)| matches(name, k));
             match want {
                 None => problems.push(format!("{}: field {k:?} is not telegraf's", s.measurement)),
                 Some((name, want)) if *want != kind(v) => problems.push(format!(
