@@ -22,6 +22,10 @@
 //! `result_type` and the phases it completed.
 //!
 //! URLs of one instance are probed concurrently; each probe is bounded by `response_timeout`.
+//!
+//! Options are telegraf's, with its client's behaviour (Go's `net/http` as telegraf sets it
+//! up): redirects (`url`), proxies from `http_proxy` or the environment (`proxy`), cookie
+//! authentication with a jar (`cookie`), verdicts in telegraf's order (`body`).
 
 mod body;
 mod config;
