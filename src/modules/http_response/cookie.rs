@@ -21,6 +21,14 @@ struct Cookie {
     seq: u64,
 }
 
+/// Most cookies a jar keeps (the oldest go first): a server setting new names at every answer
+/// must not grow the agent without bound. Browsers keep a few thousand in all.
+const MAX_COOKIES: usize = 1000;
+
+/// Largest `name=value` kept, RFC 6265 §6.1's minimum a client must support (browsers refuse
+/// larger ones too).
+const MAX_COOKIE_BYTES: usize = 4096;
+
 /// The cookies of one input instance.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Jar {
@@ -64,7 +72,7 @@ impl Jar {
             return;
         };
         let (name, value) = (name.trim(), value.trim().trim_matches('"'));
-        if name.is_empty() {
+        if name.is_empty() || name.len() + value.len() > MAX_COOKIE_BYTES {
             return;
         }
         let host = from.host.to_ascii_lowercase();
@@ -116,6 +124,9 @@ impl Jar {
         c.expires = expires;
         self.seq += 1;
         c.seq = self.seq;
+        if self.cookies.len() >= MAX_COOKIES {
+            self.cookies.remove(0);
+        }
         self.cookies.push(c);
     }
 
@@ -250,6 +261,14 @@ mod tests {
         j.store(&u, &["b=; Expires=Thu, 01 Jan 1970 00:00:00 GMT".into()], now);
         assert_eq!(j.header_for(&u, now), None);
         j.store(&u, &["c=1".into(), "c=; Max-Age=0".into()], now);
+        assert_eq!(j.header_for(&u, now), None);
+        // Bounded: the oldest cookies go, oversized ones are not kept.
+        let many: Vec<String> = (0..MAX_COOKIES + 5).map(|i| format!("n{i}=v")).collect();
+        j.store(&u, &many, now);
+        assert_eq!(j.cookies.len(), MAX_COOKIES);
+        assert_eq!(j.cookies[0].name, "n5");
+        let mut j = Jar::default();
+        j.store(&u, &[format!("big={}", "x".repeat(MAX_COOKIE_BYTES))], now);
         assert_eq!(j.header_for(&u, now), None);
         // An IP host cannot set a domain cookie for another host.
         j.store(&u, &["d=1; Domain=127.0.0.2".into()], now);
