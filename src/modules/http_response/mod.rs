@@ -159,6 +159,9 @@ impl HttpResponse {
             let (c, jar, fl) = (self.config.clone(), ck.jar.clone(), self.in_flight.clone());
             ck._renewal = Some(AbortOnDrop(tokio::spawn(async move {
                 let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                // A login slower than the period does not queue up more (Go's ticker drops
+                // ticks too).
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 loop {
                     tick.tick().await;
                     if let Err(e) = login(&c, &jar, &fl).await {
