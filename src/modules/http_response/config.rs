@@ -92,7 +92,7 @@ pub(crate) struct Raw {
     /// Network interface to send from, as telegraf: the connection's source address is the
     /// interface's first address of the family of the address connected to (telegraf picks
     /// the family from the URL, IPv4 unless it is an IPv6 literal). An interface without such an
-    /// address fails the probe (`connection_failed`, logged); telegraf fails at start.
+    /// address fails the probe (`connection_failed`, in the debug log); telegraf fails at start.
     interface: Option<String>,
     /// Source IP address to send from.
     source_address: Option<Spanned<String>>,

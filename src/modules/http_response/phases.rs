@@ -187,8 +187,9 @@ impl HopRun<'_> {
         }
     }
 
-    /// TCP connect, plus the TLS handshake with an HTTPS proxy and the CONNECT exchange for
-    /// https through a proxy.
+    /// TCP connect (from `interface`'s address when set), plus the SOCKS5 exchange with a
+    /// SOCKS5 proxy, or the TLS handshake with an HTTPS proxy and the CONNECT exchange for
+    /// https through an HTTP(S) proxy.
     async fn connect(&self, addr: SocketAddr, t_dns: Instant) -> Result<Conn, Outcome> {
         let from_interface;
         let source = match &self.c.interface {
@@ -201,7 +202,7 @@ impl HopRun<'_> {
                     &from_interface
                 }
                 Err(e) => {
-                    tracing::warn!(url = %self.t.url, "{e}");
+                    tracing::debug!(url = %self.t.url, "{e}");
                     return Err(Outcome::ConnectionFailed);
                 }
             },
