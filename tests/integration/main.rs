@@ -13,6 +13,7 @@ mod health;
 mod host;
 mod hostfs;
 mod hostile;
+mod http_dropin;
 mod layers;
 mod mqtt;
 mod netprobes;
