@@ -122,8 +122,8 @@ impl HopRun<'_> {
         pre: Option<(SocketAddr, Duration)>,
     ) -> Result<(), Outcome> {
         let t0 = Instant::now();
-        let (addr, t_dns) = self.dns(hop, pre, t0).await?;
-        let tcp = self.connect(addr, t_dns).await?;
+        let (addrs, t_dns) = self.dns(hop, pre, t0).await?;
+        let tcp = self.connect(&addrs, t_dns).await?;
         let t_conn = Instant::now();
         hop.phases.connect = Some(t_conn - t_dns);
         let times = Arc::new(Mutex::new(IoTimes::default()));
@@ -156,31 +156,33 @@ impl HopRun<'_> {
         Ok(())
     }
 
-    /// Name lookup (of the proxy when there is one): the address and the instant it ended.
+    /// Name lookup (of the proxy when there is one): the addresses in the resolver's order
+    /// and the instant it ended.
     async fn dns(
         &self,
         hop: &mut Hop,
         pre: Option<(SocketAddr, Duration)>,
         t0: Instant,
-    ) -> Result<(SocketAddr, Instant), Outcome> {
+    ) -> Result<(Vec<SocketAddr>, Instant), Outcome> {
         let (host, port) = match self.proxy {
             Some(p) => (p.at.host.as_str(), p.at.port),
             None => (self.t.host.as_str(), self.t.port),
         };
         if let Some((a, dns)) = pre {
             hop.phases.dns = Some(dns);
-            return Ok((a, t0));
+            return Ok((vec![a], t0));
         }
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok((SocketAddr::new(ip, port), t0));
+            return Ok((vec![SocketAddr::new(ip, port)], t0));
         }
         match probe::lookup(host, port, self.remaining(t0), self.in_flight).await {
             Ok(addrs) => {
                 let now = Instant::now();
                 hop.phases.dns = Some(now - t0);
-                match self.c.ip_version.apply(addrs).first() {
-                    Some(a) => Ok((*a, now)),
-                    None => Err(Outcome::DnsError),
+                let addrs = self.c.ip_version.apply(addrs);
+                match addrs.is_empty() {
+                    false => Ok((addrs, now)),
+                    true => Err(Outcome::DnsError),
                 }
             }
             Err(e) => Err(lookup_failure(e, t0.elapsed()).outcome),
@@ -190,31 +192,39 @@ impl HopRun<'_> {
     /// TCP connect (from `interface`'s address when set), plus the SOCKS5 exchange with a
     /// SOCKS5 proxy, or the TLS handshake with an HTTPS proxy and the CONNECT exchange for
     /// https through an HTTP(S) proxy.
-    async fn connect(&self, addr: SocketAddr, t_dns: Instant) -> Result<Conn, Outcome> {
-        let from_interface;
-        let source = match &self.c.interface {
-            Some(name) => match interface_address(name, addr.is_ipv6()) {
-                Ok(ip) => {
-                    from_interface = probe::Source {
-                        address: Some(ip),
-                        interface: None,
-                    };
-                    &from_interface
+    /// The addresses are tried in order until one accepts, as Go's dialer does (`localhost`
+    /// is often ::1 first while the server listens on 127.0.0.1 only); a timeout ends it.
+    async fn connect(&self, addrs: &[SocketAddr], t_dns: Instant) -> Result<Conn, Outcome> {
+        let mut tcp = None;
+        for &addr in addrs {
+            let from_interface;
+            let source = match &self.c.interface {
+                Some(name) => match interface_address(name, addr.is_ipv6()) {
+                    Ok(ip) => {
+                        from_interface = probe::Source {
+                            address: Some(ip),
+                            interface: None,
+                        };
+                        &from_interface
+                    }
+                    Err(e) => {
+                        tracing::debug!(url = %self.t.url, "{e}");
+                        continue;
+                    }
+                },
+                None => &self.c.source,
+            };
+            match probe::connect_tcp(addr, source, self.remaining(t_dns)).await {
+                Connect::Ok(s) => {
+                    tcp = Some(s);
+                    break;
                 }
-                Err(e) => {
-                    tracing::debug!(url = %self.t.url, "{e}");
-                    return Err(Outcome::ConnectionFailed);
-                }
-            },
-            None => &self.c.source,
-        };
-        let tcp = match probe::connect_tcp(addr, source, self.remaining(t_dns)).await {
-            Connect::Ok(s) => s,
-            Connect::Timeout => return Err(Outcome::Timeout),
-            Connect::Failed(e) => {
-                tracing::debug!(%addr, "connect: {e}");
-                return Err(Outcome::ConnectionFailed);
+                Connect::Timeout => return Err(Outcome::Timeout),
+                Connect::Failed(e) => tracing::debug!(%addr, "connect: {e}"),
             }
+        }
+        let Some(tcp) = tcp else {
+            return Err(Outcome::ConnectionFailed);
         };
         let Some(proxy) = self.proxy else {
             return Ok(Conn::Plain(tcp));
