@@ -122,23 +122,26 @@ impl HopRun<'_> {
         pre: Option<(SocketAddr, Duration)>,
     ) -> Result<(), Outcome> {
         let t0 = Instant::now();
-        let (addrs, t_dns) = self.dns(hop, pre, t0).await?;
-        let tcp = self.connect(&addrs, t_dns).await?;
+        // Each phase's future is boxed while it runs: inline, the state of every phase (TLS,
+        // HTTP handshake, body) sat in every probe task for its whole life, about 10 KB per
+        // target, all allocated at once when a gather spawns its probes.
+        let (addrs, t_dns) = Box::pin(self.dns(hop, pre, t0)).await?;
+        let tcp = Box::pin(self.connect(&addrs, t_dns)).await?;
         let t_conn = Instant::now();
         hop.phases.connect = Some(t_conn - t_dns);
         let times = Arc::new(Mutex::new(IoTimes::default()));
         // TLS, then the HTTP connection on top.
         let (mut sender, t_ready, version, driver) = if self.t.https {
-            let (stream, t_tls) = self.tls(hop, tcp, t_conn).await?;
+            let (stream, t_tls) = Box::pin(self.tls(hop, tcp, t_conn)).await?;
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             let io = TokioIo::new(TimingIo::new(stream, times.clone()));
-            let (s, d) = connect_http(io, h2, self.deadline)
+            let (s, d) = Box::pin(connect_http(io, h2, self.deadline))
                 .await
                 .map_err(|e| self.failed(&e))?;
             (s, t_tls, if h2 { "2" } else { "1.1" }, d)
         } else {
             let io = TokioIo::new(TimingIo::new(tcp, times.clone()));
-            let (s, d) = connect_http(io, false, self.deadline)
+            let (s, d) = Box::pin(connect_http(io, false, self.deadline))
                 .await
                 .map_err(|e| self.failed(&e))?;
             (s, t_conn, "1.1", d)
@@ -146,13 +149,11 @@ impl HopRun<'_> {
         let _driver = AbortOnDrop(driver);
         let (cookies_wanted, keep_body) = (req.cookies_wanted, req.keep_body);
         let request = self.request(req, version).map_err(|e| self.failed(&e))?;
-        let (resp, t_hdr) = self
-            .write_and_ttfb(hop, &mut sender, request, &times, t_ready)
-            .await?;
+        let (resp, t_hdr) =
+            Box::pin(self.write_and_ttfb(hop, &mut sender, request, &times, t_ready)).await?;
         hop.response_time =
             Some(t_hdr - t0 + hop.phases.dns.filter(|_| pre.is_some()).unwrap_or_default());
-        self.transfer(hop, resp, version, t_hdr, cookies_wanted, keep_body)
-            .await;
+        Box::pin(self.transfer(hop, resp, version, t_hdr, cookies_wanted, keep_body)).await;
         Ok(())
     }
 
