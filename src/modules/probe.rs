@@ -203,68 +203,6 @@ pub(crate) fn split_host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host.to_owned(), port))
 }
 
-/// `host:port` as an authority (IPv6 in brackets).
-pub(crate) fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// Reads from `tcp` until `done` says the bytes so far hold a whole reply. For small
-/// request/reply exchanges where the peer sends nothing more until we speak again (an HTTP
-/// CONNECT reply, SMTP replies), so reading in chunks swallows none of what follows; `limit`
-/// bounds a broken or hostile peer.
-pub(crate) async fn read_reply(
-    tcp: &mut TcpStream,
-    limit: usize,
-    done: impl Fn(&[u8]) -> bool,
-) -> io::Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 512];
-    while !done(&buf) {
-        let n = tcp.read(&mut chunk).await?;
-        if n == 0 || buf.len() > limit {
-            return Err(io::Error::other("peer closed or sent an oversized reply"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(buf)
-}
-
-/// Opens a tunnel to `host:port` through the HTTP proxy `tcp` is connected to (CONNECT), with
-/// `Proxy-Authorization: Basic <basic>` when given.
-pub(crate) async fn http_connect(
-    tcp: &mut TcpStream,
-    host: &str,
-    port: u16,
-    basic: Option<&str>,
-) -> io::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let a = authority(host, port);
-    let auth = basic
-        .map(|b| format!("Proxy-Authorization: Basic {b}\r\n"))
-        .unwrap_or_default();
-    tcp.write_all(format!("CONNECT {a} HTTP/1.1\r\nHost: {a}\r\n{auth}\r\n").as_bytes())
-        .await?;
-    // Headers of a CONNECT reply are small: 8 KiB bounds a broken proxy.
-    let buf = read_reply(tcp, 8192, |b| b.windows(4).any(|w| w == b"\r\n\r\n")).await?;
-    let status = buf
-        .split(|&b| b == b' ')
-        .nth(1)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .and_then(|s| s.parse::<u16>().ok());
-    match status {
-        Some(200..=299) => Ok(()),
-        _ => Err(io::Error::other(format!(
-            "proxy refused the tunnel: {:?}",
-            String::from_utf8_lossy(buf.split(|&b| b == b'\r').next().unwrap_or_default())
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

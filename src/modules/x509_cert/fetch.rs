@@ -12,191 +12,53 @@ use super::source::Family;
 use crate::modules::probe::{self, Connect, InFlight};
 use crate::modules::tls::{self, Trust};
 
-/// A proxy for `tcp://`/`https://` sources (telegraf's `use_proxy`/`proxy_url`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Proxy {
-    /// HTTP CONNECT; `basic` is the base64 of `user:password` when the URL has them.
-    Http {
-        host: String,
-        port: u16,
-        basic: Option<String>,
-    },
-    /// SOCKS5 (`socks5://`, `socks5h://`: both hand the name to the proxy, as Go's dialer).
-    Socks5 {
-        host: String,
-        port: u16,
-        auth: Option<(String, String)>,
-    },
+/// A proxy for `tcp://`/`https://` sources (telegraf's `use_proxy`/`proxy_url`), parsed and
+/// spoken by `http_response`'s proxy code: `http://` (and `https://`, which telegraf's dialer
+/// also speaks as a plain CONNECT) or `socks5://`, with `user:password@` credentials.
+pub(crate) use crate::modules::http_response::proxy::Proxy;
+use crate::modules::http_response::proxy::{NoProxy, Scheme, parse_proxy};
+
+pub(crate) fn proxy_from_url(url: &str) -> Result<Proxy, String> {
+    parse_proxy(url)
 }
 
-/// Percent-decoding for the user and password of a proxy URL.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-impl Proxy {
-    /// `http://[user:pass@]host[:port]` (port 80 by default) or `socks5://…` (1080).
-    pub(crate) fn parse(url: &str) -> Result<Proxy, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("{url:?}: expected scheme://host:port"))?;
-        let authority = rest.split('/').next().unwrap_or_default();
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        let default = match scheme.to_ascii_lowercase().as_str() {
-            "http" => 80,
-            "socks5" | "socks5h" => 1080,
-            other => {
-                return Err(format!(
-                    "{url:?}: proxy scheme {other:?} is not supported (http, socks5, socks5h)"
-                ));
-            }
-        };
-        let (host, port) = match probe::split_host_port(hostport) {
-            Ok(hp) => hp,
-            Err(_) if !hostport.contains(':') || hostport.ends_with(']') => (
-                hostport.trim_start_matches('[').trim_end_matches(']').to_owned(),
-                default,
-            ),
-            Err(e) => return Err(e),
-        };
-        if host.is_empty() {
-            return Err(format!("{url:?}: no proxy host"));
-        }
-        let creds = userinfo.map(|u| match u.split_once(':') {
-            Some((n, p)) => (unescape(n), unescape(p)),
-            None => (unescape(u), String::new()),
-        });
-        Ok(match default {
-            80 => Proxy::Http {
-                host,
-                port,
-                basic: creds.map(|(u, p)| {
-                    use base64::Engine;
-                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-                }),
-            },
-            _ => Proxy::Socks5 {
-                host,
-                port,
-                auth: creds,
-            },
-        })
-    }
-
-    /// What Go's `proxy.FromEnvironment` uses: `ALL_PROXY` (or `all_proxy`); `None` when unset
-    /// or when `NO_PROXY` covers `host`.
-    pub(crate) fn from_environment(host: &str) -> Result<Option<Proxy>, String> {
-        let get = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .or_else(|| std::env::var(k.to_lowercase()).ok())
-                .filter(|v| !v.is_empty())
-        };
-        let Some(url) = get("ALL_PROXY") else {
-            return Ok(None);
-        };
-        let bypass = get("NO_PROXY").is_some_and(|list| {
-            list.split(',').map(str::trim).any(|e| {
-                e == "*" || {
-                    let e = e.trim_start_matches('.');
-                    !e.is_empty() && (host == e || host.ends_with(&format!(".{e}")))
-                }
-            })
-        });
-        if bypass {
-            return Ok(None);
-        }
-        Proxy::parse(&url).map(Some)
-    }
-
-    fn address(&self) -> (&str, u16) {
-        match self {
-            Proxy::Http { host, port, .. } | Proxy::Socks5 { host, port, .. } => (host, *port),
-        }
-    }
-}
-
-/// A SOCKS5 CONNECT (RFC 1928, user/password RFC 1929) to `host:port` over `tcp`.
-async fn socks5_connect(
-    tcp: &mut TcpStream,
-    host: &str,
-    port: u16,
-    auth: &Option<(String, String)>,
-) -> std::io::Result<()> {
-    let err = |m: &str| std::io::Error::other(format!("socks5: {m}"));
-    let method = if auth.is_some() { 2 } else { 0 };
-    tcp.write_all(&[5, 1, method]).await?;
-    let mut reply = [0u8; 2];
-    tcp.read_exact(&mut reply).await?;
-    if reply != [5, method] {
-        return Err(err("the proxy accepts none of our authentication methods"));
-    }
-    if let Some((user, pass)) = auth {
-        let (u, p) = (user.as_bytes(), pass.as_bytes());
-        if u.len() > 255 || p.len() > 255 {
-            return Err(err("user or password longer than 255 bytes"));
-        }
-        let mut m = vec![1, u.len() as u8];
-        m.extend_from_slice(u);
-        m.push(p.len() as u8);
-        m.extend_from_slice(p);
-        tcp.write_all(&m).await?;
-        tcp.read_exact(&mut reply).await?;
-        if reply[1] != 0 {
-            return Err(err("authentication failed"));
-        }
-    }
-    let mut req = vec![5, 1, 0];
-    match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(a)) => {
-            req.push(1);
-            req.extend_from_slice(&a.octets());
-        }
-        Ok(std::net::IpAddr::V6(a)) => {
-            req.push(4);
-            req.extend_from_slice(&a.octets());
-        }
-        Err(_) if host.len() <= 255 => {
-            req.extend_from_slice(&[3, host.len() as u8]);
-            req.extend_from_slice(host.as_bytes());
-        }
-        Err(_) => return Err(err("host name longer than 255 bytes")),
-    }
-    req.extend_from_slice(&port.to_be_bytes());
-    tcp.write_all(&req).await?;
-    let mut head = [0u8; 4];
-    tcp.read_exact(&mut head).await?;
-    if head[1] != 0 {
-        return Err(err(&format!("the proxy refused the connection (reply {})", head[1])));
-    }
-    let skip = match head[3] {
-        1 => 4,
-        4 => 16,
-        3 => usize::from(tcp.read_u8().await?),
-        _ => return Err(err("bad reply")),
+/// What Go's `proxy.FromEnvironment` uses: `ALL_PROXY` (or `all_proxy`); `None` when unset
+/// or when `NO_PROXY` (`no_proxy`) excludes `host:port`.
+pub(crate) fn proxy_from_environment(host: &str, port: u16) -> Result<Option<Proxy>, String> {
+    let get = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| std::env::var(k.to_lowercase()).ok())
+            .filter(|v| !v.trim().is_empty())
     };
-    let mut rest = vec![0u8; skip + 2];
-    tcp.read_exact(&mut rest).await?;
-    Ok(())
+    let Some(url) = get("ALL_PROXY") else {
+        return Ok(None);
+    };
+    if let Some(list) = get("NO_PROXY")
+        && !NoProxy::parse(&list).use_proxy(host, port)
+    {
+        return Ok(None);
+    }
+    parse_proxy(url.trim()).map(Some)
+}
+
+/// Opens a tunnel to `host:port` through the proxy `tcp` is connected to.
+async fn tunnel(tcp: &mut TcpStream, p: &Proxy, host: &str, port: u16) -> std::io::Result<()> {
+    use crate::modules::http_response::conn::{connect_tunnel, socks5_connect};
+    match p.scheme {
+        Scheme::Http | Scheme::Https => {
+            let t = crate::modules::http_response::url::Target {
+                url: String::new(),
+                https: true,
+                host: host.to_owned(),
+                port,
+                authority: String::new(),
+                path: String::new(),
+            };
+            connect_tunnel(tcp, &t, p.auth.as_ref()).await
+        }
+        Scheme::Socks5 => socks5_connect(tcp, host, port, p.socks_auth.as_ref()).await,
+    }
 }
 
 /// What one handshake gave.
@@ -238,6 +100,28 @@ async fn connect(n: &Net<'_>, host: &str, port: u16, family: Family) -> Result<T
     }
 }
 
+/// Reads from `tcp` until `done` says the bytes so far hold a whole reply. SMTP servers send
+/// nothing more until we speak again, so reading in chunks swallows none of what follows (the
+/// TLS handshake after STARTTLS); `limit` bounds a broken or hostile server.
+async fn read_reply(
+    tcp: &mut TcpStream,
+    limit: usize,
+    done: impl Fn(&[u8]) -> bool,
+) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    while !done(&buf) {
+        let n = tcp.read(&mut chunk).await?;
+        if n == 0 || buf.len() > limit {
+            return Err(std::io::Error::other(
+                "server closed or sent an oversized reply",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(buf)
+}
+
 /// An SMTP reply is whole when its last line is `NNN text` (not `NNN-text`).
 fn smtp_reply_done(b: &[u8]) -> bool {
     if !b.ends_with(b"\r\n") {
@@ -250,7 +134,7 @@ fn smtp_reply_done(b: &[u8]) -> bool {
 
 /// One SMTP reply; Err unless its code starts with `want`.
 async fn smtp_expect(tcp: &mut TcpStream, want: &str, after: &str) -> Result<(), String> {
-    let r = probe::read_reply(tcp, 64 * 1024, smtp_reply_done)
+    let r = read_reply(tcp, 64 * 1024, smtp_reply_done)
         .await
         .map_err(|e| format!("smtp {after}: {e}"))?;
     let text = String::from_utf8_lossy(&r);
@@ -297,15 +181,11 @@ pub(crate) async fn fetch(
                 tcp
             }
             Some(p) => {
-                let (ph, pp) = p.address();
+                let (ph, pp) = (p.at.host.as_str(), p.at.port);
                 let mut tcp = connect(n, ph, pp, Family::Any).await?;
-                let r = match p {
-                    Proxy::Http { basic, .. } => {
-                        probe::http_connect(&mut tcp, host, port, basic.as_deref()).await
-                    }
-                    Proxy::Socks5 { auth, .. } => socks5_connect(&mut tcp, host, port, auth).await,
-                };
-                r.map_err(|e| format!("proxy {ph}:{pp}: {e}"))?;
+                tunnel(&mut tcp, p, host, port)
+                    .await
+                    .map_err(|e| format!("proxy {ph}:{pp}: {e}"))?;
                 tcp
             }
         };
@@ -328,36 +208,6 @@ pub(crate) async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proxy_urls() {
-        assert_eq!(
-            Proxy::parse("http://localhost:8888"),
-            Ok(Proxy::Http {
-                host: "localhost".into(),
-                port: 8888,
-                basic: None
-            })
-        );
-        assert_eq!(
-            Proxy::parse("http://u%40x:p@[::1]"),
-            Ok(Proxy::Http {
-                host: "::1".into(),
-                port: 80,
-                basic: Some("dUB4OnA=".into())
-            })
-        );
-        assert_eq!(
-            Proxy::parse("socks5://a:b@proxy"),
-            Ok(Proxy::Socks5 {
-                host: "proxy".into(),
-                port: 1080,
-                auth: Some(("a".into(), "b".into()))
-            })
-        );
-        assert!(Proxy::parse("ftp://x:1").is_err());
-        assert!(Proxy::parse("localhost:8888").is_err());
-    }
 
     #[test]
     fn smtp_replies() {

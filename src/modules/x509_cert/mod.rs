@@ -77,12 +77,13 @@ pub(crate) struct Raw {
     /// `ALL_PROXY` environment variable, minus `NO_PROXY`). Default false: `proxy_url` alone
     /// does nothing, as in telegraf.
     use_proxy: Option<bool>,
-    /// `http://[user:password@]host:port` (CONNECT) or `socks5://[user:password@]host:port`.
+    /// `http://[user:password@]host:port` (CONNECT; `https://` is the same to telegraf) or
+    /// `socks5://[user:password@]host:port`.
     proxy_url: Option<Spanned<String>>,
 }
 
 /// How `use_proxy` resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ProxyChoice {
     None,
     Url(fetch::Proxy),
@@ -137,7 +138,8 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
         (false, _) => ProxyChoice::None,
         (true, None) => ProxyChoice::Environment,
         (true, Some(u)) => ProxyChoice::Url(
-            fetch::Proxy::parse(u.get_ref()).map_err(|e| SpanError::new(u.span(), "proxy_url", e))?,
+            fetch::proxy_from_url(u.get_ref())
+                .map_err(|e| SpanError::new(u.span(), "proxy_url", e))?,
         ),
     };
     let roots = match &raw.tls_ca {
@@ -453,7 +455,7 @@ async fn get(c: &Config, loc: &Location, in_flight: &InFlight) -> Result<Fetched
                 ProxyChoice::None => None,
                 ProxyChoice::Url(p) => Some(p),
                 ProxyChoice::Environment => {
-                    env_proxy = fetch::Proxy::from_environment(host)?;
+                    env_proxy = fetch::proxy_from_environment(host, *port)?;
                     env_proxy.as_ref()
                 }
             };
