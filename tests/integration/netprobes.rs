@@ -72,119 +72,100 @@ pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `-newkey` arguments of an EC P-256 key.
+pub(crate) const EC_P256: &[&str] = &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
+/// A self-signed CA `NAME.pem` with its key `NAME.key`, EC P-256, valid `days`.
+pub(crate) fn new_root_ca(d: &Path, name: &str, subj: &str, days: &str) {
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec!["req", "-x509", "-nodes", "-newkey"];
+    args.extend(EC_P256);
+    args.extend([
+        "-keyout",
+        &key,
+        "-out",
+        &pem,
+        "-days",
+        days,
+        "-subj",
+        subj,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(d, &args);
+}
+
+/// `NAME.pem` for a new key `NAME.key` (`newkey`: `-newkey` arguments), signed by the CA
+/// `ca.pem`/`ca.key` (file stem `ca`) with the extensions `ext`, valid `days`.
+pub(crate) fn new_signed(
+    d: &Path,
+    name: &str,
+    newkey: &[&str],
+    subj: &str,
+    ca: &str,
+    ext: &str,
+    days: &str,
+) {
+    let (key, csr, cnf, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.cnf"),
+        format!("{name}.pem"),
+    );
+    let mut args = vec!["req", "-nodes", "-newkey"];
+    args.extend(newkey);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", subj]);
+    openssl(d, &args);
+    std::fs::write(d.join(&cnf), ext).unwrap();
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            days,
+            "-extfile",
+            &cnf,
+        ],
+    );
+}
+
 /// A root CA and a leaf for localhost/127.0.0.1 valid 10 days; `fullchain.pem` = leaf + CA.
 pub(crate) fn make_pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
+    new_root_ca(d, "ca", "/CN=Test Root CA", "30");
+    new_signed(
         d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=Test Root CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=localhost/O=Probe Test",
-        ],
-    );
-    std::fs::write(
-        d.join("ext.cnf"),
+        "leaf",
+        EC_P256,
+        "/CN=localhost/O=Probe Test",
+        "ca",
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
          keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "10",
-            "-extfile",
-            "ext.cnf",
-        ],
+        "10",
     );
     // A client certificate for mutual TLS.
-    openssl(
+    new_signed(
         d,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-            "-subj",
-            "/CN=probe client",
-        ],
-    );
-    std::fs::write(
-        d.join("client.cnf"),
+        "client",
+        EC_P256,
+        "/CN=probe client",
+        "ca",
         "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "client.pem",
-            "-days",
-            "10",
-            "-extfile",
-            "client.cnf",
-        ],
+        "10",
     );
     let chain = std::fs::read_to_string(d.join("leaf.pem")).unwrap()
         + &std::fs::read_to_string(d.join("ca.pem")).unwrap();

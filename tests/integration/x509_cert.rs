@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::netprobes::{free_port, once, only, openssl, wait_port};
+use crate::netprobes::{
+    EC_P256, NginxProcess, free_port, new_root_ca, new_signed, once, only, openssl, run_nginx,
+    wait_port,
+};
 
 /// Keystore password of the fixtures.
 pub(crate) const PASSWORD: &str = "changeit";
@@ -90,106 +92,25 @@ fn ocsp_response(d: &Path, serial: &str, revoked: bool, out: &str) {
 pub(crate) fn make_chain_pki() -> ChainPki {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut args = vec!["req", "-x509"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        "root.key",
-        "-out",
-        "root.pem",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=Test Root CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(d, &args);
-    let mut args = vec!["req"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        "inter.key",
-        "-out",
-        "inter.csr",
-        "-subj",
+    new_root_ca(d, "root", "/CN=Test Root CA", "30");
+    new_signed(
+        d,
+        "inter",
+        EC_P256,
         "/CN=Test Intermediate CA/O=Probe Test",
-    ]);
-    openssl(d, &args);
-    std::fs::write(
-        d.join("inter.cnf"),
+        "root",
         "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "inter.csr",
-            "-CA",
-            "root.pem",
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-out",
-            "inter.pem",
-            "-days",
-            "20",
-            "-extfile",
-            "inter.cnf",
-        ],
+        "20",
     );
-    openssl(
+    new_signed(
         d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=localhost/O=Probe Test/OU=Ops/C=DE/ST=Berlin/L=Kreuzberg",
-        ],
-    );
-    std::fs::write(
-        d.join("leaf.cnf"),
+        "leaf",
+        &["rsa:2048"],
+        "/CN=localhost/O=Probe Test/OU=Ops/C=DE/ST=Berlin/L=Kreuzberg",
+        "inter",
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
          keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "inter.pem",
-            "-CAkey",
-            "inter.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "10",
-            "-extfile",
-            "leaf.cnf",
-        ],
+        "10",
     );
     let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
     std::fs::write(
@@ -265,7 +186,7 @@ pub(crate) fn make_chain_pki() -> ChainPki {
     ChainPki { dir }
 }
 
-/// A child server stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
+/// A child server (single process) killed when dropped.
 pub(crate) struct Server {
     child: Child,
     _dir: tempfile::TempDir,
@@ -273,15 +194,6 @@ pub(crate) struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -306,12 +218,10 @@ pub(crate) struct ChainNginx {
     pub good: u16,
     pub revoked: u16,
     pub plain: u16,
-    _server: Server,
+    _process: NginxProcess,
 }
 
 pub(crate) fn start_chain_nginx(pki: &ChainPki) -> ChainNginx {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
     let (good, revoked, plain) = (free_port(), free_port(), free_port());
     let (cert, key) = (pki.show("fullchain.pem"), pki.show("leaf.key"));
     let server = |port: u16, staple: Option<&str>| {
@@ -323,30 +233,18 @@ pub(crate) fn start_chain_nginx(pki: &ChainPki) -> ChainNginx {
              ssl_certificate_key {key};\n  {staple}  location / {{ return 204; }}\n }}\n"
         )
     };
-    let conf = format!(
-        "daemon off;\nmaster_process on;\nworker_processes 1;\npid {d}/nginx.pid;\n\
-         error_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
-         http {{\n access_log off;\n client_body_temp_path {d}/cb;\n proxy_temp_path {d}/px;\n\
-          fastcgi_temp_path {d}/fc;\n uwsgi_temp_path {d}/uw;\n scgi_temp_path {d}/sc;\n{}{}{}}}\n",
+    let body = format!(
+        "http {{\n access_log off;\n client_body_temp_path {{dir}}/cb;\n proxy_temp_path {{dir}}/px;\n\
+          fastcgi_temp_path {{dir}}/fc;\n uwsgi_temp_path {{dir}}/uw;\n scgi_temp_path {{dir}}/sc;\n{}{}{}}}\n",
         server(good, Some("good.der")),
         server(revoked, Some("revoked.der")),
         server(plain, None),
     );
-    let conf_path = dir.path().join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let mut cmd = Command::new("nginx");
-    cmd.arg("-p")
-        .arg(dir.path())
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .arg("-c")
-        .arg(&conf_path);
-    let server = spawn(&mut cmd, dir, &[good, revoked, plain], "nginx");
     ChainNginx {
         good,
         revoked,
         plain,
-        _server: server,
+        _process: run_nginx("", &body, &[good, revoked, plain]),
     }
 }
 
