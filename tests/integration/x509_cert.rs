@@ -212,18 +212,21 @@ fn spawn(cmd: &mut Command, dir: tempfile::TempDir, ports: &[u16], what: &str) -
     server
 }
 
-/// nginx serving the chain on three ports: stapling the good response, the revoked one, and
-/// none.
+/// nginx serving the chain on four ports: stapling the good response, the revoked one, an
+/// OCSPResponse saying only "try later" (valid DER, no status to read), and none.
 pub(crate) struct ChainNginx {
     pub good: u16,
     pub revoked: u16,
+    pub try_later: u16,
     pub plain: u16,
     _process: NginxProcess,
 }
 
 pub(crate) fn start_chain_nginx(pki: &ChainPki) -> ChainNginx {
-    let (good, revoked, plain) = (free_port(), free_port(), free_port());
+    let (good, revoked, try_later, plain) = (free_port(), free_port(), free_port(), free_port());
     let (cert, key) = (pki.show("fullchain.pem"), pki.show("leaf.key"));
+    // OCSPResponse { responseStatus tryLater(3) }.
+    std::fs::write(pki.path("trylater.der"), [0x30, 0x03, 0x0a, 0x01, 0x03]).unwrap();
     let server = |port: u16, staple: Option<&str>| {
         let staple = staple
             .map(|f| format!("ssl_stapling on;\n  ssl_stapling_file {};\n", pki.show(f)))
@@ -235,16 +238,18 @@ pub(crate) fn start_chain_nginx(pki: &ChainPki) -> ChainNginx {
     };
     let body = format!(
         "http {{\n access_log off;\n client_body_temp_path {{dir}}/cb;\n proxy_temp_path {{dir}}/px;\n\
-          fastcgi_temp_path {{dir}}/fc;\n uwsgi_temp_path {{dir}}/uw;\n scgi_temp_path {{dir}}/sc;\n{}{}{}}}\n",
+          fastcgi_temp_path {{dir}}/fc;\n uwsgi_temp_path {{dir}}/uw;\n scgi_temp_path {{dir}}/sc;\n{}{}{}{}}}\n",
         server(good, Some("good.der")),
         server(revoked, Some("revoked.der")),
+        server(try_later, Some("trylater.der")),
         server(plain, None),
     );
     ChainNginx {
         good,
         revoked,
+        try_later,
         plain,
-        _process: run_nginx("", &body, &[good, revoked, plain]),
+        _process: run_nginx("", &body, &[good, revoked, try_later, plain]),
     }
 }
 
@@ -294,12 +299,13 @@ fn x509_chain_verdicts_types_and_stapled_ocsp_from_nginx() {
     let ng = start_chain_nginx(&pki);
     let root = pki.show("root.pem");
     let config = format!(
-        "[[inputs.x509_cert]]\n  sources = [\"https://localhost:{g}\", \"tcp://127.0.0.1:{r}\", \"tcp4://localhost:{p}\"]\n  tls_ca = \"{root}\"\n\
+        "[[inputs.x509_cert]]\n  sources = [\"https://localhost:{g}\", \"tcp://127.0.0.1:{r}\", \"tcp4://localhost:{p}\", \"https://localhost:{l}\"]\n  tls_ca = \"{root}\"\n\
          [[inputs.x509_cert]]\n  sources = [\"tcp://127.0.0.1:{g}\"]\n  tls_server_name = \"example.org\"\n  tls_ca = \"{root}\"\n  exclude_root_certs = true\n  pad_serial_with_zeroes = true\n\
          [[inputs.x509_cert]]\n  sources = [\"tcp6://localhost:{g}\", \"https://127.0.0.1:{p}\"]\n",
         g = ng.good,
         r = ng.revoked,
         p = ng.plain,
+        l = ng.try_later,
     );
     let lines = once(&config);
     let x = only(&lines, "x509_cert");
@@ -352,6 +358,15 @@ fn x509_chain_verdicts_types_and_stapled_ocsp_from_nginx() {
         revoked[0].int("ocsp_revoked_at"),
         Some(unix("2026-11-01 00:00:00"))
     );
+    // A staple without a status: telegraf's ocsp_error, not stapled.
+    let later = of(&x, &format!("https://localhost:{}", ng.try_later));
+    assert_eq!(later.len(), 3);
+    assert_eq!(later[0].tag("ocsp_stapled"), Some("no"));
+    assert_eq!(
+        later[0].string("ocsp_error").as_deref(),
+        Some("ocsp: error from server: try later")
+    );
+    assert!(later[0].tag("ocsp_status").is_none());
     // No staple.
     let plain = of(&x, &format!("tcp4://localhost:{}", ng.plain));
     assert_eq!(plain.len(), 3);
