@@ -39,12 +39,15 @@ mod config;
 mod finder;
 pub(crate) mod proc;
 mod scan;
+pub(crate) mod services;
+pub(crate) mod sockets;
 
 use super::GatherError;
 use super::hostutil::{Offload, clk_tck, page_size};
-use crate::output::{Accumulator, Metric, now_ns};
+use crate::output::{Accumulator, now_ns};
 pub(crate) use config::{Config, Raw, resolve};
-use scan::{Host, ScanResult, ScanState, scan};
+use config::Lookup;
+use scan::{Host, ScanResult, ScanState, lookup_error, scan};
 
 pub(crate) struct Procstat {
     config: std::sync::Arc<Config>,
@@ -74,52 +77,34 @@ impl Procstat {
             .offload
             .run(self.config.timeout, move |st| scan(st, &cfg, host, ts))
             .await;
-        let (tag_k, tag_v) = (
-            self.config.selector_tag.0,
-            self.config.selector_tag.1.clone(),
-        );
-        let lookup = Metric::new("procstat_lookup", ts)
-            .tag("pid_finder", self.config.pid_finder.clone())
-            .tag(tag_k, tag_v);
         let r = match result {
             Ok(r) => r,
             Err(e) => {
                 acc.add_error();
-                acc.add(lookup_error(lookup));
+                match &self.config.lookup {
+                    Lookup::Old { pid_finder, .. } => {
+                        acc.add(lookup_error(ts, ("pid_finder", pid_finder)));
+                    }
+                    Lookup::Filters(filters) => {
+                        for f in filters {
+                            acc.add(lookup_error(ts, ("filter", &f.name)));
+                        }
+                    }
+                }
                 return Err(GatherError::Failed(format!("scanning /proc: {e}")));
             }
         };
-        let running = r.metrics.len() as u64;
         for m in r.metrics {
             acc.add(m);
         }
-        match r.lookup_error {
-            Some(e) => {
-                acc.partial_error("lookup", &e);
-                acc.add(lookup_error(lookup));
-            }
-            None => {
-                acc.clear_error("lookup");
-                acc.add(
-                    lookup
-                        .tag("result", "success")
-                        .field("pid_count", r.pid_count as u64)
-                        .field("running", running)
-                        .field("result_code", 0u64),
-                );
-            }
+        for what in &r.cleared {
+            acc.clear_error(what);
+        }
+        for (what, e) in &r.errors {
+            acc.partial_error(what, e);
         }
         Ok(())
     }
-}
-
-/// The `procstat_lookup` line of a gather whose processes could not be found.
-fn lookup_error(lookup: Metric) -> Metric {
-    lookup
-        .tag("result", "lookup_error")
-        .field("pid_count", 0u64)
-        .field("running", 0u64)
-        .field("result_code", 1u64)
 }
 
 super::ticked_input!(Procstat, super::Shape::Ticked);
