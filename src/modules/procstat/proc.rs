@@ -219,7 +219,7 @@ impl ScanState {
     pub(super) fn set_path(&mut self, pid: i32, file: &str) {
         use std::fmt::Write;
         self.path.clear();
-        let _ = write!(self.path, "/proc/{pid}/{file}");
+        let _ = write!(self.path, "{}/{pid}/{file}", self.proc_root);
     }
 
     /// Command line with NULs as spaces (into `self.cmdline`); false if unreadable.
