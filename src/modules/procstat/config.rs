@@ -60,6 +60,12 @@ pub(crate) struct Raw {
     /// `pgrep` (default) or `native`: the `pid_finder` tag and the `exe`/`user` semantics
     /// above. Processes are always found by reading /proc (no `pgrep` is run).
     pid_finder: Option<Spanned<String>>,
+    /// Deprecated (telegraf 1.29, removed in 1.40): `tag_with = ["pid"]`.
+    pid_tag: Option<bool>,
+    /// Deprecated (telegraf 1.29, removed in 1.40): `tag_with = ["cmdline"]`.
+    cmdline_tag: Option<bool>,
+    /// Deprecated (telegraf 1.29, removed in 1.40): added to `supervisor_units`.
+    supervisor_unit: Option<Vec<String>>,
     /// New-style selection, one `procstat_lookup` line (tag `filter`) per table.
     filter: Option<Vec<Spanned<RawFilter>>>,
     /// Longest time one scan of /proc may take (an addition). Default 5s.
@@ -451,6 +457,16 @@ pub(crate) fn resolve(mut raw: Raw) -> Result<Config, SpanError> {
     if let Some(t) = &raw.tag_with {
         c.tags = resolve_tag_with(t, sockets)?;
     }
+    c.tags.pid |= raw.pid_tag.unwrap_or(false);
+    c.tags.cmdline |= raw.cmdline_tag.unwrap_or(false);
+    if let Some(old) = raw.supervisor_unit.take() {
+        let units = raw.supervisor_units.get_or_insert_with(Vec::new);
+        for u in old {
+            if !units.contains(&u) {
+                units.push(u);
+            }
+        }
+    }
     if sockets {
         c.sockets = Some(resolve_protocols(raw.socket_protocols.take())?);
     }
@@ -544,6 +560,9 @@ mod tests {
         assert!(matches!(c.lookup, Lookup::Old { selector: Selector::PidFile(_), .. }));
         let c = parse("pid_file = \"\"\nwin_service = \"\"\nuser = \"root\"").unwrap();
         assert!(matches!(c.lookup, Lookup::Old { selector: Selector::User(_), .. }));
+        let c = parse("pid_tag = true\ncmdline_tag = true\nsupervisor_unit = [\"w\"]").unwrap();
+        assert!(c.tags.pid && c.tags.cmdline);
+        assert!(matches!(c.lookup, Lookup::Old { selector: Selector::Supervisor(..), .. }));
         let c = parse("systemd_unit = \"a.service\"\nsupervisor_units = [\"w\"]").unwrap();
         assert!(matches!(c.lookup, Lookup::Old { selector: Selector::Supervisor(..), .. }));
     }

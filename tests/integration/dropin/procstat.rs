@@ -58,6 +58,10 @@ pub(crate) const TABLE: Table = Table {
         "properties = [\"sockets\"]\nsocket_protocols = [\"all\"]",
         "properties = [\"sockets\"]\nsocket_protocols = [\"tcp4\", \"tcp6\", \"udp4\", \"udp6\", \"unix\"]",
         r#"pid_finder = "pgrep""#,
+        // Deprecated in telegraf 1.29, still accepted by 1.39 (removed in 1.40).
+        "pid_tag = true",
+        "cmdline_tag = true",
+        r#"supervisor_unit = ["webserver"]"#,
         r#"pid_finder = "native""#,
         // New style: the base's `exe` is cleared (telegraf refuses both styles together).
         "exe = \"\"\n[[inputs.procstat.filter]]\nname = \"shell\"",
