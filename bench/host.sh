@@ -18,6 +18,8 @@
 #   bench host-no-tcpstates: …  (ours without netstat: TCP states on neither side)
 #   bench host-floor: …  (bench/host-floor.c: the same kernel work with nothing else, in C)
 #   bench procstat: ours_cpu_ms_per_gather=… processes=500 gathers=N properties=…
+#   bench procstat-floor: …  (bench/procstat-floor.c: the same /proc files of the same
+#                             processes at the same interval, in C; ratio = ours / floor)
 # Usage: bench/host.sh [GATHERS]   (default 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -142,6 +144,7 @@ if floor != "none":
 PY
 
 # --- procstat over 500 processes -------------------------------------------------------------
+gcc -O2 -o "$tmp/procstat-floor" bench/procstat-floor.c 2>/dev/null || true
 marker="ma-bench-sleep-$$"
 for _ in $(seq 500); do
   bash -c "exec -a '$marker' sleep 600" &
@@ -167,11 +170,25 @@ EOF
   p1=$(ticks "$ag"); c1=$(count "procstat_lookup" "$tmp/ps.out")
   found=$(grep '^procstat_lookup' "$tmp/ps.out" | tail -1 | sed 's/.*pid_count=\([0-9]*\)i.*/\1/')
   kill "$ag"
-  python3 - "$hz" "$p0" "$p1" "$c0" "$c1" "$found" "$props" <<'PY'
+  # The floor (bench/procstat-floor.c): the same files of the same processes at the same
+  # interval, in plain C.
+  mmap=0; [[ $props == *mmap* ]] && mmap=1
+  pfloor=none
+  if [[ -x $tmp/procstat-floor ]]; then
+    pfloor=$("$tmp/procstat-floor" "$np" "$marker" "$mmap" 200 2>&1 >/dev/null 9>&- |
+      sed -n 's/^cpu_ms_per_gather=\([0-9.]*\).*/\1/p')
+  fi
+  python3 - "$hz" "$p0" "$p1" "$c0" "$c1" "$found" "$props" "$pfloor" <<'PY'
 import sys
 hz, p0, p1, c0, c1, found = map(float, sys.argv[1:7])
 props = sys.argv[7].replace('"', '').replace(' ', '')
-print(f"bench procstat: ours_cpu_ms_per_gather={(p1 - p0) * 1000 / hz / (c1 - c0):.3f} "
+floor = sys.argv[8]
+ours = (p1 - p0) * 1000 / hz / (c1 - c0)
+print(f"bench procstat: ours_cpu_ms_per_gather={ours:.3f} "
       f"processes={int(found)} gathers={int(c1 - c0)} properties={props}")
+if floor != "none":
+    f = float(floor)
+    print(f"bench procstat-floor: floor_cpu_ms_per_gather={f:.3f} ours={ours:.3f} "
+          f"ratio={ours / f if f else float('nan'):.2f} properties={props}")
 PY
 done

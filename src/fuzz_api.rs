@@ -35,12 +35,22 @@ pub fn dns_reply(bytes: &[u8]) {
 
 /// What `recvmsg` returned on an ICMP socket: the first byte picks the family and socket kind
 /// (bit 0: IPv6, bit 1: datagram socket), the rest is the packet (anyone on the network can
-/// send one).
+/// send one). With bit 2 set the rest is instead the output of a ping program (the exec
+/// method), which echoes what the network and name service said.
 pub fn icmp_packet(bytes: &[u8]) {
     use crate::modules::ping::packet::{Family, Kind, checksum, decode_reply};
     let Some((&sel, data)) = bytes.split_first() else {
         return;
     };
+    if sel & 4 != 0 {
+        let text = String::from_utf8_lossy(data);
+        let parsed = crate::modules::ping::exec::parse_output(&text);
+        if let Ok(s) = &parsed {
+            assert!(s.transmitted >= 0 && s.received >= 0);
+        }
+        let _ = crate::modules::ping::exec::metric(0, "u", Some(1), &text);
+        return;
+    }
     let family = if sel & 1 == 0 { Family::V4 } else { Family::V6 };
     let kind = if sel & 2 == 0 {
         Kind::Raw

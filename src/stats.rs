@@ -50,6 +50,8 @@ pub struct InstanceStats {
     pub panics: AtomicU64,
     pub restarts: AtomicU64,
     pub ticks_skipped: AtomicU64,
+    /// Builds that failed (telegraf's `startup_errors`: the input could not start).
+    pub startup_errors: AtomicU64,
     /// Paused by a gate (probe-group standby): gathers nothing and is not late for `/readyz`.
     pub paused: AtomicBool,
     /// Counters of the input's own (a service input's messages, reconnects...), written by the
@@ -80,6 +82,7 @@ impl InstanceStats {
             panics: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             ticks_skipped: AtomicU64::new(0),
+            startup_errors: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             extra: Mutex::new(Vec::new()),
             log: LogOnce::default(),

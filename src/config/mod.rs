@@ -487,25 +487,13 @@ fn resolve_instance(
             tags.push((k.clone(), v.clone()));
         }
     }
-    if one_of(
+    // "metric" and "collection_start" are one thing here: every input stamps its metrics
+    // with the time its gather started.
+    let collection_end = one_of(
         common.time_source.as_ref(),
         "time_source",
-        &["metric", "collection_start"],
-    )
-    .is_err()
-    {
-        let v = common
-            .time_source
-            .as_ref()
-            .map(|v| v.span())
-            .unwrap_or(span.clone());
-        return Err(SpanError::new(
-            v,
-            "time_source",
-            "must be \"metric\" or \"collection_start\" (both: the time the gather started); \
-             \"collection_end\" is not supported",
-        ));
-    }
+        &["metric", "collection_start", "collection_end"],
+    )? == Some("collection_end");
     let log_level = one_of(
         common.log_level.as_ref(),
         "log_level",
@@ -542,6 +530,7 @@ fn resolve_instance(
             tags,
             precision_ns,
             filter,
+            collection_end,
         },
         jitter: common
             .collection_jitter

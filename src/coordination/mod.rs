@@ -209,6 +209,7 @@ impl Coordinator {
             tags: agent.tags.clone(),
             precision_ns: agent.precision_ns(),
             filter: None,
+            collection_end: false,
         };
         deco.tags.retain(|(k, _)| k != "agent_id");
         let cancel = CancellationToken::new();

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::GatherError;
 use super::hostutil::{Globs, read_into};
+use super::procfs::host;
 use crate::options::Glob;
 use crate::options::SpanError;
 use crate::output::{Accumulator, Key, Metric, now_ns};
@@ -149,8 +150,9 @@ impl Cgroup {
     pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
         for pattern in &self.config.paths {
-            for dir in expand(pattern) {
-                let mut m = Metric::new("cgroup", ts).tag("path", dir.clone());
+            // `/sys/fs/cgroup/…` is read under HOST_SYS; the tag keeps the configured form.
+            for dir in expand(&host::path(pattern)) {
+                let mut m = Metric::new("cgroup", ts).tag("path", host::unmap(&dir).into_owned());
                 let Ok(rd) = std::fs::read_dir(&dir) else {
                     continue;
                 };

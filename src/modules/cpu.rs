@@ -182,7 +182,8 @@ impl Cpu {
             return v.clone();
         }
         let read = |f: &str| {
-            std::fs::read_to_string(format!("/sys/devices/system/cpu/{cpu}/topology/{f}"))
+            let path = format!("/sys/devices/system/cpu/{cpu}/topology/{f}");
+            std::fs::read_to_string(&*super::procfs::host::path(&path))
                 .map(|s| s.trim().to_owned())
                 .unwrap_or_default()
         };

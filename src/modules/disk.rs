@@ -1,11 +1,15 @@
 //! `disk`: file-system usage per mount, as telegraf's `disk` input: measurement `disk`, tags
-//! `path` (mount point), `device` (source without `/dev/`), `fstype`, `mode` (`rw`|`ro`), fields
+//! `path` (mount point), `device` (source without `/dev/`: `/dev/mapper/X` as its `dm-N`,
+//! `/dev/root` as the real partition), `fstype`, `mode` (`rw`|`ro`), `label` (device-mapper
+//! name or udev file-system label, when there is one), fields
 //! `total, free, used, inodes_total, inodes_free, inodes_used` (int bytes / inodes),
 //! `used_percent` = 100·used/(used+free) and `inodes_used_percent` (float). `free` is what an
 //! unprivileged user may still use (`f_bavail`), `used` = blocks − `f_bfree`: the same numbers as
 //! `df`. File systems with 0 blocks (proc, sysfs, cgroup …) are skipped, as telegraf does.
 //!
-//! Mounts come from `/proc/self/mountinfo` (octal escapes such as `\040` decoded). `statvfs` can
+//! Mounts come from `/proc/1/mountinfo` (else `/proc/self/mountinfo`), under `HOST_PROC`, octal
+//! escapes such as `\040` decoded; with `HOST_MOUNT_PREFIX` the mounts are measured under
+//! that prefix and reported without it. `statvfs` can
 //! block forever on a dead NFS/CIFS server, so the calls for such mounts run on the blocking pool
 //! (one task walking them) with a timeout; the mount a timed-out task is stuck in is not asked
 //! again until that call returns: it is a counted, logged error for that mount while the other
@@ -22,6 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::GatherError;
 use super::hostutil::{Globs, read_bytes_at_zero};
+use super::procfs::host;
 use crate::options::{ConfigDuration, SpanError};
 use crate::output::{Accumulator, Metric, now_ns};
 
@@ -34,7 +39,8 @@ pub(crate) struct Raw {
     /// File-system types to skip. Default (telegraf's sample config): tmpfs, devtmpfs, devfs,
     /// iso9660, overlay, aufs, squashfs. `ignore_fs = []` reports every type.
     ignore_fs: Option<Vec<String>>,
-    /// Skip mounts having any of these mount options (e.g. `"bind"`). Default none.
+    /// Skip mounts having any of these mount options; `"bind"` matches bind mounts (a
+    /// directory of a file system mounted elsewhere). Default none.
     ignore_mount_opts: Option<Vec<String>>,
     /// Longest wait for one mount's `statvfs` (a hung network file system). Default 5s.
     /// (An addition: telegraf has no such limit.)
@@ -71,34 +77,150 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     })
 }
 
-/// One line of mountinfo, decoded.
-#[derive(Debug, Clone, PartialEq)]
+/// One line of mountinfo, decoded, with what telegraf (gopsutil) makes of it.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Mount {
     pub mount_point: String,
     pub fstype: String,
     pub source: String,
-    /// Per-mount options (`rw,nosuid,relatime`).
+    /// Per-mount options (`rw,nosuid,relatime`), plus `bind` for a bind mount as gopsutil adds
+    /// it (so that `ignore_mount_opts = ["bind"]` leaves bind mounts out).
     pub options: String,
     /// Per-superblock options (`rw,lowerdir=…,upperdir=…` for an overlay).
     pub super_options: String,
+    /// `major:minor` of the file system.
+    pub dev_id: String,
+    /// The directory of the file system mounted here (`/` unless a bind or subvolume mount).
+    pub root: String,
+    /// gopsutil's device: the source when it is a path or the whole file system is mounted,
+    /// else the root (an nsfs `net:[…]`); a later mount of the same file system (a bind mount)
+    /// takes the first one's. `/dev/mapper/…` and `/dev/root` are resolved by [`resolve_device`].
+    pub device_path: String,
+    /// telegraf's `label` tag (device-mapper name or udev `ID_FS_LABEL`), when there is one.
+    pub label: Option<String>,
+    /// What `statvfs` is called on: the mount point under `HOST_MOUNT_PREFIX`.
+    pub stat_path: String,
+    /// The `path` tag: the mount point without `HOST_MOUNT_PREFIX`.
+    pub path: String,
 }
 
 impl Mount {
+    /// gopsutil's effective mode: read-only if the mount or its superblock is, read-write if
+    /// both are.
     pub(crate) fn mode(&self) -> &'static str {
-        for o in self.options.split(',') {
-            match o {
-                "rw" => return "rw",
-                "ro" => return "ro",
-                _ => {}
-            }
+        let has = |opts: &str, o: &str| opts.split(',').any(|x| x == o);
+        if has(&self.options, "ro") || has(&self.super_options, "ro") {
+            "ro"
+        } else if has(&self.options, "rw") && has(&self.super_options, "rw") {
+            "rw"
+        } else if has(&self.options, "rw") {
+            // The superblock said neither (a made-up line): the mount's own word.
+            "rw"
+        } else {
+            "unknown"
         }
-        "unknown"
     }
 
-    /// Telegraf's `device` tag: the source without `/dev/`.
+    /// Telegraf's `device` tag: the device without `/dev/`, the file-system type when there
+    /// is none.
     pub(crate) fn device(&self) -> String {
-        self.source.replace("/dev/", "")
+        match self.device_path.as_str() {
+            "" | "none" => self.fstype.clone(),
+            d => d.replace("/dev/", ""),
+        }
     }
+}
+
+/// `/dev/mapper/NAME` → the `/dev/dm-N` it links to, `/dev/root` → the partition of the
+/// file system's `major:minor` (`/sys/dev/block/M:m`), as gopsutil does; then the `label`.
+pub(crate) fn resolve_device(m: &mut Mount) {
+    if let Some(name) = m.device_path.strip_prefix("/dev/mapper/") {
+        let link = host::path("/dev/mapper").into_owned() + "/" + name;
+        if let Ok(target) = std::fs::canonicalize(&link)
+            && let Some(base) = target.file_name().and_then(|b| b.to_str())
+        {
+            m.device_path = format!("/dev/{base}");
+        }
+    }
+    if m.device_path == "/dev/root"
+        && let Ok(target) = std::fs::read_link(&*host::path(&format!("/sys/dev/block/{}", m.dev_id)))
+        && let Some(base) = target.file_name().and_then(|b| b.to_str())
+    {
+        m.device_path = format!("/dev/{base}");
+    }
+    m.label = label(m.device_path.strip_prefix("/dev/").unwrap_or(&m.device_path));
+}
+
+/// gopsutil's `disk.Label`: the device-mapper name of `name`, else udev's `ID_FS_LABEL` for
+/// the block device `/dev/<name>`.
+fn label(name: &str) -> Option<String> {
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    if let Ok(dm) = std::fs::read_to_string(&*host::path(&format!("/sys/block/{name}/dm/name"))) {
+        return Some(dm.trim().to_owned()).filter(|s| !s.is_empty());
+    }
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata(&*host::path(&format!("/dev/{name}")))
+        .ok()?
+        .rdev();
+    let data = std::fs::read_to_string(&*host::path(&udev_data_path(rdev))).ok()?;
+    let mut info = super::diskio::DevInfo::new();
+    super::diskio::parse_udev(&data, &mut info);
+    info.remove("ID_FS_LABEL").filter(|s| !s.is_empty())
+}
+
+/// `/run/udev/data/b<major>:<minor>` of a block device number.
+fn udev_data_path(rdev: u64) -> String {
+    format!(
+        "/run/udev/data/b{}:{}",
+        libc::major(rdev as libc::dev_t),
+        libc::minor(rdev as libc::dev_t)
+    )
+}
+
+/// The mount options with gopsutil's effective mode in place of `rw`/`ro` (a read-write mount
+/// of a read-only superblock is `ro`), so that `ignore_mount_opts` sees what telegraf sees.
+fn effective_options(options: &str, mode: &str) -> String {
+    if mode == "unknown" {
+        return options.to_owned();
+    }
+    let rest = options.split(',').filter(|o| !matches!(*o, "rw" | "ro" | ""));
+    std::iter::once(mode).chain(rest).collect::<Vec<_>>().join(",")
+}
+
+/// `HOST_MOUNT_PREFIX` as telegraf applies it: `statvfs` on prefix + mount point (a mount
+/// point already under the prefix is used as it is) and the `path` tag without the prefix.
+/// `false`: leave the mount out, prefix + mount point is itself one of `all` (the mount of the
+/// prefix seen from inside, which would be reported twice).
+pub(crate) fn apply_prefix(m: &mut Mount, prefix: &str, all: &std::collections::HashSet<&str>) -> bool {
+    if prefix.is_empty() {
+        return true;
+    }
+    let join = |a: &str, b: &str| {
+        let b = b.trim_start_matches('/');
+        match b.is_empty() {
+            true => a.to_owned(),
+            false => format!("{a}/{b}"),
+        }
+    };
+    match m.mount_point.strip_prefix(prefix) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            m.stat_path = m.mount_point.clone();
+            m.path = join("", rest);
+            if m.path.is_empty() {
+                m.path = "/".into();
+            }
+        }
+        _ => {
+            let joined = join(prefix, &m.mount_point);
+            if all.contains(joined.as_str()) {
+                return false;
+            }
+            m.stat_path = joined;
+        }
+    }
+    true
 }
 
 /// Decodes mountinfo's `\NNN` octal escapes (space, tab, newline, backslash).
@@ -123,10 +245,11 @@ pub(crate) fn unescape_octal(s: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parses `/proc/self/mountinfo`: `id parent maj:min root mountpoint opts [optional…] - fstype
-/// source superopts`.
+/// Parses a mountinfo file: `id parent maj:min root mountpoint opts [optional…] - fstype
+/// source superopts`, with gopsutil's device and bind-mount reading (see [`Mount`]).
 pub(crate) fn parse_mountinfo(text: &[u8]) -> Vec<Mount> {
     let mut out = Vec::new();
+    let mut first_device: HashMap<String, String> = HashMap::new();
     for line in text.split(|&b| b == b'\n') {
         let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
         let Some(sep) = fields.iter().position(|f| *f == b"-") else {
@@ -135,7 +258,7 @@ pub(crate) fn parse_mountinfo(text: &[u8]) -> Vec<Mount> {
         if sep < 6 || fields.len() < sep + 3 {
             continue;
         }
-        out.push(Mount {
+        let mut m = Mount {
             mount_point: unescape_octal(fields[4]),
             options: String::from_utf8_lossy(fields[5]).into_owned(),
             fstype: unescape_octal(fields[sep + 1]),
@@ -144,7 +267,33 @@ pub(crate) fn parse_mountinfo(text: &[u8]) -> Vec<Mount> {
                 .get(sep + 3)
                 .map(|f| unescape_octal(f))
                 .unwrap_or_default(),
-        });
+            dev_id: String::from_utf8_lossy(fields[2]).into_owned(),
+            root: unescape_octal(fields[3]),
+            ..Default::default()
+        };
+        let from_path = m.source.starts_with('/');
+        m.device_path = match from_path || m.root == "/" {
+            true => m.source.clone(),
+            false => m.root.clone(),
+        };
+        if let Some(first) = first_device.get(&m.dev_id) {
+            m.device_path = first.clone();
+        } else {
+            first_device.insert(m.dev_id.clone(), m.device_path.clone());
+        }
+        // A btrfs subvolume mount has the subvolume as its root and is no bind mount.
+        let subvol = m
+            .super_options
+            .split(',')
+            .find_map(|o| o.strip_prefix("subvol="))
+            .is_some_and(|v| v == m.root);
+        m.options = effective_options(&m.options, m.mode());
+        if from_path && m.root != "/" && !subvol {
+            m.options.push_str(",bind");
+        }
+        m.stat_path = m.mount_point.clone();
+        m.path = m.mount_point.clone();
+        out.push(m);
     }
     out
 }
@@ -295,17 +444,16 @@ pub(crate) fn metric(ts: i64, m: &Mount, u: &Usage) -> Option<Metric> {
     } else {
         0.0
     };
-    let device = if m.source == "none" {
-        m.fstype.clone()
-    } else {
-        m.device()
-    };
+    let mut metric = Metric::new("disk", ts)
+        .tag("path", m.path.clone())
+        .tag("device", m.device())
+        .tag("fstype", m.fstype.clone())
+        .tag("mode", m.mode());
+    if let Some(l) = &m.label {
+        metric = metric.tag("label", l.clone());
+    }
     Some(
-        Metric::new("disk", ts)
-            .tag("path", m.mount_point.clone())
-            .tag("device", device)
-            .tag("fstype", m.fstype.clone())
-            .tag("mode", m.mode())
+        metric
             .field("total", total)
             .field("free", free)
             .field("used", used)
@@ -317,10 +465,27 @@ pub(crate) fn metric(ts: i64, m: &Mount, u: &Usage) -> Option<Metric> {
     )
 }
 
+/// gopsutil's choice: init's mount table (`/proc/1/mountinfo`, the host's when `HOST_PROC`
+/// points at the host's /proc), else the agent's own (`/proc/self/mountinfo`: pid 1 not
+/// readable).
+fn open_mountinfo() -> std::io::Result<(String, std::fs::File)> {
+    let init = host::path("/proc/1/mountinfo").into_owned();
+    match std::fs::File::open(&init) {
+        Ok(f) => Ok((init, f)),
+        Err(_) => {
+            let own = host::path("/proc/self/mountinfo").into_owned();
+            let f = std::fs::File::open(&own)?;
+            Ok((own, f))
+        }
+    }
+}
+
 pub(crate) struct Disk {
     config: Config,
-    /// `/proc/self/mountinfo`, kept open: it is both re-read and polled for changes.
+    /// The mountinfo file (see [`open_mountinfo`]), kept open: it is both re-read and polled
+    /// for changes.
     mountinfo: Option<std::fs::File>,
+    mountinfo_path: String,
     buf: Vec<u8>,
     /// The mounts to report (wanted, visible) with whether each is asked inline, from the last
     /// read of mountinfo; `None` = read it again.
@@ -334,6 +499,7 @@ impl Disk {
         Disk {
             config,
             mountinfo: None,
+            mountinfo_path: host::path("/proc/1/mountinfo").into_owned(),
             buf: Vec::with_capacity(8192),
             targets: None,
             hung: HashMap::new(),
@@ -345,7 +511,8 @@ impl Disk {
         {
             return false;
         }
-        if self.config.ignore_fs.contains(&m.fstype) {
+        // autofs trigger mounts are never asked (telegraf too): it would mount the target.
+        if m.fstype == "autofs" || self.config.ignore_fs.contains(&m.fstype) {
             return false;
         }
         !m.options
@@ -366,8 +533,9 @@ impl Disk {
             Some(f) => f,
             None => {
                 self.targets = None;
-                self.mountinfo
-                    .insert(std::fs::File::open("/proc/self/mountinfo")?)
+                let (path, file) = open_mountinfo()?;
+                self.mountinfo_path = path;
+                self.mountinfo.insert(file)
             }
         };
         let mut pfd = libc::pollfd {
@@ -390,12 +558,19 @@ impl Disk {
         }
         let mounts = parse_mountinfo(&self.buf);
         let inline = inline_ok(&mounts);
+        let all: std::collections::HashSet<&str> =
+            mounts.iter().map(|m| m.mount_point.as_str()).collect();
         // A mount point mounted over keeps only its last (visible) mount.
         let mut seen = std::collections::HashSet::new();
         let mut visible: Vec<(Mount, bool)> = Vec::with_capacity(mounts.len());
-        for (m, inline) in mounts.into_iter().zip(inline).rev() {
-            if self.wanted(&m) && seen.insert(m.mount_point.clone()) && !always_empty(&m.fstype) {
-                visible.push((m, inline));
+        for (m, inline) in mounts.iter().zip(inline).rev() {
+            if self.wanted(m) && seen.insert(m.mount_point.as_str()) && !always_empty(&m.fstype)
+            {
+                let mut m = m.clone();
+                if apply_prefix(&mut m, host::mount_prefix(), &all) {
+                    resolve_device(&mut m);
+                    visible.push((m, inline));
+                }
             }
         }
         visible.reverse();
@@ -406,7 +581,7 @@ impl Disk {
         let ts = now_ns();
         let visible = self
             .targets()
-            .map_err(|e| GatherError::io("/proc/self/mountinfo", e))?;
+            .map_err(|e| GatherError::io(&self.mountinfo_path, e))?;
 
         // Hung calls that have returned since: forget them (their result is stale).
         self.hung.retain(|_, h| !h.is_finished());
@@ -424,7 +599,7 @@ impl Disk {
                 continue;
             }
             if *inline {
-                results.push(Some(statvfs(&m.mount_point)));
+                results.push(Some(statvfs(&m.stat_path)));
             } else {
                 offload.push(todo.len());
                 results.push(None);
@@ -437,7 +612,7 @@ impl Disk {
             // in time.
             let paths: Vec<String> = offload
                 .iter()
-                .map(|&i| todo[i].mount_point.clone())
+                .map(|&i| todo[i].stat_path.clone())
                 .collect();
             let progress = Arc::new(AtomicUsize::new(0));
             let p2 = progress.clone();
@@ -526,6 +701,61 @@ mod tests {
         assert_eq!(unescape_octal(b"\\04"), "\\04");
     }
 
+    /// gopsutil's reading: bind mounts get the `bind` option and the first mount's device, a
+    /// btrfs subvolume is no bind, a pseudo file system's device is its root, and the mode is
+    /// read-only when the superblock is.
+    #[test]
+    fn devices_binds_and_modes_as_gopsutil() {
+        let text = b"1 0 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n\
+2 1 8:1 /srv/data /data rw - ext4 /dev/sda1 rw\n\
+3 1 0:50 /@home /home rw - btrfs /dev/sdb1 rw,subvol=/@home\n\
+4 1 0:4 net:[4026531840] /run/netns/x rw - nsfs nsfs rw\n\
+5 1 0:30 / /tmp rw - tmpfs tmpfs rw\n\
+6 1 8:2 / /boot rw - ext4 /dev/sda2 ro\n\
+7 1 253:0 / /var rw - xfs /dev/mapper/vg-var rw\n\
+8 1 0:31 / /x rw - tmpfs none rw\n";
+        let m = parse_mountinfo(text);
+        assert_eq!(m[0].options, "rw,relatime");
+        assert_eq!((m[1].options.as_str(), m[1].device().as_str()), ("rw,bind", "sda1"));
+        assert_eq!((m[2].options.as_str(), m[2].device().as_str()), ("rw", "sdb1"));
+        assert_eq!(m[3].device(), "net:[4026531840]");
+        assert_eq!(m[4].device(), "tmpfs");
+        assert_eq!((m[5].mode(), m[0].mode()), ("ro", "rw"));
+        assert_eq!(m[5].options, "ro", "the superblock's ro is the mount's");
+        assert_eq!(m[7].device(), "tmpfs", "source none: the fstype");
+        // Without such a device-mapper link the name stays (the label lookup finds nothing).
+        let mut var = m[6].clone();
+        resolve_device(&mut var);
+        assert_eq!(var.device(), "mapper/vg-var");
+    }
+
+    #[test]
+    fn mount_prefix_as_telegraf() {
+        let mut mounts = parse_mountinfo(
+            b"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 8:1 / /hostfs rw - ext4 /dev/sda1 rw\n\
+3 1 8:2 / /hostfs/boot rw - ext4 /dev/sda2 rw\n4 1 8:3 / /home rw - ext4 /dev/sda3 rw\n",
+        );
+        let all: std::collections::HashSet<String> =
+            mounts.iter().map(|m| m.mount_point.clone()).collect();
+        let all = all.iter().map(String::as_str).collect();
+        let got: Vec<_> = mounts
+            .iter_mut()
+            .filter_map(|m| {
+                apply_prefix(m, "/hostfs", &all).then(|| (m.stat_path.clone(), m.path.clone()))
+            })
+            .collect();
+        let s = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            got,
+            [
+                s("/hostfs", "/"),
+                s("/hostfs/boot", "/boot"),
+                s("/hostfs/home", "/home")
+            ],
+            "/ → /hostfs is a mount itself: left out, its inside view reported once"
+        );
+    }
+
     #[test]
     fn usage_math_like_df() {
         let m = Mount {
@@ -534,6 +764,9 @@ mod tests {
             source: "/dev/vda".into(),
             options: "rw".into(),
             super_options: "rw".into(),
+            device_path: "/dev/vda".into(),
+            path: "/".into(),
+            ..Default::default()
         };
         let u = Usage {
             blocks: 1000,
@@ -624,6 +857,7 @@ mod tests {
             source: "x".into(),
             options: "rw".into(),
             super_options: "rw".into(),
+            ..Default::default()
         };
         let mounts = [
             m("/", "ext4"),

@@ -6,14 +6,23 @@
 //! bytes = sectors × 512, the kernel's fixed diskstats sector). From the second gather on:
 //! `io_await` (ms per completed I/O), `io_svctm` (ms busy per I/O) and `io_util` (% of wall time
 //! busy), computed over the interval like iostat.
+//!
+//! Device metadata is telegraf's: udev's database (`/run/udev/data/b<major>:<minor>`, or the
+//! old `/dev/.udev/db/block:<name>`) gives the `E:` properties, `DEVLINKS` (its `S:` lines) and,
+//! from `/sys/class/block/<name>`, `DEVNAME`, `DEVTYPE` and `DEVPATH`; these serve
+//! `device_tags`, `name_templates` and glob `devices` (a device also matches by one of its
+//! links). The files are re-read when the udev record changes. `/dev`, `/run` and `/sys` follow
+//! telegraf's `HOST_DEV`/`HOST_RUN`/`HOST_SYS`, `HOST_ROOT` and `HOST_MOUNT_PREFIX` rule.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{Globs, ProcFile, read_into};
+use super::hostutil::{Globs, ProcFile};
+use super::procfs::host;
 use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
 
@@ -21,27 +30,143 @@ use crate::output::{Accumulator, Metric, now_ns};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Raw {
-    /// Device names to report (globs, e.g. `["sd*", "nvme*"]`). Default: every device.
+    /// Devices to report: kernel names or globs (`["sd*", "nvme*"]`, a glob also matching a
+    /// device's udev links such as `disk/by-id/*`), or links (`/dev/disk/by-id/…`, resolved to
+    /// the device). Default: every device.
     devices: Option<toml::Spanned<Vec<String>>>,
-    /// Default true. When false, add tag `serial` (udev `ID_SERIAL`, or `unknown`).
+    /// Default true. When false, add tag `serial` (udev `ID_SERIAL`, else sysfs model and
+    /// serial, else `unknown`).
     skip_serial_number: Option<bool>,
-    /// udev properties (`/run/udev/data/b<major>:<minor>` `E:` lines) added as tags.
+    /// udev properties (`udevadm info -q property -n <device>`) added as tags when the device
+    /// has them.
     device_tags: Option<Vec<String>>,
+    /// Templates for the `name` tag from the same properties, `$NAME` or `${NAME}`; the first
+    /// whose every property the device has is used, else the kernel name. E.g.
+    /// `["$ID_FS_LABEL", "$DM_VG_NAME/$DM_LV_NAME"]`.
+    name_templates: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub devices: Globs,
+    /// The `devices` entries without glob characters (resolved at each gather, as links may
+    /// appear later); `globbed`: some entry has one (then links are matched too).
+    pub device_names: Vec<String>,
+    pub globbed: bool,
     pub skip_serial_number: bool,
     pub device_tags: Vec<String>,
+    pub name_templates: Vec<String>,
 }
 
 pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
+    let names: Vec<String> = raw
+        .devices
+        .as_ref()
+        .map(|d| d.get_ref().clone())
+        .unwrap_or_default();
     Ok(Config {
+        globbed: names.iter().any(|d| d.contains(['*', '?', '['])),
+        device_names: names,
         devices: Globs::resolve(raw.devices, "devices")?,
         skip_serial_number: raw.skip_serial_number.unwrap_or(true),
         device_tags: raw.device_tags.unwrap_or_default(),
+        name_templates: raw.name_templates.unwrap_or_default(),
     })
+}
+
+/// The kernel name a `devices` entry stands for: a link (`/dev/disk/by-id/x`, or `x` under
+/// `/dev`, looked up under `HOST_DEV` too) resolved, else the entry's last component.
+fn device_name(entry: &str) -> String {
+    let under_dev = match entry.starts_with('/') {
+        true => host::device_path(entry).into_owned(),
+        false => host::device_path(&format!("/dev/{entry}")).into_owned(),
+    };
+    let resolved = std::fs::canonicalize(entry).or_else(|_| std::fs::canonicalize(under_dev));
+    let path = match &resolved {
+        Ok(p) => p.to_str().unwrap_or(entry),
+        Err(_) => entry,
+    };
+    path.rsplit('/').next().unwrap_or(path).to_owned()
+}
+
+/// One device's udev properties plus `DEVLINKS`, `DEVNAME`, `DEVTYPE`, `DEVPATH`.
+pub(crate) type DevInfo = HashMap<String, String>;
+
+/// Parses a udev database record: `E:KEY=value` properties and `S:link` lines (`DEVLINKS`,
+/// space-separated `/dev/…` paths).
+pub(crate) fn parse_udev(text: &str, info: &mut DevInfo) {
+    let mut links = String::new();
+    for l in text.lines().filter(|l| l.len() >= 4) {
+        if let Some(link) = l.strip_prefix("S:") {
+            if !links.is_empty() {
+                links.push(' ');
+            }
+            links.push_str("/dev/");
+            links.push_str(link);
+        } else if let Some((k, v)) = l.strip_prefix("E:").and_then(|kv| kv.split_once('=')) {
+            info.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    if !links.is_empty() {
+        info.insert("DEVLINKS".into(), links);
+    }
+}
+
+/// `DEV*` lines of a sysfs `uevent` file (`DEVNAME` made a `/dev/` path).
+pub(crate) fn parse_uevent(text: &str, info: &mut DevInfo) {
+    for l in text.lines().filter(|l| l.starts_with("DEV")) {
+        if let Some((k, v)) = l.split_once('=') {
+            info.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+    }
+    if let Some(d) = info.get_mut("DEVNAME")
+        && !d.starts_with("/dev")
+    {
+        *d = format!("/dev/{d}");
+    }
+}
+
+/// The first template whose every `$NAME`/`${NAME}` the device has, filled in.
+pub(crate) fn apply_template(templates: &[String], info: &DevInfo) -> Option<String> {
+    'templates: for t in templates {
+        let mut out = String::with_capacity(t.len());
+        let mut rest = t.as_str();
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let word = |s: &str| {
+                s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(s.len())
+            };
+            let (name, consumed) = match after.strip_prefix('{') {
+                Some(inner) => {
+                    let n = word(inner);
+                    match inner[n..].starts_with('}') && n > 0 {
+                        true => (&inner[..n], n + 2),
+                        false => ("", 0),
+                    }
+                }
+                None => {
+                    let n = word(after);
+                    (&after[..n], n)
+                }
+            };
+            if name.is_empty() {
+                // A lone `$`: kept as it is.
+                out.push('$');
+                rest = after;
+                continue;
+            }
+            match info.get(name) {
+                Some(v) => out.push_str(v),
+                None => continue 'templates,
+            }
+            rest = &after[consumed..];
+        }
+        out.push_str(rest);
+        return Some(out);
+    }
+    None
 }
 
 /// One `/proc/diskstats` line.
@@ -141,10 +266,13 @@ pub(crate) struct DiskIo {
     config: Config,
     diskstats: ProcFile,
     buf: String,
-    udev_buf: String,
     last: HashMap<String, DiskStat>,
     last_at: Option<Instant>,
     wwid: HashMap<String, Option<String>>,
+    /// Per device: the udev record's modification time and what was read with it.
+    info: HashMap<String, (Option<SystemTime>, Arc<DevInfo>)>,
+    /// The resolved names of `devices` entries, this gather.
+    names: Vec<String>,
 }
 
 impl DiskIo {
@@ -153,10 +281,11 @@ impl DiskIo {
             config,
             diskstats: ProcFile::new("/proc/diskstats"),
             buf: String::with_capacity(4096),
-            udev_buf: String::new(),
             last: HashMap::new(),
             last_at: None,
             wwid: HashMap::new(),
+            info: HashMap::new(),
+            names: Vec::new(),
         }
     }
 
@@ -167,17 +296,49 @@ impl DiskIo {
         let elapsed_ms = self
             .last_at
             .map(|t| now.duration_since(t).as_secs_f64() * 1000.0);
+        self.names = self.config.device_names.iter().map(|d| device_name(d)).collect();
+        let needs_info = !self.config.device_tags.is_empty()
+            || !self.config.name_templates.is_empty()
+            || !self.config.skip_serial_number;
         let buf = std::mem::take(&mut self.buf);
         parse_diskstats(&buf, |name, s| {
-            if !self.config.devices.is_empty() && !self.config.devices.matches(name) {
-                return;
+            let mut info = None;
+            if !self.wanted_by_name(name) {
+                // A glob may still match one of the device's links.
+                if !self.config.globbed {
+                    return;
+                }
+                let i = self.dev_info(name, &s);
+                if !self.wanted_by_link(&i) {
+                    return;
+                }
+                info = Some(i);
             }
-            let mut m = Metric::new("diskio", ts).tag("name", name);
+            let info = match (info, needs_info) {
+                (Some(i), _) => i,
+                (None, true) => self.dev_info(name, &s),
+                (None, false) => Arc::default(),
+            };
+            let tag_name = apply_template(&self.config.name_templates, &info)
+                .unwrap_or_else(|| name.to_owned());
+            let mut m = Metric::new("diskio", ts).tag("name", tag_name);
             if let Some(w) = self.wwid(name) {
                 m = m.tag("wwid", w);
             }
-            if !self.config.skip_serial_number || !self.config.device_tags.is_empty() {
-                m = self.udev_tags(m, &s);
+            for key in &self.config.device_tags {
+                if let Some(v) = info.get(key) {
+                    m = m.tag(key.clone(), v.clone());
+                }
+            }
+            if !self.config.skip_serial_number {
+                let serial = info
+                    .get("ID_SERIAL")
+                    .cloned()
+                    .filter(|v| !v.is_empty())
+                    .or_else(|| sysfs_serial(s.major))
+                    .map(|v| v.replace(['\n', '\r'], "").trim().to_owned())
+                    .filter(|v| !v.is_empty());
+                m = m.tag("serial", serial.unwrap_or_else(|| "unknown".into()));
             }
             m = m
                 .field("reads", s.reads)
@@ -212,44 +373,81 @@ impl DiskIo {
         Ok(())
     }
 
+    /// `devices` as telegraf applies it: a kernel name or resolved link equal to the device,
+    /// or a glob matching its name or one of its udev links (without `/dev/`).
+    fn wanted_by_name(&self, name: &str) -> bool {
+        self.config.devices.is_empty()
+            || self.names.iter().any(|n| n == name)
+            || (self.config.globbed && self.config.devices.matches(name))
+    }
+
+    fn wanted_by_link(&self, info: &DevInfo) -> bool {
+        info.get("DEVLINKS").is_some_and(|links| {
+            links
+                .split(' ')
+                .any(|l| self.config.devices.matches(l.strip_prefix("/dev/").unwrap_or(l)))
+        })
+    }
+
     fn wwid(&mut self, name: &str) -> Option<String> {
         if let Some(v) = self.wwid.get(name) {
             return v.clone();
         }
-        let v = std::fs::read_to_string(format!("/sys/block/{name}/wwid"))
+        let path = host::device_path(&format!("/sys/block/{name}/wwid")).into_owned();
+        let v = std::fs::read_to_string(path)
             .ok()
-            .map(|s| s.trim().to_owned())
+            .map(|s| s.strip_suffix('\n').unwrap_or(&s).to_owned())
             .filter(|s| !s.is_empty());
         self.wwid.insert(name.to_owned(), v.clone());
         v
     }
 
-    fn udev_tags(&mut self, mut m: Metric, s: &DiskStat) -> Metric {
-        let path = format!("/run/udev/data/b{}:{}", s.major, s.minor);
-        if read_into(&path, &mut self.udev_buf).is_err() {
-            self.udev_buf.clear();
+    /// The device's udev record and sysfs `DEV*` values, read again when the record changes
+    /// (appears, is rewritten or goes).
+    fn dev_info(&mut self, name: &str, s: &DiskStat) -> Arc<DevInfo> {
+        let udev = [
+            host::device_path(&format!("/run/udev/data/b{}:{}", s.major, s.minor)).into_owned(),
+            host::device_path(&format!("/dev/.udev/db/block:{name}")).into_owned(),
+        ];
+        let found = udev
+            .iter()
+            .find_map(|p| std::fs::metadata(p).ok().map(|m| (p, m.modified().ok())));
+        let mtime = found.as_ref().and_then(|(_, t)| *t);
+        if let Some((t, info)) = self.info.get(name)
+            && *t == mtime
+        {
+            return info.clone();
         }
-        let prop = |key: &str| {
-            self.udev_buf.lines().find_map(|l| {
-                l.strip_prefix("E:")?
-                    .strip_prefix(key)?
-                    .strip_prefix('=')
-                    .map(str::to_owned)
-            })
-        };
-        if !self.config.skip_serial_number {
-            m = m.tag(
-                "serial",
-                prop("ID_SERIAL").unwrap_or_else(|| "unknown".into()),
-            );
+        let mut info = DevInfo::new();
+        if let Some((p, _)) = &found
+            && let Ok(text) = std::fs::read_to_string(p)
+        {
+            parse_udev(&text, &mut info);
         }
-        for key in &self.config.device_tags {
-            if let Some(v) = prop(key) {
-                m = m.tag(key.clone(), v);
-            }
+        let sys = host::device_path(&format!("/sys/class/block/{name}")).into_owned();
+        if let Ok(text) = std::fs::read_to_string(format!("{sys}/uevent")) {
+            parse_uevent(&text, &mut info);
         }
-        m
+        if let Ok(dev) = std::fs::canonicalize(format!("{sys}/device"))
+            && let Some(dev) = dev.to_str()
+        {
+            let root = host::device_path("/sys");
+            let rel = dev.strip_prefix(&*root).unwrap_or(dev);
+            info.insert("DEVPATH".into(), format!("{rel}/{name}"));
+        }
+        let info = Arc::new(info);
+        self.info.insert(name.to_owned(), (mtime, info.clone()));
+        info
     }
+}
+
+/// gopsutil's serial when udev has none: the whole disk's (minor 0) sysfs `model` and
+/// `serial`, joined by `_`.
+fn sysfs_serial(major: u32) -> Option<String> {
+    let dev = host::device_path(&format!("/sys/dev/block/{major}:0/device")).into_owned();
+    let model = std::fs::read_to_string(format!("{dev}/model")).ok()?;
+    let serial = std::fs::read_to_string(format!("{dev}/serial")).ok()?;
+    (!model.is_empty() && !serial.is_empty()).then(|| format!("{model}_{serial}"))
 }
 
 super::ticked_input!(DiskIo, super::Shape::Local);
@@ -298,6 +496,31 @@ mod tests {
         assert_eq!((idle.await_ms, idle.svctm_ms, idle.util), (None, None, Some(0.0)));
         // A counter that went back: nothing derived.
         assert_eq!(derived(&c, &p, 1000.0), Derived::default());
+    }
+
+    #[test]
+    fn udev_records_and_templates() {
+        let mut info = DevInfo::new();
+        parse_udev(
+            "S:disk/by-id/ata-X\nS:disk/by-label/root\nW:1\nE:ID_FS_LABEL=root\n\
+E:DM_VG_NAME=vg\nE:DM_LV_NAME=lv\nE:ID_SERIAL=X_123\nE:EMPTY=\n",
+            &mut info,
+        );
+        parse_uevent("MAJOR=8\nDEVNAME=sda1\nDEVTYPE=partition\n", &mut info);
+        assert_eq!(info["DEVLINKS"], "/dev/disk/by-id/ata-X /dev/disk/by-label/root");
+        assert_eq!(info["DEVNAME"], "/dev/sda1");
+        assert_eq!(info["DEVTYPE"], "partition");
+        assert_eq!(info["EMPTY"], "");
+        assert!(!info.contains_key("MAJOR"));
+        let t = |ts: &[&str]| {
+            let ts: Vec<String> = ts.iter().map(|s| s.to_string()).collect();
+            apply_template(&ts, &info)
+        };
+        assert_eq!(t(&["$ID_FS_LABEL"]), Some("root".into()));
+        assert_eq!(t(&["$NOPE", "$DM_VG_NAME/${DM_LV_NAME}x"]), Some("vg/lvx".into()));
+        assert_eq!(t(&["$NOPE", "${NOPE}"]), None);
+        assert_eq!(t(&["disk-$ $DM_VG_NAME"]), Some("disk-$ vg".into()));
+        assert_eq!(t(&[]), None);
     }
 
     #[tokio::test]

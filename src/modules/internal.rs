@@ -19,18 +19,33 @@ use crate::stats::get;
 pub(crate) struct Raw {
     /// Report the process's RSS, threads and open fds (telegraf's `collect_memstats`; default true).
     collect_memstats: Option<bool>,
+    /// telegraf's Go runtime statistics (`internal_gostats`). This agent has no Go runtime:
+    /// accepted so that a pasted block works, and `true` logs once that nothing is written.
+    collect_gostats: Option<bool>,
+    /// One `metrics_agent_gather` line per input instance, tagged `instance` (default true
+    /// here, false in telegraf: one agent runs what several telegraf plugins would, and its
+    /// dashboard tells instances apart). false: as telegraf, the counters of the instances of
+    /// one input with the same `alias` are summed into one line without `instance`.
+    per_instance: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     collect_memstats: bool,
+    collect_gostats: bool,
+    per_instance: bool,
 }
 
 pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
     Ok(Config {
         collect_memstats: raw.collect_memstats.unwrap_or(true),
+        collect_gostats: raw.collect_gostats.unwrap_or(false),
+        per_instance: raw.per_instance.unwrap_or(true),
     })
 }
+
+/// A `metrics_agent_gather` line's tags: input, alias, instance (`None` unless per_instance).
+type GatherKey<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
 
 pub(crate) struct Internal {
     config: Config,
@@ -92,25 +107,57 @@ impl Internal {
         }
         acc.add(m);
 
+        if self.config.collect_gostats {
+            acc.warn_once(
+                "collect_gostats",
+                format_args!("collect_gostats: this agent has no Go runtime; nothing is written"),
+            );
+        }
+        // (input, alias, instance): without per_instance the instances of one input and alias
+        // share a key and their counters are summed (telegraf's default).
+        let mut lines: Vec<(GatherKey, Vec<(&str, u64)>)> = Vec::new();
         for i in &instances {
-            let mut g = Metric::new("metrics_agent_gather", ts)
-                .tag("input", i.module)
-                .tag("version", VERSION);
-            if let Some(alias) = &i.alias {
-                g = g.tag("alias", alias.clone());
+            let key = (
+                i.module,
+                i.alias.as_deref(),
+                self.config.per_instance.then_some(i.id.as_str()),
+            );
+            let mut counters = vec![
+                ("gathers", get(&i.gathers)),
+                ("errors", get(&i.gather_errors) + get(&i.panics)),
+                ("gather_errors", get(&i.gather_errors)),
+                ("gather_timeouts", get(&i.gather_timeouts)),
+                ("gather_time_ns", get(&i.last_gather_time_ns)),
+                ("metrics_gathered", get(&i.metrics_gathered)),
+                ("panics", get(&i.panics)),
+                ("restarts", get(&i.restarts)),
+                ("ticks_skipped", get(&i.ticks_skipped)),
+                ("startup_errors", get(&i.startup_errors)),
+            ];
+            counters.extend(i.extra_counters());
+            match lines.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, sum)) => {
+                    for (name, v) in counters {
+                        match sum.iter_mut().find(|(n, _)| *n == name) {
+                            Some((_, s)) => *s = s.saturating_add(v),
+                            None => sum.push((name, v)),
+                        }
+                    }
+                }
+                None => lines.push((key, counters)),
             }
-            let mut g = g
-                .tag("instance", i.id.clone())
-                .field("gathers", get(&i.gathers))
-                .field("errors", get(&i.gather_errors) + get(&i.panics))
-                .field("gather_errors", get(&i.gather_errors))
-                .field("gather_timeouts", get(&i.gather_timeouts))
-                .field("gather_time_ns", get(&i.last_gather_time_ns))
-                .field("metrics_gathered", get(&i.metrics_gathered))
-                .field("panics", get(&i.panics))
-                .field("restarts", get(&i.restarts))
-                .field("ticks_skipped", get(&i.ticks_skipped));
-            for (name, value) in i.extra_counters() {
+        }
+        for ((input, alias, instance), counters) in lines {
+            let mut g = Metric::new("metrics_agent_gather", ts)
+                .tag("input", input)
+                .tag("version", VERSION);
+            if let Some(alias) = alias {
+                g = g.tag("alias", alias);
+            }
+            if let Some(instance) = instance {
+                g = g.tag("instance", instance);
+            }
+            for (name, value) in counters {
                 g = g.field(name, value);
             }
             acc.add(g);

@@ -10,45 +10,87 @@
 //! tags `resource` (cpu|memory|io) and `type` (some|full), fields `avg10, avg60, avg300` (float, %
 //! of time stalled) and `total` (int, µs stalled since boot). A kernel without PSI (< 4.20, or
 //! `psi=0`) gives one logged, counted error per gather and no `pressure` lines.
+//!
+//! `collect = ["ksm"]` adds telegraf's `ksm_*` fields (int) to the `kernel` line, one per file of
+//! `/sys/kernel/mm/ksm` telegraf reads (kernel same-page merging counters and settings). A
+//! kernel without KSM is refused when the config is read, as telegraf does; a file an older
+//! kernel lacks is left out (telegraf fails the whole gather).
 
 use serde::Deserialize;
 
 use super::GatherError;
-use super::hostutil::{ProcFile};
+use super::hostutil::ProcFile;
 use super::procfs::{stat, vmstat};
 use crate::options::SpanError;
-use crate::output::{Accumulator, Metric, now_ns};
+use crate::output::{Accumulator, Key, Metric, now_ns};
 
 /// `[[inputs.kernel]]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Raw {
-    /// Extra collections: `"psi"` (pressure stall information, measurement `pressure`).
+    /// Extra collections: `"psi"` (pressure stall information, measurement `pressure`),
+    /// `"ksm"` (kernel same-page merging, `ksm_*` fields; refused on a kernel without KSM).
+    /// Other values are ignored with a warning, as telegraf ignores them.
     collect: Option<toml::Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub psi: bool,
+    pub ksm: bool,
+    /// `collect` values that name nothing, logged when the input starts (logging is not set
+    /// up yet while the config is read).
+    pub ignored: Vec<String>,
 }
 
+/// The files of `/sys/kernel/mm/ksm` telegraf reads, each written as `ksm_<file>`; the last
+/// one only exists on recent kernels (telegraf too leaves it out when absent).
+const KSM_FILES: [&str; 15] = [
+    "full_scans",
+    "max_page_sharing",
+    "merge_across_nodes",
+    "pages_shared",
+    "pages_sharing",
+    "pages_to_scan",
+    "pages_unshared",
+    "pages_volatile",
+    "run",
+    "sleep_millisecs",
+    "stable_node_chains",
+    "stable_node_chains_prune_millisecs",
+    "stable_node_dups",
+    "use_zero_pages",
+    "general_profit",
+];
+
+const KSM_DIR: &str = "/sys/kernel/mm/ksm";
+
 pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
-    let mut psi = false;
+    let mut config = Config {
+        psi: false,
+        ksm: false,
+        ignored: Vec::new(),
+    };
     if let Some(c) = raw.collect {
         for item in c.get_ref() {
             match item.as_str() {
-                "psi" => psi = true,
-                other => {
-                    return Err(SpanError::new(
-                        c.span(),
-                        "collect",
-                        format!("unsupported collection {other:?} (supported: \"psi\")"),
-                    ));
+                "psi" => config.psi = true,
+                "ksm" => {
+                    let dir = super::procfs::host::path(KSM_DIR);
+                    if !std::path::Path::new(&*dir).is_dir() {
+                        return Err(SpanError::new(
+                            c.span(),
+                            "collect",
+                            format!("\"ksm\": {dir} does not exist: KSM is not enabled in this kernel"),
+                        ));
+                    }
+                    config.ksm = true;
                 }
+                other => config.ignored.push(other.to_owned()),
             }
         }
     }
-    Ok(Config { psi })
+    Ok(config)
 }
 
 /// One line of a `/proc/pressure/*` file.
@@ -100,13 +142,18 @@ pub(crate) struct Kernel {
     vmstat: ProcFile,
     entropy: ProcFile,
     pressure: [ProcFile; 3],
+    ksm: Vec<(String, ProcFile)>,
     buf: String,
 }
 
 impl Kernel {
     pub(crate) fn new(config: Config) -> Self {
+        for other in &config.ignored {
+            tracing::warn!(
+                "[inputs.kernel] collect: {other:?} is not a collection (\"ksm\", \"psi\"); ignored"
+            );
+        }
         Kernel {
-            config,
             stat: ProcFile::new(stat::PATH),
             vmstat: ProcFile::new(vmstat::PATH),
             entropy: ProcFile::new("/proc/sys/kernel/random/entropy_avail"),
@@ -115,6 +162,14 @@ impl Kernel {
                 ProcFile::new("/proc/pressure/memory"),
                 ProcFile::new("/proc/pressure/io"),
             ],
+            ksm: match config.ksm {
+                true => KSM_FILES
+                    .iter()
+                    .map(|f| (format!("ksm_{f}"), ProcFile::new(&format!("{KSM_DIR}/{f}"))))
+                    .collect(),
+                false => Vec::new(),
+            },
+            config,
             buf: String::with_capacity(8192),
         }
     }
@@ -140,6 +195,13 @@ impl Kernel {
         match self.entropy.read(&mut self.buf) {
             Ok(()) => m = m.field_opt("entropy_avail", self.buf.trim().parse::<u64>().ok()),
             Err(e) => acc.partial_error("entropy_avail", &e),
+        }
+        for (name, file) in &mut self.ksm {
+            if file.read(&mut self.buf).is_ok()
+                && let Ok(v) = self.buf.trim().parse::<i64>()
+            {
+                m = m.field(Key::Owned(name.clone()), v);
+            }
         }
         acc.add(m);
         if self.config.psi {
@@ -194,20 +256,30 @@ mod tests {
 
     #[test]
     fn collect_validation() {
-        let raw: Raw = toml::from_str("collect = [\"ksm\"]").unwrap();
-        assert!(resolve(raw).is_err());
+        let raw: Raw = toml::from_str("collect = [\"ksm\", \"other\"]").unwrap();
+        let ksm_here = std::path::Path::new(KSM_DIR).is_dir();
+        assert_eq!(resolve(raw).map(|c| c.ksm).ok(), ksm_here.then_some(true));
         let raw: Raw = toml::from_str("collect = [\"psi\"]").unwrap();
         assert!(resolve(raw).unwrap().psi);
     }
 
     #[tokio::test]
     async fn gather_with_psi() {
-        let mut k = Kernel::new(Config { psi: true });
+        let ksm = std::path::Path::new(KSM_DIR).is_dir();
+        let mut k = Kernel::new(Config {
+            psi: true,
+            ksm,
+            ignored: Vec::new(),
+        });
         let mut t = TestAcc::new();
         k.gather(&mut t.acc).await.unwrap();
         let lines = t.lines();
         assert!(lines[0].starts_with("kernel boot_time="), "{lines:?}");
         assert!(lines[0].contains("entropy_avail="));
+        if ksm {
+            assert!(lines[0].contains(",ksm_full_scans="), "{lines:?}");
+            assert!(lines[0].contains(",ksm_use_zero_pages="), "{lines:?}");
+        }
         if std::path::Path::new("/proc/pressure/cpu").exists() {
             assert!(
                 lines

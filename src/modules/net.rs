@@ -128,7 +128,8 @@ impl Net {
         let slot = &mut files[which];
         if slot.is_none() {
             let name = if which == 0 { "flags" } else { "speed" };
-            *slot = File::open(format!("/sys/class/net/{iface}/{name}")).ok();
+            let path = format!("/sys/class/net/{iface}/{name}");
+            *slot = File::open(&*super::procfs::host::path(&path)).ok();
         }
         if read_at_zero(slot.as_ref()?, &mut self.small).is_err() {
             // `speed` of a link that is down fails every time; a removed device's file stays

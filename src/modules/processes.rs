@@ -92,7 +92,8 @@ struct ScanState {
 /// Counts every process under `/proc`. Processes that exit during the scan are skipped.
 fn scan(state: &mut ScanState) -> std::io::Result<Counts> {
     let mut c = Counts::default();
-    for entry in std::fs::read_dir("/proc")? {
+    let proc = super::procfs::host::path("/proc");
+    for entry in std::fs::read_dir(&*proc)? {
         let Ok(entry) = entry else { continue };
         let name = entry.file_name();
         let Some(pid) = name
@@ -102,7 +103,8 @@ fn scan(state: &mut ScanState) -> std::io::Result<Counts> {
             continue;
         };
         state.path.clear();
-        state.path.push_str("/proc/");
+        state.path.push_str(&proc);
+        state.path.push('/');
         state.path.push_str(pid);
         state.path.push_str("/stat");
         if read_bytes_into(&state.path, &mut state.buf).is_ok() {

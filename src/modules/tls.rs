@@ -241,20 +241,24 @@ impl ServerCertVerifier for RecordingVerifier {
 
 /// Outcome of [`handshake`]: the stream (or the error) and what the verifier recorded, which is
 /// filled even when the handshake failed on verification.
-pub(crate) struct Handshake {
-    pub stream: io::Result<TlsStream<TcpStream>>,
+pub(crate) struct Handshake<IO = TcpStream> {
+    pub stream: io::Result<TlsStream<IO>>,
     pub record: ChainRecord,
 }
 
-/// Runs a TLS client handshake on `tcp`. `enforce = false` accepts any chain (the verdict is
-/// still recorded). `alpn` lists protocols to offer (`h2`, `http/1.1`), empty for none.
-pub(crate) async fn handshake(
-    tcp: TcpStream,
+/// Runs a TLS client handshake on `tcp` (a TCP stream, or a tunnel through an HTTPS proxy).
+/// `enforce = false` accepts any chain (the verdict is still recorded). `alpn` lists protocols
+/// to offer (`h2`, `http/1.1`), empty for none.
+pub(crate) async fn handshake<IO>(
+    tcp: IO,
     trust: &Trust,
     server_name: ServerName<'static>,
     enforce: bool,
     alpn: &[&[u8]],
-) -> Handshake {
+) -> Handshake<IO>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let verifier = Arc::new(RecordingVerifier {
         inner: trust.verifier.clone(),
         enforce,

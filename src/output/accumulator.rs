@@ -23,6 +23,9 @@ pub struct Accumulator {
     /// Set for a gather that is part of a round: its lines wake the writer when the round ends.
     /// Dropped after the last flush (field order: after `buf`, in `Drop` after `flush`).
     round: Option<RoundTicket>,
+    /// Metrics held until the gather ends (`Decoration::collection_end`), then stamped and
+    /// encoded by [`Accumulator::flush`].
+    held: Vec<Metric>,
 }
 
 impl Accumulator {
@@ -40,6 +43,7 @@ impl Accumulator {
             registry,
             instance,
             round: None,
+            held: Vec::new(),
         }
     }
 
@@ -57,6 +61,14 @@ impl Accumulator {
         {
             return;
         }
+        if self.deco.collection_end {
+            self.held.push(metric);
+            return;
+        }
+        self.encode(metric);
+    }
+
+    fn encode(&mut self, metric: Metric) {
         let agent = &self.registry.agent;
         match encode_line(&mut self.buf, &metric, &self.deco) {
             Ok(report) => {
@@ -143,14 +155,28 @@ impl Accumulator {
 
     /// The lines buffered so far, as a batch the caller queues itself (a lossless source).
     pub(crate) fn take_batch(&mut self) -> Batch {
+        self.stamp_held();
         Batch::new(
             std::mem::take(&mut self.buf),
             std::mem::take(&mut self.lines),
         )
     }
 
+    /// Encodes the held metrics with the time of this call: the end of the collection.
+    fn stamp_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let ts = super::now_ns();
+        for mut m in std::mem::take(&mut self.held) {
+            m.timestamp_ns = ts;
+            self.encode(m);
+        }
+    }
+
     /// Hands buffered lines to the queue.
     pub fn flush(&mut self) {
+        self.stamp_held();
         if self.lines == 0 {
             return;
         }

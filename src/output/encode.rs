@@ -60,6 +60,9 @@ pub struct Decoration {
     /// telegraf's metric filters (`None` when none is set). Applied by the accumulator before
     /// encoding; `tags` above are already filtered by it.
     pub filter: Option<super::Filter>,
+    /// telegraf's `time_source = "collection_end"`: the accumulator holds a gather's metrics and
+    /// stamps them all with the time the gather ended.
+    pub collection_end: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -486,6 +489,7 @@ mod tests {
             ],
             precision_ns: 1_000_000_000,
             filter: None,
+            collection_end: false,
         };
         let m = Metric::new("orig", 1_999_999_999)
             .tag("own", "metric")

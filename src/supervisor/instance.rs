@@ -299,6 +299,7 @@ impl Instance {
     /// the input up).
     fn fail_build(&mut self, now: Instant, e: GatherError) -> Option<Module> {
         let stats = &self.r.stats;
+        stats::inc(&stats.startup_errors);
         if self.r.instance.give_up_on_start_failure {
             stats::inc(&stats.gather_errors);
             tracing::error!(

@@ -630,3 +630,56 @@ fn open_file_soft_limit_is_raised_to_the_hard_limit() {
         .collect();
     assert_eq!(nums, ["4096", "4096"], "{line}");
 }
+
+/// `[[inputs.internal]] per_instance`: true (our default) writes a gather line per instance;
+/// false sums the instances of one input and alias into one line, as telegraf does.
+#[test]
+fn internal_per_instance_false_sums_instances_like_telegraf() {
+    let base = "[agent]\ninterval = \"1s\"\nround_interval = false\n\
+                [[inputs.mem]]\n[[inputs.mem]]\n[[inputs.swap]]\n  alias = \"s\"\n";
+    // The lines of the internal input's second gather (the first may precede the others').
+    let gather_lines = |extra: &str| {
+        let mut agent = Agent::start(&format!("{base}[[inputs.internal]]\n{extra}"));
+        let lines = agent.wait_for("two internal gathers", Duration::from_secs(20), |l| {
+            l.iter()
+                .filter(|l| measurement(l) == "metrics_agent")
+                .count()
+                >= 2
+        });
+        agent.signal(libc::SIGTERM);
+        agent.wait_exit(Duration::from_secs(10));
+        let last_ts = parse_all(&lines)
+            .iter()
+            .filter(|l| l.measurement == "metrics_agent")
+            .nth(1)
+            .unwrap()
+            .timestamp;
+        parse_all(&lines)
+            .into_iter()
+            .filter(|l| l.measurement == "metrics_agent_gather" && l.timestamp == last_ts)
+            .collect::<Vec<_>>()
+    };
+    let each = gather_lines("");
+    let mem: Vec<_> = each
+        .iter()
+        .filter(|l| l.tag("input") == Some("mem"))
+        .collect();
+    assert_eq!(mem.len(), 2, "{each:?}");
+    assert!(mem.iter().all(|l| l.tag("instance").is_some()));
+
+    let summed = gather_lines("  per_instance = false\n  collect_gostats = true\n");
+    let mem: Vec<_> = summed
+        .iter()
+        .filter(|l| l.tag("input") == Some("mem"))
+        .collect();
+    assert_eq!(mem.len(), 1, "{summed:?}");
+    assert_eq!(mem[0].tag("instance"), None);
+    // Two instances that each gathered at least once: the sum is at least two gathers.
+    assert!(mem[0].int("gathers").is_some_and(|g| g >= 2), "{mem:?}");
+    let swap: Vec<_> = summed
+        .iter()
+        .filter(|l| l.tag("input") == Some("swap"))
+        .collect();
+    assert_eq!(swap.len(), 1);
+    assert_eq!(swap[0].tag("alias"), Some("s"));
+}

@@ -168,3 +168,29 @@ fn tag_filters_apply_to_configured_tags_unless_always_included() {
         (Some("x"), None)
     );
 }
+
+/// `time_source = "collection_end"` stamps a gather's lines with the time it ended: a ping
+/// gather of two requests 0.5 s apart cannot end earlier than 0.5 s after it started, which is
+/// when the `collection_start` twin's lines are stamped.
+#[test]
+fn time_source_collection_end_stamps_the_end_of_the_gather() {
+    let block = |alias: &str, source: &str| {
+        format!(
+            "[[inputs.ping]]\n  urls = [\"127.0.0.1\"]\n  count = 2\n  \
+             ping_interval = \"500ms\"\n  time_source = \"{source}\"\n\
+             [inputs.ping.tags]\n  which = \"{alias}\"\n"
+        )
+    };
+    let config = block("start", "collection_start") + &block("end", "collection_end");
+    let (st, lines, err) = run_once(&config);
+    assert!(st.success(), "{err}");
+    let ts = |alias: &str| {
+        let l = parse_all(&lines)
+            .into_iter()
+            .find(|l| l.measurement == "ping" && l.tag("which") == Some(alias));
+        l.unwrap_or_else(|| panic!("no ping line of {alias}: {lines:?}"))
+            .timestamp
+    };
+    let gap = ts("end") - ts("start");
+    assert!(gap >= 500_000_000, "end - start = {gap} ns");
+}

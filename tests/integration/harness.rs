@@ -268,10 +268,25 @@ pub(crate) fn missed_intervals(ts: &[i64], interval: Duration) -> i64 {
 
 /// Runs `metrics-agent --once` on `config`; returns (exit status, stdout lines, stderr).
 pub(crate) fn run_once(config: &str) -> (ExitStatus, Vec<String>, String) {
+    run_once_env(config, &[])
+}
+
+/// [`run_once`] with environment variables set (`Some`) or removed (`None`).
+pub(crate) fn run_once_env(
+    config: &str,
+    env: &[(&str, Option<&str>)],
+) -> (ExitStatus, Vec<String>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("agent.toml");
     std::fs::write(&path, config).expect("write config");
-    let out = Command::new(agent_bin())
+    let mut cmd = Command::new(agent_bin());
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd
         .arg("--config")
         .arg(&path)
         .arg("--once")

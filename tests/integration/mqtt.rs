@@ -17,14 +17,14 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// A mosquitto of the test's own: `extra` is appended to a config listening on a free loopback
 /// port; the process runs as root (no privilege drop) so it can read the test's files.
-struct Broker {
+pub(crate) struct Broker {
     child: Option<Child>,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Broker {
-    fn start(extra: &str) -> Broker {
+    pub(crate) fn start(extra: &str) -> Broker {
         Self::start_with(extra, |_| {})
     }
 

@@ -375,3 +375,64 @@ fn instances_share_one_socket_per_family_across_reloads() {
     assert!(!a.stderr().contains("E!"), "{}", a.stderr());
     influx().assert_accepts(&lines);
 }
+
+/// telegraf's exec method with `binary`/`arguments`: the named program runs per URL and its
+/// summary becomes the line (real iputils `ping` on loopback; a script standing in for another
+/// ping shows `binary` is the program run; a missing program is result_code 2).
+#[test]
+fn exec_method_runs_the_named_binary_with_its_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fake-ping");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"args: $*\" >&2\necho '64 bytes from x: icmp_seq=0 ttl=55 time=1.5 ms'\n\
+         echo '4 packets transmitted, 3 packets received, 25.0% packet loss'\n\
+         echo 'round-trip min/avg/max/stddev = 1.0/1.5/2.0/0.5 ms'\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = format!(
+        "[[inputs.ping]]\n  urls = [\"127.0.0.1\"]\n  arguments = [\"-c\", \"3\", \"-i\", \"0.2\", \"-n\"]\n\
+         [[inputs.ping]]\n  urls = [\"scripted\"]\n  binary = \"{}\"\n  count = 4\n\
+         [[inputs.ping]]\n  urls = [\"nowhere\"]\n  binary = \"/nonexistent/ping\"\n\
+         [[inputs.ping]]\n  method = \"native\"\n  binary = \"/nonexistent/ping\"\n  urls = [\"127.0.0.2\"]\n  count = 2\n  ping_interval = 0.2\n",
+        script.display()
+    );
+    let (status, lines, stderr) = run_once(&config);
+    assert!(status.success(), "{stderr}");
+    let pings = ping_lines(&lines);
+    let real = by_url(&pings, "127.0.0.1");
+    assert_eq!(real.int("result_code"), Some(0), "{real:?}");
+    assert_eq!(
+        real.int("packets_transmitted"),
+        Some(3),
+        "the arguments' -c 3: {real:?}"
+    );
+    assert_eq!(real.int("packets_received"), Some(3));
+    assert_eq!(real.int("ttl"), Some(64));
+    assert!(real.float("average_response_ms").is_some_and(|v| v > 0.0));
+    assert!(
+        real.float("median_response_ms").is_none(),
+        "exec has no per-reply RTTs"
+    );
+
+    let s = by_url(&pings, "scripted");
+    assert_eq!(
+        s.int("result_code"),
+        Some(1),
+        "exit status 1 with a summary: {s:?}"
+    );
+    assert_eq!(s.int("packets_transmitted"), Some(4));
+    assert_eq!(s.int("packets_received"), Some(3));
+    assert_eq!(s.float("percent_packet_loss"), Some(25.0));
+    assert_eq!(s.int("ttl"), Some(55));
+    assert_eq!(s.float("standard_deviation_ms"), Some(0.5));
+
+    let missing = by_url(&pings, "nowhere");
+    assert_eq!(missing.int("result_code"), Some(2), "{missing:?}");
+    assert!(stderr.contains("/nonexistent/ping"), "{stderr}");
+
+    // method = "native" ignores `binary`, as telegraf does.
+    assert_healthy(by_url(&pings, "127.0.0.2"), 2);
+    influx().assert_accepts(&lines);
+}

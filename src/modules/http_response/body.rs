@@ -33,6 +33,8 @@ where
         if let Ok(chunk) = frame.into_data() {
             into.len += chunk.len() as u64;
             if into.len > max {
+                // telegraf reads at most max + 1 bytes and reports that as content_length.
+                into.len = max + 1;
                 return Err(format!("body larger than {max} bytes"));
             }
             if keep {
@@ -43,16 +45,25 @@ where
     Ok(())
 }
 
-/// `response_status_code` and `response_string_match` on a response read whole: the match
-/// fields, and the outcome when one does not match (the string match has the last word).
-pub(super) fn judge(c: &Config, status: u16, body: &[u8], report: &mut Report) {
-    if let Some(want) = c.expected_status {
-        let ok = want == status;
-        report.status_match = Some(ok);
-        if !ok {
-            report.outcome = Outcome::StatusCodeMismatch;
+/// The verdict on a response whose body was read (`read_failed`: the read ended in an error or
+/// a timeout), in telegraf's order: a failed read, or a body that is not UTF-8 when
+/// `response_body_field` is set, is `body_read_error` with `response_string_match = 0` when
+/// that option is set; else the string match, then the status code, the later failure having
+/// the last word (`response_status_code_mismatch` when both fail).
+pub(super) fn judge(c: &Config, status: u16, body: &[u8], read_failed: bool, report: &mut Report) {
+    let bad_text = c.body_field.is_some() && std::str::from_utf8(body).is_err();
+    if read_failed || bad_text {
+        if bad_text && !read_failed {
+            tracing::debug!("the response body is not valid UTF-8");
         }
+        report.outcome = Outcome::BodyReadError;
+        report.string_match = c.string_match.as_ref().map(|_| false);
+        return;
     }
+    report.body = c
+        .body_field
+        .as_ref()
+        .map(|_| String::from_utf8_lossy(body).into_owned());
     if let Some(re) = &c.string_match {
         let ok = re.is_match(body);
         report.string_match = Some(ok);
@@ -60,13 +71,13 @@ pub(super) fn judge(c: &Config, status: u16, body: &[u8], report: &mut Report) {
             report.outcome = Outcome::StringMismatch;
         }
     }
-}
-
-/// The `response_body_field` value (invalid UTF-8 replaced), when that option is set.
-pub(super) fn field(c: &Config, body: &[u8]) -> Option<String> {
-    c.body_field
-        .as_ref()
-        .map(|_| String::from_utf8_lossy(body).into_owned())
+    if let Some(want) = c.expected_status {
+        let ok = want == status;
+        report.status_match = Some(ok);
+        if !ok {
+            report.outcome = Outcome::StatusCodeMismatch;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -100,32 +111,56 @@ mod tests {
         );
         let (r, got) = read(b"hello", 5, false);
         assert!(r.is_ok() && got.len == 5 && got.data.is_empty(), "{got:?}");
-        let (r, got) = read(b"hello!", 5, true);
+        let (r, got) = read(b"hello, world", 5, true);
         assert!(r.unwrap_err().contains("larger than 5 bytes"));
         assert_eq!(got.len, 6);
     }
 
+    fn config(toml: &str) -> Config {
+        resolve(toml::from_str::<Raw>(toml).unwrap()).unwrap()
+    }
+
     #[test]
-    fn string_match_has_the_last_word() {
-        let c = resolve(
-            toml::from_str::<Raw>(
-                "response_status_code = 200\nresponse_string_match = \"^ok\"\nresponse_body_field = \"b\"",
-            )
-            .unwrap(),
-        )
-        .unwrap();
+    fn status_code_has_the_last_word() {
+        let c = config(
+            "response_status_code = 200\nresponse_string_match = \"^ok\"\nresponse_body_field = \"b\"",
+        );
         let mut r = empty_report(Outcome::Success);
-        judge(&c, 200, b"ok then", &mut r);
+        judge(&c, 200, b"ok then", false, &mut r);
         assert_eq!(
             (r.outcome, r.status_match, r.string_match),
             (Outcome::Success, Some(true), Some(true))
         );
+        assert_eq!(r.body.as_deref(), Some("ok then"));
         let mut r = empty_report(Outcome::Success);
-        judge(&c, 404, b"not ok", &mut r);
+        judge(&c, 404, b"not ok", false, &mut r);
         assert_eq!(
             (r.outcome, r.status_match, r.string_match),
-            (Outcome::StringMismatch, Some(false), Some(false))
+            (Outcome::StatusCodeMismatch, Some(false), Some(false))
         );
-        assert_eq!(field(&c, b"a\xffb").as_deref(), Some("a\u{fffd}b"));
+        let mut r = empty_report(Outcome::Success);
+        judge(&c, 200, b"not ok", false, &mut r);
+        assert_eq!(r.outcome, Outcome::StringMismatch);
+    }
+
+    #[test]
+    fn body_read_errors() {
+        let c = config("response_string_match = \"ok\"\nresponse_status_code = 200");
+        let mut r = empty_report(Outcome::Success);
+        judge(&c, 200, b"ok", true, &mut r);
+        assert_eq!(
+            (r.outcome, r.string_match, r.status_match),
+            (Outcome::BodyReadError, Some(false), None)
+        );
+        // Not UTF-8 with a body field: telegraf's body_read_error, no field.
+        let c = config("response_body_field = \"b\"");
+        let mut r = empty_report(Outcome::Success);
+        judge(&c, 200, b"a\xffb", false, &mut r);
+        assert_eq!((r.outcome, r.string_match, r.body), (Outcome::BodyReadError, None, None));
+        // Without a body field, bytes are fine.
+        let c = config("response_string_match = \"a\"");
+        let mut r = empty_report(Outcome::Success);
+        judge(&c, 200, b"a\xffb", false, &mut r);
+        assert_eq!(r.outcome, Outcome::Success);
     }
 }

@@ -10,6 +10,7 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::proxy::{Proxies, parse_proxy};
 use super::url::{Target, parse_url};
 use crate::options::{ConfigDuration, Secret, SecretSource, SpanError};
 use crate::modules::probe::{IpVersion, Source};
@@ -23,23 +24,40 @@ pub(crate) struct Raw {
     /// may not carry (space, `"`, `<`, `>` …) are percent-encoded in the request; the `server`
     /// tag keeps the URL as written.
     urls: Option<Vec<Spanned<String>>>,
-    /// HTTP proxy, `http://host:port`, without credentials. `http://` URLs are requested from
-    /// it in absolute form; `https://` URLs go through a CONNECT tunnel (then TLS and HTTP/2 as
-    /// usual, end to end). Through a proxy, `dns_time` is the proxy's name lookup and
-    /// `connect_time` covers the TCP connect to the proxy plus, for https, the CONNECT exchange.
-    /// Not combinable with `probe_all_addresses`. Default: none (environment variables such as
-    /// `HTTP_PROXY` are not read).
+    /// Proxy for every URL: `http://[user:password@]host:port`, `https://…` (TLS to the
+    /// proxy, verified with the TLS options below) or `socks5://…` (also `socks5h://`; port 1080
+    /// by default; the proxy resolves the URL's host). Credentials (percent-encoded in the URL)
+    /// are sent to an HTTP(S) proxy as Basic `Proxy-Authorization`, to a SOCKS5 proxy by its
+    /// username/password method. `http://` URLs are requested from an HTTP(S) proxy in absolute
+    /// form; `https://` URLs go through a CONNECT tunnel (then TLS end to end). Through a
+    /// proxy, `dns_time` is the proxy's name lookup and `connect_time` covers the TCP connect
+    /// to the proxy plus, when used, the TLS handshake with it and the CONNECT or SOCKS5
+    /// exchange. Not combinable with `probe_all_addresses`. Default: as telegraf (Go's
+    /// `ProxyFromEnvironment`), `HTTP_PROXY`/`http_proxy` for `http://` URLs and
+    /// `HTTPS_PROXY`/`https_proxy` for `https://` URLs, except hosts in `NO_PROXY`/`no_proxy`,
+    /// `localhost` and loopback addresses; `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set
+    /// (CGI). The environment is read when the configuration is loaded (and on SIGHUP); it is
+    /// not used with `probe_all_addresses`.
     http_proxy: Option<Spanned<String>>,
     /// Bound on one whole probe (lookup, connect, TLS, request, headers and body, redirects
     /// included). Default 5s. Unlike telegraf, values below 1s are honoured.
     response_timeout: Option<ConfigDuration>,
     /// HTTP method. Default `GET`.
     method: Option<Spanned<String>>,
-    /// Follow 301/302/303/307/308 (at most 10 hops; each hop a fresh connection). Default false.
+    /// Follow 301/302/303/307/308 as Go's client (telegraf's): at most 10 redirects (an 11th is
+    /// `connection_failed`), 301/302/303 turn other methods into GET without body, credentials
+    /// and configured cookies are not sent to another host, each hop on a fresh connection.
+    /// Default false.
     follow_redirects: Option<bool>,
     /// Request body.
     body: Option<String>,
-    /// Request headers; a `Host` entry overrides the Host header / `:authority`.
+    /// Form fields sent URL-encoded as the body (`{ "key" = "value" }` or
+    /// `{ "key" = ["v1", "v2"] }`), keys sorted, when `body` is empty. As in telegraf, no
+    /// `Content-Type` is added: set `application/x-www-form-urlencoded` in `headers` if the
+    /// server wants it.
+    body_form: Option<Spanned<BTreeMap<String, OneOrMany>>>,
+    /// Request headers; a `Host` entry overrides the Host header / `:authority` (kept on
+    /// relative redirects only), a `User-Agent` entry replaces ours.
     headers: Option<Spanned<BTreeMap<String, String>>>,
     /// Basic authentication. The password is never logged nor written to a tag.
     username: Option<String>,
@@ -56,8 +74,9 @@ pub(crate) struct Raw {
     /// Regular expression searched in the body (at most `response_body_max_size` bytes).
     response_string_match: Option<Spanned<String>>,
     /// Most body bytes read, as bytes (integer) or a size string (`"1MiB"`, `"512KB"`). A
-    /// longer body ends the read with `body_read_error`. Default 32 MiB (telegraf's); only kept
-    /// in memory when `response_string_match` is set.
+    /// longer body ends the read with `body_read_error` (`content_length` is then this size plus
+    /// one, as telegraf). Default (and 0) 32 MiB, telegraf's; only kept in memory when
+    /// `response_string_match`, `response_body_field` or cookie authentication need it.
     response_body_max_size: Option<Spanned<toml::Value>>,
     /// PEM file of CA certificates that replaces the system roots for verification.
     tls_ca: Option<Spanned<String>>,
@@ -70,7 +89,10 @@ pub(crate) struct Raw {
     /// reported in `tls_verification_code`). Default false: a certificate that fails
     /// verification ends the probe with `connection_failed`.
     insecure_skip_verify: Option<bool>,
-    /// Network interface to send from (SO_BINDTODEVICE).
+    /// Network interface to send from, as telegraf: the connection's source address is the
+    /// interface's first address of the family of the address connected to (telegraf picks
+    /// the family from the URL, IPv4 unless it is an IPv6 literal). An interface without such an
+    /// address fails the probe (`connection_failed`, in the debug log); telegraf fails at start.
     interface: Option<String>,
     /// Source IP address to send from.
     source_address: Option<Spanned<String>>,
@@ -79,8 +101,32 @@ pub(crate) struct Raw {
     /// Probe every resolved address (after `ip_version`) as its own series, tagged `ip`.
     /// Default false: the first address only.
     probe_all_addresses: Option<bool>,
-    /// Offer HTTP/2 by ALPN on https (default true). Plain http always uses HTTP/1.1.
+    /// Offer HTTP/2 by ALPN on https. Default false: telegraf speaks HTTP/1.1 only (its client
+    /// has a custom dialer and TLS config, which turns Go's HTTP/2 off). Plain http always uses
+    /// HTTP/1.1.
     http2: Option<bool>,
+    /// TLS renegotiation: `never` (the default and the only value: rustls does not implement
+    /// renegotiation, so telegraf's `once` and `freely` are refused rather than ignored).
+    tls_renegotiation_method: Option<Spanned<String>>,
+    /// Cookie authentication (telegraf's): before the first probe, a request to this URL
+    /// (with the proxy, TLS and interface options of the probes, redirects not followed) whose
+    /// 2xx answer's cookies are sent with every later request they match (host, path, scheme),
+    /// along with cookies the probed servers set. A failed first login fails the gather (logged,
+    /// retried at the next one); a failed renewal is logged and the probes go on without the
+    /// cookie, as in telegraf. One login per instance (telegraf logs in once per URL).
+    cookie_auth_url: Option<Spanned<String>>,
+    /// Method of the login request. Default `POST`.
+    cookie_auth_method: Option<Spanned<String>>,
+    /// Basic authentication of the login request (sent when the username is not empty).
+    cookie_auth_username: Option<String>,
+    cookie_auth_password: Option<String>,
+    /// Headers of the login request (a `Host` entry overrides the Host header).
+    cookie_auth_headers: Option<Spanned<BTreeMap<String, String>>>,
+    /// Body of the login request.
+    cookie_auth_body: Option<String>,
+    /// Log in again this often, with an empty jar (in the background, whatever the interval).
+    /// Default 0: log in once.
+    cookie_auth_renewal: Option<ConfigDuration>,
     /// Response headers written as tags: `{ "Server" = "server_header" }` tags the line
     /// `server_header=<value of Server>` (telegraf's option). Absent headers add no tag.
     http_header_tags: Option<Spanned<BTreeMap<String, String>>>,
@@ -107,18 +153,110 @@ pub(crate) struct Config {
     pub tls_server_name: Option<String>,
     pub insecure: bool,
     pub source: Source,
+    /// `interface`: its address is the source, looked up at each connection.
+    pub interface: Option<String>,
     pub ip_version: IpVersion,
     pub probe_all: bool,
     pub http2: bool,
-    /// The proxy's host and port.
-    pub proxy: Option<Target>,
+    pub proxies: Proxies,
+    pub cookie_auth: Option<CookieAuth>,
     /// (response header, tag key).
     pub header_tags: Vec<(HeaderName, String)>,
     pub body_field: Option<String>,
 }
 
+/// A string or a list of strings (telegraf's `body_form` values are lists; its sample writes a
+/// string).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The login request of cookie authentication.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieAuth {
+    pub target: Target,
+    pub method: hyper::Method,
+    /// `Basic …` when a username is set.
+    pub basic: Option<Secret>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub host_header: Option<String>,
+    pub body: Bytes,
+    /// `None`: log in once.
+    pub renewal: Option<Duration>,
+}
+
+/// `application/x-www-form-urlencoded` as Go's `url.Values.Encode`: keys sorted, values in
+/// order, `QueryEscape` (space as `+`, bytes outside `A-Za-z0-9-_.~` as `%XX`).
+pub(crate) fn form_encode(form: &BTreeMap<String, OneOrMany>) -> String {
+    fn esc(s: &str, out: &mut String) {
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                b => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (k, vs) in form {
+        let vs = match vs {
+            OneOrMany::One(v) => std::slice::from_ref(v),
+            OneOrMany::Many(v) => v.as_slice(),
+        };
+        for v in vs {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            esc(k, &mut out);
+            out.push('=');
+            esc(v, &mut out);
+        }
+    }
+    out
+}
+
+/// Headers of a table (`headers`, `cookie_auth_headers`): the `Host` entry apart.
+type HeaderList = (Vec<(HeaderName, HeaderValue)>, Option<String>);
+
+fn header_list(h: &Option<Spanned<BTreeMap<String, String>>>, key: &str) -> Result<HeaderList, SpanError> {
+    let mut headers = Vec::new();
+    let mut host_header = None;
+    if let Some(h) = h {
+        for (k, v) in h.get_ref() {
+            if k.eq_ignore_ascii_case("host") {
+                host_header = Some(v.clone());
+                continue;
+            }
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| SpanError::new(h.span(), key, format!("invalid name {k:?}")))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| SpanError::new(h.span(), key, format!("invalid value for {k:?}")))?;
+            headers.push((name, value));
+        }
+    }
+    Ok((headers, host_header))
+}
+
+fn method(m: &Option<Spanned<String>>, key: &str, default: hyper::Method) -> Result<hyper::Method, SpanError> {
+    match m {
+        None => Ok(default),
+        Some(m) => hyper::Method::from_bytes(m.get_ref().as_bytes())
+            .map_err(|_| SpanError::new(m.span(), key, "invalid HTTP method")),
+    }
+}
+
+/// `Basic base64(user:password)` as a secret.
+fn basic(user: &str, password: &str) -> Secret {
+    Secret::new(base64(format!("{user}:{password}").as_bytes()))
+}
+
 /// Standard base64 with padding (RFC 4648 §4), as Basic authentication wants.
-fn base64(input: &[u8]) -> String {
+pub(super) fn base64(input: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(input)
 }
@@ -156,14 +294,10 @@ pub(crate) fn parse_size(v: &toml::Value) -> Result<u64, String> {
 }
 
 pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
-    let proxy = match &raw.http_proxy {
-        Some(p) => {
-            let t = parse_url(p.get_ref())
-                .ok()
-                .filter(|t| !t.https && t.path == "/")
-                .ok_or_else(|| {
-                    SpanError::new(p.span(), "http_proxy", "must be http://host:port")
-                })?;
+    let proxies = match &raw.http_proxy {
+        Some(p) if !p.get_ref().is_empty() => {
+            let proxy = parse_proxy(p.get_ref())
+                .map_err(|e| SpanError::new(p.span(), "http_proxy", e))?;
             if raw.probe_all_addresses == Some(true) {
                 return Err(SpanError::new(
                     p.span(),
@@ -171,9 +305,51 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
                     "cannot be combined with probe_all_addresses",
                 ));
             }
-            Some(t)
+            Proxies::Fixed(proxy)
         }
-        None => None,
+        _ if raw.probe_all_addresses == Some(true) => Proxies::None,
+        _ => Proxies::from_env(|k| std::env::var(k).ok()),
+    };
+    if let Some(m) = &raw.tls_renegotiation_method {
+        match m.get_ref().as_str() {
+            "" | "never" => {}
+            "once" | "freely" => {
+                return Err(SpanError::new(
+                    m.span(),
+                    "tls_renegotiation_method",
+                    "only \"never\" is supported: the TLS library (rustls) does not implement renegotiation",
+                ));
+            }
+            _ => {
+                return Err(SpanError::new(
+                    m.span(),
+                    "tls_renegotiation_method",
+                    "must be \"never\", \"once\" or \"freely\"",
+                ));
+            }
+        }
+    }
+    let cookie_auth = match &raw.cookie_auth_url {
+        Some(u) if !u.get_ref().is_empty() => {
+            let target = parse_url(u.get_ref())
+                .map_err(|e| SpanError::new(u.span(), "cookie_auth_url", e))?;
+            let (headers, host_header) = header_list(&raw.cookie_auth_headers, "cookie_auth_headers")?;
+            let user = raw.cookie_auth_username.as_deref().unwrap_or("");
+            Some(CookieAuth {
+                target,
+                method: method(&raw.cookie_auth_method, "cookie_auth_method", hyper::Method::POST)?,
+                basic: (!user.is_empty())
+                    .then(|| basic(user, raw.cookie_auth_password.as_deref().unwrap_or(""))),
+                headers,
+                host_header,
+                body: Bytes::from(raw.cookie_auth_body.clone().unwrap_or_default()),
+                renewal: raw
+                    .cookie_auth_renewal
+                    .map(|d| d.get())
+                    .filter(|d| !d.is_zero()),
+            })
+        }
+        _ => None,
     };
     let targets = match raw.urls {
         None => vec![parse_url("http://localhost").map_err(|e| SpanError::new(0..0, "urls", e))?],
@@ -185,37 +361,12 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
             v
         }
     };
-    let method = match &raw.method {
-        None => hyper::Method::GET,
-        Some(m) => hyper::Method::from_bytes(m.get_ref().as_bytes())
-            .map_err(|_| SpanError::new(m.span(), "method", "invalid HTTP method"))?,
-    };
-    let mut headers = Vec::new();
-    let mut host_header = None;
-    if let Some(h) = &raw.headers {
-        for (k, v) in h.get_ref() {
-            if k.eq_ignore_ascii_case("host") {
-                host_header = Some(v.clone());
-                continue;
-            }
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| SpanError::new(h.span(), "headers", format!("invalid name {k:?}")))?;
-            let value = HeaderValue::from_str(v).map_err(|_| {
-                SpanError::new(h.span(), "headers", format!("invalid value for {k:?}"))
-            })?;
-            headers.push((name, value));
-        }
-    }
-    let basic = match (&raw.username, &raw.password) {
-        (None, None) => None,
-        (u, p) => Some(Secret::new(base64(
-            format!(
-                "{}:{}",
-                u.as_deref().unwrap_or(""),
-                p.as_deref().unwrap_or("")
-            )
-            .as_bytes(),
-        ))),
+    let method = method(&raw.method, "method", hyper::Method::GET)?;
+    let (headers, host_header) = header_list(&raw.headers, "headers")?;
+    // telegraf sends Basic authentication only when both are set.
+    let basic = match (raw.username.as_deref(), raw.password.as_deref()) {
+        (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Some(basic(u, p)),
+        _ => None,
     };
     let bearer = SecretSource::from_options(
         raw.token,
@@ -231,10 +382,11 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
         ),
         None => None,
     };
+    // 0 means the default, as in telegraf.
     let body_max = match &raw.response_body_max_size {
-        Some(v) => parse_size(v.get_ref())
+        Some(v) if !matches!(v.get_ref(), toml::Value::Integer(0)) => parse_size(v.get_ref())
             .map_err(|e| SpanError::new(v.span(), "response_body_max_size", e))?,
-        None => 32 * 1024 * 1024,
+        _ => 32 * 1024 * 1024,
     };
     let trust = Trust::from_options(&raw.tls_ca, &raw.tls_cert, &raw.tls_key)?;
     let source_address =
@@ -244,6 +396,13 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
             })?),
             None => None,
         };
+    if let (Some(s), Some(_)) = (&raw.source_address, &raw.interface) {
+        return Err(SpanError::new(
+            s.span(),
+            "source_address",
+            "cannot be combined with interface (which sets the source address)",
+        ));
+    }
     let mut header_tags = Vec::new();
     if let Some(h) = &raw.http_header_tags {
         for (header, tag) in h.get_ref() {
@@ -276,7 +435,11 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
             .unwrap_or(Duration::from_secs(5)),
         method,
         follow_redirects: raw.follow_redirects.unwrap_or(false),
-        body: Bytes::from(raw.body.unwrap_or_default()),
+        body: match (raw.body, &raw.body_form) {
+            (Some(b), _) if !b.is_empty() => Bytes::from(b),
+            (_, Some(f)) => Bytes::from(form_encode(f.get_ref())),
+            _ => Bytes::new(),
+        },
         headers,
         host_header,
         basic,
@@ -289,12 +452,14 @@ pub(crate) fn resolve(raw: Raw) -> Result<Config, SpanError> {
         insecure: raw.insecure_skip_verify.unwrap_or(false),
         source: Source {
             address: source_address,
-            interface: raw.interface,
+            interface: None,
         },
+        interface: raw.interface,
         ip_version,
         probe_all: raw.probe_all_addresses.unwrap_or(false),
-        http2: raw.http2.unwrap_or(true),
-        proxy,
+        http2: raw.http2.unwrap_or(false),
+        proxies,
+        cookie_auth,
         header_tags,
         body_field: raw.response_body_field.filter(|f| !f.is_empty()),
     })
@@ -331,9 +496,45 @@ mod tests {
     fn proxy_options() {
         let r = |s: &str| resolve(toml::from_str::<Raw>(s).unwrap());
         assert!(r("http_proxy = \"http://127.0.0.1:3128\"").is_ok());
-        assert!(r("http_proxy = \"https://p:3128\"").is_err());
-        assert!(r("http_proxy = \"http://u:p@p:3128\"").is_err());
+        assert!(r("http_proxy = \"https://p:3128\"").is_ok());
+        assert!(r("http_proxy = \"http://u:p@p:3128\"").is_ok());
+        assert!(r("http_proxy = \"socks5://p:1080\"").is_ok());
+        assert!(r("http_proxy = \"socks4://p:1080\"").is_err());
         assert!(r("http_proxy = \"http://p:3128\"\nprobe_all_addresses = true").is_err());
+    }
+
+    #[test]
+    fn form_bodies_as_go_encodes_them() {
+        let c = resolve(
+            toml::from_str::<Raw>("body_form = { \"z k\" = \"é&=\", a = [\"1\", \"~._-\"] }").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&c.body[..], b"a=1&a=~._-&z+k=%C3%A9%26%3D");
+        // `body` wins over `body_form`.
+        let c = resolve(toml::from_str::<Raw>("body = \"x\"\nbody_form = { a = \"1\" }").unwrap())
+            .unwrap();
+        assert_eq!(&c.body[..], b"x");
+    }
+
+    #[test]
+    fn telegraf_option_values() {
+        let r = |s: &str| resolve(toml::from_str::<Raw>(s).unwrap());
+        assert!(r("tls_renegotiation_method = \"never\"").is_ok());
+        let e = r("tls_renegotiation_method = \"once\"").unwrap_err();
+        assert!(format!("{e:?}").contains("renegotiation"), "{e:?}");
+        assert!(r("tls_renegotiation_method = \"sometimes\"").is_err());
+        assert_eq!(r("response_body_max_size = 0").unwrap().body_max, 32 << 20);
+        // Basic authentication needs both, as in telegraf.
+        assert!(r("username = \"u\"").unwrap().basic.is_none());
+        let c = r("cookie_auth_url = \"http://h/login\"\ncookie_auth_username = \"u\"\ncookie_auth_renewal = \"5m\"").unwrap();
+        let a = c.cookie_auth.unwrap();
+        assert_eq!((a.method.as_str(), a.renewal), ("POST", Some(Duration::from_secs(300))));
+        assert_eq!(a.basic.unwrap().expose(), base64(b"u:"));
+        let c = r("cookie_auth_url = \"http://h/login\"\ncookie_auth_renewal = \"0s\"").unwrap();
+        assert_eq!(c.cookie_auth.unwrap().renewal, None);
+        assert!(r("cookie_auth_url = \"ftp://h/\"").is_err());
+        assert!(r("interface = \"lo\"\nsource_address = \"127.0.0.1\"").is_err());
+        assert!(!r("").unwrap().http2);
     }
 
     #[test]

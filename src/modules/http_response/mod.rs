@@ -1,5 +1,5 @@
-//! `http_response`: HTTP/1.1 and HTTP/2 (over TLS, by ALPN) probes with per-phase timings, as
-//! telegraf's `http_response` input: measurement `http_response`, tags `server` (the URL as
+//! `http_response`: HTTP/1.1 probes (HTTP/2 over TLS by ALPN with `http2 = true`) with
+//! per-phase timings, as telegraf's `http_response` input: measurement `http_response`, tags `server` (the URL as
 //! configured), `method`, `status_code`, `result`; fields `response_time`,
 //! `http_response_code`, `content_length`, `result_code`, `result_type`,
 //! `response_string_match`, `response_status_code_match`.
@@ -22,15 +22,21 @@
 //! `result_type` and the phases it completed.
 //!
 //! URLs of one instance are probed concurrently; each probe is bounded by `response_timeout`.
+//!
+//! Options are telegraf's, with its client's behaviour (Go's `net/http` as telegraf sets it
+//! up): redirects (`url`), proxies from `http_proxy` or the environment (`proxy`), cookie
+//! authentication with a jar (`cookie`), verdicts in telegraf's order (`body`).
 
 mod body;
 mod config;
 mod conn;
+mod cookie;
 mod phases;
+mod proxy;
 mod url;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -42,8 +48,10 @@ use super::probe::{self, InFlight, LookupError};
 use crate::output::{Accumulator, Metric, now_ns};
 use crate::options::Secret;
 pub(crate) use config::{Config, Raw, resolve};
+use conn::AbortOnDrop;
+use cookie::Jar;
 use phases::{Request, hop};
-use url::follow;
+use url::{follow, redirect_method, same_or_subdomain};
 pub(crate) use url::Target;
 
 /// telegraf's result codes.
@@ -108,31 +116,86 @@ pub(crate) struct Report {
     pub body: Option<String>,
 }
 
+/// Cookie authentication's state: the jar shared by the probes, and the renewal task.
+struct Cookies {
+    jar: Arc<Mutex<Jar>>,
+    logged_in: bool,
+    _renewal: Option<AbortOnDrop>,
+}
+
 pub(crate) struct HttpResponse {
     config: Arc<Config>,
     in_flight: InFlight,
+    cookies: Option<Cookies>,
 }
 
 impl HttpResponse {
     pub(crate) fn new(config: Config) -> Self {
+        let cookies = config.cookie_auth.as_ref().map(|_| Cookies {
+            jar: Arc::default(),
+            logged_in: false,
+            _renewal: None,
+        });
         HttpResponse {
             config: Arc::new(config),
             in_flight: InFlight::default(),
+            cookies,
         }
+    }
+
+    /// The first login (before the first probes), and from then on the renewal task.
+    async fn log_in(&mut self) -> Result<(), GatherError> {
+        let Some(ck) = &mut self.cookies else {
+            return Ok(());
+        };
+        if ck.logged_in {
+            return Ok(());
+        }
+        login(&self.config, &ck.jar, &self.in_flight)
+            .await
+            .map_err(GatherError::Failed)?;
+        ck.logged_in = true;
+        if let Some(every) = self.config.cookie_auth.as_ref().and_then(|a| a.renewal) {
+            let (c, jar, fl) = (self.config.clone(), ck.jar.clone(), self.in_flight.clone());
+            ck._renewal = Some(AbortOnDrop(tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                // A login slower than the period does not queue up more (Go's ticker drops
+                // ticks too).
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = login(&c, &jar, &fl).await {
+                        tracing::error!("cookie auth renewal: {e}");
+                    }
+                }
+            })));
+        }
+        Ok(())
     }
 
     pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
+        self.log_in().await?;
         let auth = authorization(&self.config);
+        let jar = self.cookies.as_ref().map(|c| c.jar.clone());
         let mut set = JoinSet::new();
         for (i, target) in self.config.targets.iter().enumerate() {
-            let (c, t, fl, auth) = (
+            let (c, t, fl, auth, jar) = (
                 self.config.clone(),
                 target.clone(),
                 self.in_flight.clone(),
                 auth.clone(),
+                jar.clone(),
             );
-            set.spawn(async move { (i, probe_target(&c, &t, &fl, auth.as_ref()).await) });
+            set.spawn(async move {
+                let cx = Cx {
+                    c: &c,
+                    in_flight: &fl,
+                    auth: auth.as_ref(),
+                    jar: jar.as_deref(),
+                };
+                (i, probe_target(&cx, &t).await)
+            });
         }
         let mut results = Vec::new();
         while let Some(r) = set.join_next().await {
@@ -152,11 +215,56 @@ impl HttpResponse {
     }
 }
 
-/// The Authorization header value for this gather (bearer files and variables are read anew).
-fn authorization(c: &Config) -> Option<HeaderValue> {
-    let Some(bearer) = &c.bearer else {
-        return c.basic.as_ref().and_then(basic_value);
+/// Logs in at `cookie_auth_url` into an emptied jar (telegraf's sequence); an error says why
+/// the login failed (no answer, or a status outside 2xx).
+async fn login(c: &Config, jar: &Mutex<Jar>, in_flight: &InFlight) -> Result<(), String> {
+    let Some(a) = &c.cookie_auth else {
+        return Ok(());
     };
+    if let Ok(mut j) = jar.lock() {
+        *j = Jar::default();
+    }
+    let auth = a.basic.as_ref().and_then(basic_value);
+    let req = Request {
+        method: &a.method,
+        body: &a.body,
+        auth: auth.as_ref(),
+        headers: &a.headers,
+        host: a.host_header.as_deref(),
+        cookie: None,
+        cookies_wanted: true,
+        keep_body: true,
+    };
+    let hop = hop(c, &a.target, req, None, Instant::now() + c.timeout, in_flight).await;
+    let url = &a.target.url;
+    let Some(resp) = hop.response else {
+        let why = hop.failure.unwrap_or(Outcome::ConnectionFailed).name();
+        return Err(format!("cookie auth at {url}: {why}"));
+    };
+    if let Ok(mut j) = jar.lock() {
+        j.store(&a.target, &resp.set_cookies, Instant::now());
+    }
+    if hop.failure.is_some() {
+        return Err(format!("cookie auth at {url}: the answer's body could not be read"));
+    }
+    if !(200..300).contains(&resp.status) {
+        return Err(format!(
+            "cookie auth at {url} received status code {} [{}]",
+            resp.status,
+            String::from_utf8_lossy(&resp.body[..resp.body.len().min(256)])
+        ));
+    }
+    Ok(())
+}
+
+/// The Authorization header value for this gather (bearer files and variables are read anew).
+/// Basic authentication wins over a token when both are set, as in telegraf (it sets Basic
+/// last, replacing the Bearer header).
+fn authorization(c: &Config) -> Option<HeaderValue> {
+    if let Some(b) = &c.basic {
+        return basic_value(b);
+    }
+    let bearer = c.bearer.as_ref()?;
     let token = match bearer.read() {
         Ok(t) => t,
         Err(e) => {
@@ -225,15 +333,21 @@ fn to_metric(c: &Config, t: &Target, ip: Option<IpAddr>, r: &Report, ts: i64) ->
     m
 }
 
+/// What every probe of one gather shares.
+#[derive(Clone, Copy)]
+struct Cx<'a> {
+    c: &'a Config,
+    in_flight: &'a InFlight,
+    auth: Option<&'a HeaderValue>,
+    /// With cookie authentication.
+    jar: Option<&'a Mutex<Jar>>,
+}
+
 /// Probes one URL: one report, or one per resolved address with `probe_all_addresses`.
-async fn probe_target(
-    c: &Config,
-    t: &Target,
-    in_flight: &InFlight,
-    auth: Option<&HeaderValue>,
-) -> Vec<(Option<IpAddr>, Report)> {
+async fn probe_target(cx: &Cx<'_>, t: &Target) -> Vec<(Option<IpAddr>, Report)> {
+    let (c, in_flight) = (cx.c, cx.in_flight);
     if !c.probe_all || t.host.parse::<IpAddr>().is_ok() {
-        return vec![(None, probe(c, t, None, in_flight, auth).await)];
+        return vec![(None, probe(cx, t, None).await)];
     }
     let start = Instant::now();
     match probe::lookup(&t.host, t.port, c.timeout, in_flight).await {
@@ -242,9 +356,18 @@ async fn probe_target(
             let addrs = c.ip_version.apply(addrs);
             let mut set = JoinSet::new();
             for (i, a) in addrs.into_iter().enumerate() {
-                let (c2, t2, fl, auth) = (c.clone(), t.clone(), in_flight.clone(), auth.cloned());
+                let (c2, t2, fl, auth) = (c.clone(), t.clone(), in_flight.clone(), cx.auth.cloned());
+                // probe_all_addresses and cookie authentication: each address's probe gets the
+                // jar's cookies as they are now.
+                let jar = cx.jar.map(|j| Arc::new(Mutex::new(j.lock().map(|j| j.clone()).unwrap_or_default())));
                 set.spawn(async move {
-                    let r = probe(&c2, &t2, Some((a, dns, start)), &fl, auth.as_ref()).await;
+                    let cx = Cx {
+                        c: &c2,
+                        in_flight: &fl,
+                        auth: auth.as_ref(),
+                        jar: jar.as_deref(),
+                    };
+                    let r = probe(&cx, &t2, Some((a, dns, start))).await;
                     (i, Some(a.ip()), r)
                 });
             }
@@ -289,13 +412,8 @@ fn lookup_failure(e: LookupError, _took: Duration) -> Report {
 
 /// One probe with redirects. `pre` = (address, lookup time, lookup start) when the caller
 /// already resolved the name (`probe_all_addresses`).
-async fn probe(
-    c: &Config,
-    t: &Target,
-    pre: Option<(SocketAddr, Duration, Instant)>,
-    in_flight: &InFlight,
-    auth: Option<&HeaderValue>,
-) -> Report {
+async fn probe(cx: &Cx<'_>, t: &Target, pre: Option<(SocketAddr, Duration, Instant)>) -> Report {
+    let c = cx.c;
     let start = pre.map(|p| p.2).unwrap_or_else(Instant::now);
     let deadline = start + c.timeout;
     let mut report = empty_report(Outcome::Success);
@@ -304,13 +422,31 @@ async fn probe(
     let mut body = c.body.clone();
     let mut pre = pre.map(|(a, d, _)| (a, d));
     let mut response_time = Duration::ZERO;
+    // After a redirect to another host (not a subdomain), credentials and configured cookies
+    // are no longer sent, and a Host override only survives relative redirects (Go's client).
+    let mut auth = cx.auth;
+    let mut headers = std::borrow::Cow::Borrowed(c.headers.as_slice());
+    let mut host = c.host_header.as_deref();
     loop {
+        let cookie = cx
+            .jar
+            .and_then(|j| j.lock().ok()?.header_for(&target, Instant::now()));
         let req = Request {
             method: &method,
             body: &body,
             auth,
+            headers: &headers,
+            host,
+            cookie,
+            cookies_wanted: cx.jar.is_some(),
+            keep_body: false,
         };
-        let hop = hop(c, &target, req, pre.take(), deadline, in_flight).await;
+        let hop = hop(c, &target, req, pre.take(), deadline, cx.in_flight).await;
+        if let (Some(jar), Some(resp)) = (cx.jar, &hop.response)
+            && let Ok(mut j) = jar.lock()
+        {
+            j.store(&target, &resp.set_cookies, Instant::now());
+        }
         let p = &hop.phases;
         for (slot, v) in [
             (&mut report.phases.dns, p.dns),
@@ -341,26 +477,52 @@ async fn probe(
         report.response_time = Some(response_time);
         report.status = Some(resp.status);
         report.http_version = Some(resp.version);
-        let redirect = c.follow_redirects
-            && matches!(resp.status, 301 | 302 | 303 | 307 | 308)
-            && report.redirects < 10;
-        if redirect && let Some(next) = resp.location.as_deref().and_then(|l| follow(&target, l)) {
+        let next = match (c.follow_redirects, redirect_method(resp.status, &method)) {
+            (true, Some(m)) => resp
+                .location
+                .as_deref()
+                .and_then(|l| Some((m, follow(&target, l)?, l.contains("://")))),
+            _ => None,
+        };
+        if let Some(((m, keep_body), next, absolute)) = next {
+            if report.redirects >= 10 {
+                // Go's client stops with an error after 10 redirects.
+                tracing::debug!(url = %t.url, "stopped after 10 redirects");
+                report.outcome = Outcome::ConnectionFailed;
+                report.response_time = None;
+                report.status = None;
+                report.http_version = None;
+                return report;
+            }
             report.redirects += 1;
-            if resp.status == 303 || (matches!(resp.status, 301 | 302) && method == "POST") {
-                method = hyper::Method::GET;
+            method = m;
+            if !keep_body {
                 body = Bytes::new();
+            }
+            if !same_or_subdomain(&next.host, &t.host) {
+                auth = None;
+                headers = std::borrow::Cow::Owned(
+                    headers
+                        .iter()
+                        .filter(|(k, _)| {
+                            !matches!(
+                                k.as_str(),
+                                "authorization" | "www-authenticate" | "cookie" | "cookie2"
+                            )
+                        })
+                        .cloned()
+                        .collect(),
+                );
+            }
+            if absolute {
+                host = None;
             }
             target = next;
             continue;
         }
         report.content_length = Some(resp.body_len);
         report.header_tags = resp.header_tags;
-        report.body = body::field(c, &resp.body);
-        if let Some(o) = hop.failure {
-            report.outcome = o;
-            return report;
-        }
-        body::judge(c, resp.status, &resp.body, &mut report);
+        body::judge(c, resp.status, &resp.body, hop.failure.is_some(), &mut report);
         return report;
     }
 }

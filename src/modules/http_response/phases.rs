@@ -8,14 +8,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::body::{self, Collected};
 use super::config::Config;
-use super::conn::{AbortOnDrop, IoTimes, Sender, TimingIo, connect_http, connect_tunnel};
+use super::conn::{
+    AbortOnDrop, Conn, IoTimes, Sender, TimingIo, connect_http, connect_tunnel, interface_address,
+    socks5_connect,
+};
+use super::proxy::{Proxy, Scheme};
 use super::url::Target;
 use super::{Outcome, Phases, lookup_failure};
 use crate::modules::probe::{self, Connect, InFlight};
@@ -28,6 +31,8 @@ pub(super) struct HopResponse {
     pub(super) header_tags: Vec<(String, String)>,
     pub(super) body: Vec<u8>,
     pub(super) body_len: u64,
+    /// `Set-Cookie` values (collected only when there is a cookie jar).
+    pub(super) set_cookies: Vec<String>,
 }
 
 #[derive(Default)]
@@ -46,6 +51,15 @@ pub(super) struct Request<'a> {
     pub(super) method: &'a hyper::Method,
     pub(super) body: &'a Bytes,
     pub(super) auth: Option<&'a HeaderValue>,
+    pub(super) headers: &'a [(HeaderName, HeaderValue)],
+    /// A `Host` header that overrides the URL's authority.
+    pub(super) host: Option<&'a str>,
+    /// The `Cookie` header from the jar.
+    pub(super) cookie: Option<String>,
+    /// Keep the response's `Set-Cookie` values (there is a jar).
+    pub(super) cookies_wanted: bool,
+    /// Read the body even if no option needs it (the cookie login wants it whole).
+    pub(super) keep_body: bool,
 }
 
 fn timed_out(deadline: Instant) -> bool {
@@ -66,6 +80,7 @@ pub(super) async fn hop(
     let run = HopRun {
         c,
         t,
+        proxy: c.proxies.for_target(t),
         deadline,
         in_flight,
     };
@@ -78,6 +93,7 @@ pub(super) async fn hop(
 struct HopRun<'a> {
     c: &'a Config,
     t: &'a Target,
+    proxy: Option<&'a Proxy>,
     deadline: Instant,
     in_flight: &'a InFlight,
 }
@@ -106,8 +122,8 @@ impl HopRun<'_> {
         pre: Option<(SocketAddr, Duration)>,
     ) -> Result<(), Outcome> {
         let t0 = Instant::now();
-        let (addr, t_dns) = self.dns(hop, pre, t0).await?;
-        let tcp = self.connect(addr, t_dns).await?;
+        let (addrs, t_dns) = self.dns(hop, pre, t0).await?;
+        let tcp = self.connect(&addrs, t_dns).await?;
         let t_conn = Instant::now();
         hop.phases.connect = Some(t_conn - t_dns);
         let times = Arc::new(Mutex::new(IoTimes::default()));
@@ -128,61 +144,122 @@ impl HopRun<'_> {
             (s, t_conn, "1.1", d)
         };
         let _driver = AbortOnDrop(driver);
-        let request = self.request(&req, version).map_err(|e| self.failed(&e))?;
+        let (cookies_wanted, keep_body) = (req.cookies_wanted, req.keep_body);
+        let request = self.request(req, version).map_err(|e| self.failed(&e))?;
         let (resp, t_hdr) = self
             .write_and_ttfb(hop, &mut sender, request, &times, t_ready)
             .await?;
         hop.response_time =
             Some(t_hdr - t0 + hop.phases.dns.filter(|_| pre.is_some()).unwrap_or_default());
-        self.transfer(hop, resp, version, t_hdr).await;
+        self.transfer(hop, resp, version, t_hdr, cookies_wanted, keep_body)
+            .await;
         Ok(())
     }
 
-    /// Name lookup (of the proxy when there is one): the address and the instant it ended.
+    /// Name lookup (of the proxy when there is one): the addresses in the resolver's order
+    /// and the instant it ended.
     async fn dns(
         &self,
         hop: &mut Hop,
         pre: Option<(SocketAddr, Duration)>,
         t0: Instant,
-    ) -> Result<(SocketAddr, Instant), Outcome> {
-        let (host, port) = match &self.c.proxy {
-            Some(p) => (p.host.as_str(), p.port),
+    ) -> Result<(Vec<SocketAddr>, Instant), Outcome> {
+        let (host, port) = match self.proxy {
+            Some(p) => (p.at.host.as_str(), p.at.port),
             None => (self.t.host.as_str(), self.t.port),
         };
         if let Some((a, dns)) = pre {
             hop.phases.dns = Some(dns);
-            return Ok((a, t0));
+            return Ok((vec![a], t0));
         }
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok((SocketAddr::new(ip, port), t0));
+            return Ok((vec![SocketAddr::new(ip, port)], t0));
         }
         match probe::lookup(host, port, self.remaining(t0), self.in_flight).await {
             Ok(addrs) => {
                 let now = Instant::now();
                 hop.phases.dns = Some(now - t0);
-                match self.c.ip_version.apply(addrs).first() {
-                    Some(a) => Ok((*a, now)),
-                    None => Err(Outcome::DnsError),
+                let addrs = self.c.ip_version.apply(addrs);
+                match addrs.is_empty() {
+                    false => Ok((addrs, now)),
+                    true => Err(Outcome::DnsError),
                 }
             }
             Err(e) => Err(lookup_failure(e, t0.elapsed()).outcome),
         }
     }
 
-    /// TCP connect, plus the CONNECT exchange for https through a proxy.
-    async fn connect(&self, addr: SocketAddr, t_dns: Instant) -> Result<TcpStream, Outcome> {
-        let mut tcp = match probe::connect_tcp(addr, &self.c.source, self.remaining(t_dns)).await {
-            Connect::Ok(s) => s,
-            Connect::Timeout => return Err(Outcome::Timeout),
-            Connect::Failed(e) => {
-                tracing::debug!(%addr, "connect: {e}");
-                return Err(Outcome::ConnectionFailed);
+    /// TCP connect (from `interface`'s address when set), plus the SOCKS5 exchange with a
+    /// SOCKS5 proxy, or the TLS handshake with an HTTPS proxy and the CONNECT exchange for
+    /// https through an HTTP(S) proxy.
+    /// The addresses are tried in order until one accepts, as Go's dialer does (`localhost`
+    /// is often ::1 first while the server listens on 127.0.0.1 only); a timeout ends it.
+    async fn connect(&self, addrs: &[SocketAddr], t_dns: Instant) -> Result<Conn, Outcome> {
+        let mut tcp = None;
+        for &addr in addrs {
+            let from_interface;
+            let source = match &self.c.interface {
+                Some(name) => match interface_address(name, addr.is_ipv6()) {
+                    Ok(ip) => {
+                        from_interface = probe::Source {
+                            address: Some(ip),
+                            interface: None,
+                        };
+                        &from_interface
+                    }
+                    Err(e) => {
+                        tracing::debug!(url = %self.t.url, "{e}");
+                        continue;
+                    }
+                },
+                None => &self.c.source,
+            };
+            match probe::connect_tcp(addr, source, self.remaining(t_dns)).await {
+                Connect::Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Connect::Timeout => return Err(Outcome::Timeout),
+                Connect::Failed(e) => tracing::debug!(%addr, "connect: {e}"),
             }
+        }
+        let Some(tcp) = tcp else {
+            return Err(Outcome::ConnectionFailed);
         };
-        if self.c.proxy.is_some() && self.t.https {
-            match tokio::time::timeout(self.remaining(t_dns), connect_tunnel(&mut tcp, self.t))
-                .await
-            {
+        let Some(proxy) = self.proxy else {
+            return Ok(Conn::Plain(tcp));
+        };
+        if proxy.scheme == Scheme::Socks5 {
+            let mut tcp = tcp;
+            let hs = socks5_connect(&mut tcp, &self.t.host, self.t.port, proxy.socks_auth.as_ref());
+            return match tokio::time::timeout(self.remaining(t_dns), hs).await {
+                Ok(Ok(())) => Ok(Conn::Plain(tcp)),
+                Ok(Err(e)) => {
+                    tracing::debug!(url = %self.t.url, "SOCKS5 proxy: {e}");
+                    Err(Outcome::ConnectionFailed)
+                }
+                Err(_) => Err(Outcome::Timeout),
+            };
+        }
+        let mut conn = if proxy.scheme == Scheme::Https {
+            let name = tls::server_name(&proxy.at.host).map_err(|e| self.failed(&e))?;
+            let hs = tokio::time::timeout(
+                self.remaining(t_dns),
+                tls::handshake(tcp, &self.c.trust, name, !self.c.insecure, &[b"http/1.1"]),
+            )
+            .await
+            .map_err(|_| Outcome::Timeout)?;
+            let s = hs.stream.map_err(|e| {
+                tracing::debug!(url = %self.t.url, "TLS with the proxy: {e}");
+                self.failed(&e)
+            })?;
+            Conn::Tls(Box::new(s))
+        } else {
+            Conn::Plain(tcp)
+        };
+        if self.t.https {
+            let tunnel = connect_tunnel(&mut conn, self.t, proxy.auth.as_ref());
+            match tokio::time::timeout(self.remaining(t_dns), tunnel).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(url = %self.t.url, "proxy CONNECT: {e}");
@@ -191,7 +268,7 @@ impl HopRun<'_> {
                 Err(_) => return Err(Outcome::Timeout),
             }
         }
-        Ok(tcp)
+        Ok(conn)
     }
 
     /// TLS handshake: the stream and the instant it ended. The verdict and the leaf's expiry
@@ -199,9 +276,9 @@ impl HopRun<'_> {
     async fn tls(
         &self,
         hop: &mut Hop,
-        tcp: TcpStream,
+        tcp: Conn,
         t_conn: Instant,
-    ) -> Result<(TlsStream<TcpStream>, Instant), Outcome> {
+    ) -> Result<(TlsStream<Conn>, Instant), Outcome> {
         let name = tls::server_name(self.c.tls_server_name.as_deref().unwrap_or(&self.t.host))
             .map_err(|e| self.failed(&e))?;
         let alpn: &[&[u8]] = if self.c.http2 {
@@ -230,35 +307,52 @@ impl HopRun<'_> {
     /// The request for HTTP `version` ("1.1" or "2").
     fn request(
         &self,
-        r: &Request<'_>,
+        r: Request<'_>,
         version: &str,
     ) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error> {
-        let (c, t) = (self.c, self.t);
+        let t = self.t;
+        let via_proxy = self.proxy.filter(|p| !t.https && p.forwards_http());
         let uri = if version == "2" {
             format!("https://{}{}", t.authority, t.path)
-        } else if c.proxy.is_some() && !t.https {
+        } else if via_proxy.is_some() {
             format!("http://{}{}", t.authority, t.path)
         } else {
             t.path.clone()
         };
         let mut req = hyper::Request::builder().method(r.method.clone()).uri(uri);
         if version != "2" {
-            req = req.header(
-                hyper::header::HOST,
-                c.host_header.as_deref().unwrap_or(&t.authority),
-            );
-        } else if let Some(h) = &c.host_header {
-            req = req.header(hyper::header::HOST, h.as_str());
+            req = req.header(hyper::header::HOST, r.host.unwrap_or(&t.authority));
+        } else if let Some(h) = r.host {
+            req = req.header(hyper::header::HOST, h);
         }
-        req = req.header(
-            hyper::header::USER_AGENT,
-            concat!("metrics-agent/", env!("CARGO_PKG_VERSION")),
-        );
-        for (k, v) in &c.headers {
-            req = req.header(k, v);
+        if !r.headers.iter().any(|(k, _)| k == hyper::header::USER_AGENT) {
+            req = req.header(
+                hyper::header::USER_AGENT,
+                concat!("metrics-agent/", env!("CARGO_PKG_VERSION")),
+            );
+        }
+        // One Cookie header: a configured one, then the jar's cookies (Go's AddCookie).
+        let mut cookie = r.cookie;
+        for (k, v) in r.headers {
+            match (k == hyper::header::COOKIE, cookie.take()) {
+                (true, Some(jar)) => {
+                    let both = format!("{}; {jar}", String::from_utf8_lossy(v.as_bytes()));
+                    req = req.header(k, both);
+                }
+                (_, jar) => {
+                    cookie = jar;
+                    req = req.header(k, v);
+                }
+            }
         }
         if let Some(a) = r.auth {
             req = req.header(hyper::header::AUTHORIZATION, a.clone());
+        }
+        if let Some(a) = via_proxy.and_then(|p| p.auth.as_ref()) {
+            req = req.header(hyper::header::PROXY_AUTHORIZATION, a.clone());
+        }
+        if let Some(c) = cookie {
+            req = req.header(hyper::header::COOKIE, c);
         }
         req.body(Full::new(r.body.clone()))
     }
@@ -302,8 +396,19 @@ impl HopRun<'_> {
         resp: hyper::Response<hyper::body::Incoming>,
         version: &'static str,
         t_hdr: Instant,
+        cookies_wanted: bool,
+        keep_body: bool,
     ) {
         let c = self.c;
+        let set_cookies = if cookies_wanted {
+            resp.headers()
+                .get_all(hyper::header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let status = resp.status().as_u16();
         let location = resp
             .headers()
@@ -319,7 +424,7 @@ impl HopRun<'_> {
             })
             .collect();
         // The body: counted up to body_max, kept only for the string match or the body field.
-        let keep = c.string_match.is_some() || c.body_field.is_some();
+        let keep = keep_body || c.string_match.is_some() || c.body_field.is_some();
         let mut got = Collected::default();
         let read = tokio::time::timeout(
             self.remaining(t_hdr),
@@ -333,7 +438,12 @@ impl HopRun<'_> {
                 tracing::debug!(url = %self.t.url, "body: {e}");
                 hop.failure = Some(Outcome::BodyReadError);
             }
-            Err(_) => hop.failure = Some(Outcome::Timeout),
+            // telegraf's client timeout interrupts the body read, which it reports as a body
+            // read error.
+            Err(_) => {
+                tracing::debug!(url = %self.t.url, "body: timed out");
+                hop.failure = Some(Outcome::BodyReadError);
+            }
         }
         hop.response = Some(HopResponse {
             status,
@@ -342,6 +452,7 @@ impl HopRun<'_> {
             header_tags,
             body: got.data,
             body_len: got.len,
+            set_cookies,
         });
     }
 }

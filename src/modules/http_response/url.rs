@@ -95,6 +95,35 @@ pub(super) fn follow(cur: &Target, loc: &str) -> Option<Target> {
     Some(t)
 }
 
+/// The method of the request that follows a redirect answering `method` (Go's client rules):
+/// 301, 302 and 303 turn anything but GET and HEAD into a GET without body; 307 and 308 keep
+/// method and body. `None`: not a redirect Go follows.
+pub(super) fn redirect_method(status: u16, method: &hyper::Method) -> Option<(hyper::Method, bool)> {
+    match status {
+        301..=303 if method == hyper::Method::GET || method == hyper::Method::HEAD => {
+            Some((method.clone(), false))
+        }
+        301..=303 => Some((hyper::Method::GET, false)),
+        307 | 308 => Some((method.clone(), true)),
+        _ => None,
+    }
+}
+
+/// Whether credentials and cookies of a request to `initial` may go to `dest` after a redirect
+/// (Go: the same host or a subdomain of it, ports aside).
+pub(super) fn same_or_subdomain(dest: &str, initial: &str) -> bool {
+    let (dest, initial) = (dest.to_ascii_lowercase(), initial.to_ascii_lowercase());
+    if dest == initial {
+        return true;
+    }
+    if dest.contains([':', '%']) {
+        return false;
+    }
+    dest.len() > initial.len()
+        && dest.ends_with(&initial)
+        && dest.as_bytes()[dest.len() - initial.len() - 1] == b'.'
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +141,21 @@ mod tests {
         assert!(parse_url("ftp://h/").is_err());
         assert!(parse_url("http://u:p@h/").is_err());
         assert!(parse_url("http://h:x/").is_err());
+    }
+
+    #[test]
+    fn redirect_rules() {
+        use hyper::Method;
+        assert_eq!(redirect_method(302, &Method::POST), Some((Method::GET, false)));
+        assert_eq!(redirect_method(303, &Method::HEAD), Some((Method::HEAD, false)));
+        assert_eq!(redirect_method(301, &Method::PUT), Some((Method::GET, false)));
+        assert_eq!(redirect_method(307, &Method::POST), Some((Method::POST, true)));
+        assert_eq!(redirect_method(304, &Method::GET), None);
+        assert!(same_or_subdomain("a.example.org", "example.org"));
+        assert!(same_or_subdomain("Example.org", "example.org"));
+        assert!(!same_or_subdomain("badexample.org", "example.org"));
+        assert!(!same_or_subdomain("example.org", "a.example.org"));
+        assert!(!same_or_subdomain("::1", "1"));
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! `netstat`: socket counts, as telegraf's `netstat` input: measurement `netstat`, no tags, one
-//! line with TCP sockets per state (`tcp_established` … `tcp_closing`, `tcp_none`) from
-//! `/proc/net/tcp` and `/proc/net/tcp6`, and `udp_socket` (sockets in `/proc/net/udp` and
-//! `udp6`). Counts are for the network namespace the agent runs in. A missing file (IPv6
-//! disabled) counts as no sockets.
+//! line with TCP sockets per state (`tcp_established` … `tcp_closing`) from `/proc/net/tcp` and
+//! `/proc/net/tcp6`, `udp_socket` (sockets in `/proc/net/udp` and `udp6`) and, as telegraf
+//! counts them (its list of connections includes unix sockets, which have no TCP state):
+//! `tcp_none` = unix stream and seqpacket sockets, and unix datagram sockets added to
+//! `udp_socket`. Counts are for the network namespace the agent runs
+//! in. A missing file (IPv6 disabled) counts as no sockets.
 //!
 //! The counts come from a netlink `sock_diag` dump (what `ss` uses) when the kernel offers it:
 //! the kernel then hands over fixed binary records instead of formatting one text line per
 //! socket, which on a host with tens of thousands of TIME_WAIT sockets is most of the cost
 //! (measured here: 18 000 sockets, ~45 ms per gather through /proc/net/tcp). The /proc files are
-//! the fallback when netlink is refused (old kernels, seccomp, no `inet_diag`).
+//! the fallback when netlink is refused (old kernels, seccomp, no `inet_diag`), and what is read
+//! when `HOST_PROC` is set (telegraf reads `HOST_PROC/net/*`). Unix sockets likewise: a
+//! `unix_diag` dump, else `/proc/net/unix` (measured here with 5000 unix sockets, debug build:
+//! 0.5 ms per gather against 58 ms through the /proc files).
 //!
 //! Even with few sockets a dump costs a walk of the kernel's whole TCP hash tables, shared by
 //! IPv4 and IPv6; the legacy `inet_diag` request covers both families in one walk where the
@@ -23,7 +28,7 @@ use super::GatherError;
 use super::hostutil::ProcFile;
 use crate::options::SpanError;
 use crate::output::{Accumulator, Metric, now_ns};
-use proc_net::{count_lines, count_tcp, sockstat_tw, sockstat_value};
+use proc_net::{count_lines, count_tcp, count_unix, sockstat_tw, sockstat_value};
 use sock_diag::{Diag, TcpDump};
 
 /// `[[inputs.netstat]]` (no options, like telegraf's).
@@ -77,8 +82,11 @@ pub(crate) struct Netstat {
     sockstat: ProcFile,
     sockstat6: ProcFile,
     files: [ProcFile; 4],
+    unix: ProcFile,
     diag: Option<Diag>,
     way: Way,
+    /// Unix sockets are counted by a netlink dump until the kernel refuses one.
+    unix_netlink: bool,
     /// Tests: see [`Diag`]'s field.
     #[cfg(test)]
     refuse: Vec<u16>,
@@ -96,8 +104,13 @@ impl Netstat {
                 ProcFile::new("/proc/net/udp"),
                 ProcFile::new("/proc/net/udp6"),
             ],
+            unix: ProcFile::new("/proc/net/unix"),
+            unix_netlink: true,
             diag: None,
-            way: Way::Netlink(TcpDump::Compat),
+            way: match super::procfs::host::is_mapped("/proc") {
+                true => Way::Proc,
+                false => Way::Netlink(TcpDump::Compat),
+            },
             #[cfg(test)]
             refuse: Vec::new(),
         }
@@ -188,8 +201,10 @@ impl Netstat {
 
     pub(crate) async fn gather(&mut self, acc: &mut Accumulator) -> Result<(), GatherError> {
         let ts = now_ns();
-        if let Some((counts, udp)) = self.via_netlink() {
-            acc.add(metric(ts, &counts, udp));
+        if let Some((mut counts, udp)) = self.via_netlink() {
+            let (unix_stream, unix_dgram) = self.unix_counts();
+            counts[0] += unix_stream;
+            acc.add(metric(ts, &counts, udp + unix_dgram));
             return Ok(());
         }
         let mut counts = [0u64; 12];
@@ -212,8 +227,40 @@ impl Netstat {
                 "none of /proc/net/{tcp,tcp6,udp,udp6} is readable".into(),
             ));
         }
-        acc.add(metric(ts, &counts, udp));
+        let (unix_stream, unix_dgram) = self.unix_counts();
+        counts[0] += unix_stream;
+        acc.add(metric(ts, &counts, udp + unix_dgram));
         Ok(())
+    }
+}
+
+impl Netstat {
+    /// Unix sockets (stream and seqpacket, datagram): by the netlink socket [`Self::via_netlink`]
+    /// left open, else from `/proc/net/unix` (none counted when that is missing too).
+    fn unix_counts(&mut self) -> (u64, u64) {
+        if self.unix_netlink
+            && let Some(diag) = self.diag.as_mut()
+        {
+            let (mut stream, mut dgram) = (0, 0);
+            match diag.dump_unix(|r| match r.unix_type() as i32 {
+                libc::SOCK_DGRAM => dgram += 1,
+                _ => stream += 1,
+            }) {
+                Ok(()) => return (stream, dgram),
+                Err(e) => {
+                    tracing::debug!(
+                        "[inputs.netstat] unix_diag dump refused ({e}); reading /proc/net/unix instead"
+                    );
+                    self.unix_netlink = false;
+                    // A dump that failed halfway may still be running on that socket.
+                    self.diag = None;
+                }
+            }
+        }
+        match self.unix.read(&mut self.buf) {
+            Ok(()) => count_unix(&self.buf),
+            Err(_) => (0, 0),
+        }
     }
 }
 
@@ -347,6 +394,31 @@ mod tests {
             lines.len() == 1 && !lines[0].contains("tcp_listen=0i"),
             "{lines:?}"
         );
+    }
+
+    /// The unix_diag dump counts what /proc/net/unix lists, our own pairs included.
+    #[test]
+    fn unix_netlink_agrees_with_proc() {
+        let pairs: Vec<_> = (0..50)
+            .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
+            .collect();
+        let dgrams: Vec<_> = (0..20)
+            .map(|_| std::os::unix::net::UnixDatagram::pair().unwrap())
+            .collect();
+        let mut n = Netstat::new(Config);
+        if n.via_netlink().is_none() {
+            return; // no sock_diag here
+        }
+        let (stream, dgram) = n.unix_counts();
+        if !n.unix_netlink {
+            return; // no unix_diag in this kernel: the /proc file was read
+        }
+        let (p_stream, p_dgram) = count_unix(&std::fs::read_to_string("/proc/net/unix").unwrap());
+        assert!(stream >= 100 && dgram >= 40, "{stream} {dgram}");
+        // Other processes open and close some meanwhile.
+        assert!(stream.abs_diff(p_stream) <= 10, "{stream} vs {p_stream}");
+        assert!(dgram.abs_diff(p_dgram) <= 10, "{dgram} vs {p_dgram}");
+        drop((pairs, dgrams));
     }
 
     #[tokio::test]

@@ -35,6 +35,23 @@ pub(crate) fn count_tcp(text: &str, counts: &mut [u64; 12]) {
     }
 }
 
+/// Unix sockets of `/proc/net/unix` as telegraf counts them (its socket list includes them):
+/// (stream and seqpacket sockets, which have no TCP state: its `tcp_none`; datagram sockets:
+/// part of its `udp_socket`). The `Type` column (`0001` stream, `0002` datagram, `0005`
+/// seqpacket) is the fifth.
+pub(crate) fn count_unix(text: &str) -> (u64, u64) {
+    let (mut stream, mut dgram) = (0, 0);
+    for line in text.lines().skip(1) {
+        let mut it = line.split_ascii_whitespace();
+        match (it.nth(4), it.nth(1)) {
+            (Some("0002"), Some(_)) => dgram += 1,
+            (Some(_), Some(_)) => stream += 1,
+            _ => {}
+        }
+    }
+    (stream, dgram)
+}
+
 /// Sockets in one `/proc/net/udp*` file.
 pub(crate) fn count_lines(text: &str) -> u64 {
     text.lines()
@@ -68,5 +85,12 @@ mod tests {
             &mut c,
         );
         assert_eq!((c[1], c[6], c[10], c[0]), (1, 1, 1, 1));
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+0000000000000000: 00000002 00000000 00010000 0001 01 20304 /run/systemd/notify\n\
+0000000000000000: 00000002 00000000 00000000 0002 01 20305 /dev/log\n\
+0000000000000000: 00000003 00000000 00000000 0001 03 20306\n\
+0000000000000000: 00000002 00000000 00000000 0005 01 20307 @abstract\n\
+short line\n";
+        assert_eq!(count_unix(unix), (3, 1));
     }
 }

@@ -44,6 +44,10 @@ impl<'a> DiagRecord<'a> {
     pub(crate) fn state(&self) -> u8 {
         self.0[1]
     }
+    /// `udiag_type` of a unix socket's record (`SOCK_STREAM`, `SOCK_DGRAM`, `SOCK_SEQPACKET`).
+    pub(crate) fn unix_type(&self) -> u8 {
+        self.0[1]
+    }
     /// `idiag_timer`: 3 = a socket in TIME_WAIT form.
     pub(crate) fn timer(&self) -> u8 {
         self.0[2]
@@ -151,6 +155,16 @@ impl Diag {
         body[0] = family;
         body[1] = protocol;
         body[4..8].copy_from_slice(&states.to_ne_bytes());
+        self.request(SOCK_DIAG_BY_FAMILY, &body, &mut f)
+    }
+
+    /// Dumps every unix socket (`struct unix_diag_req`: family, protocol, pad, states, inode,
+    /// show flags, cookie; all states, no attributes) and calls `f` for each. Needs the
+    /// kernel's `unix_diag` (`CONFIG_UNIX_DIAG`); without it the kernel answers ENOENT.
+    pub(crate) fn dump_unix(&mut self, mut f: impl FnMut(DiagRecord<'_>)) -> std::io::Result<()> {
+        let mut body = [0u8; 24];
+        body[0] = libc::AF_UNIX as u8;
+        body[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
         self.request(SOCK_DIAG_BY_FAMILY, &body, &mut f)
     }
 

@@ -1,13 +1,63 @@
-//! telegraf's mem: options and schema (to be filled: the options of telegraf's sample.conf
-//! with its example values, and telegraf's measurement, tags, fields and types).
+//! telegraf's mem (`plugins/inputs/mem`): options and schema (Linux fields, with
+//! `collect_extended`).
 
-use super::{Setup, Table};
+use super::{Kind::*, Series, Setup, Table};
 
 pub(crate) const TABLE: Table = Table {
     input: "mem",
     base: "",
-    options: &[],
-    refused: &[],
-    schema: &[],
-    setup: || Setup::plain("[[inputs.mem]]\n"),
+    options: &["collect_extended = false", "collect_extended = true"],
+    refused: &[(
+        r#"metricpass = "fields.used_percent > 80""#,
+        "CEL expressions are not supported",
+    )],
+    schema: &[Series {
+        measurement: "mem",
+        tags: &[],
+        fields: &[
+            ("active", Int),
+            ("available", Int),
+            ("available_percent", Float),
+            ("buffered", Int),
+            ("cached", Int),
+            ("commit_limit", Int),
+            ("committed_as", Int),
+            ("dirty", Int),
+            ("free", Int),
+            ("high_free", Int),
+            ("high_total", Int),
+            ("huge_pages_free", Int),
+            ("huge_page_size", Int),
+            ("huge_pages_total", Int),
+            ("inactive", Int),
+            ("low_free", Int),
+            ("low_total", Int),
+            ("mapped", Int),
+            ("page_tables", Int),
+            ("shared", Int),
+            ("slab", Int),
+            ("sreclaimable", Int),
+            ("sunreclaim", Int),
+            ("swap_cached", Int),
+            ("swap_free", Int),
+            ("swap_total", Int),
+            ("total", Int),
+            ("used", Int),
+            ("used_percent", Float),
+            ("vmalloc_chunk", Int),
+            ("vmalloc_total", Int),
+            ("vmalloc_used", Int),
+            ("write_back", Int),
+            ("write_back_tmp", Int),
+            ("active_anon", Int),
+            ("active_file", Int),
+            ("inactive_anon", Int),
+            ("inactive_file", Int),
+            ("percpu", Int),
+            ("unevictable", Int),
+        ],
+        extra: &[],
+        unseen: &[],
+    }],
+    setup: || Setup::plain("[[inputs.mem]]\ncollect_extended = true\n"),
 };

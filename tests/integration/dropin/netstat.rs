@@ -1,13 +1,33 @@
-//! telegraf's netstat: options and schema (to be filled: the options of telegraf's sample.conf
-//! with its example values, and telegraf's measurement, tags, fields and types).
+//! telegraf's netstat (`plugins/inputs/netstat`): no options, one line.
 
-use super::{Setup, Table};
+use super::{Kind::*, Series, Setup, Table};
 
 pub(crate) const TABLE: Table = Table {
     input: "netstat",
     base: "",
-    options: &[],
+    // telegraf's sample.conf has no option, only this line.
+    options: &["# no configuration"],
     refused: &[],
-    schema: &[],
+    schema: &[Series {
+        measurement: "netstat",
+        tags: &[],
+        fields: &[
+            ("tcp_established", Int),
+            ("tcp_syn_sent", Int),
+            ("tcp_syn_recv", Int),
+            ("tcp_fin_wait1", Int),
+            ("tcp_fin_wait2", Int),
+            ("tcp_time_wait", Int),
+            ("tcp_close", Int),
+            ("tcp_close_wait", Int),
+            ("tcp_last_ack", Int),
+            ("tcp_listen", Int),
+            ("tcp_closing", Int),
+            ("tcp_none", Int),
+            ("udp_socket", Int),
+        ],
+        extra: &[],
+        unseen: &[],
+    }],
     setup: || Setup::plain("[[inputs.netstat]]\n"),
 };

@@ -1,13 +1,35 @@
-//! telegraf's processes: options and schema (to be filled: the options of telegraf's sample.conf
-//! with its example values, and telegraf's measurement, tags, fields and types).
+//! telegraf's processes (`plugins/inputs/processes`): options and schema (Linux).
 
-use super::{Setup, Table};
+use super::{Kind::*, Series, Setup, Table};
 
 pub(crate) const TABLE: Table = Table {
     input: "processes",
     base: "",
-    options: &[],
+    // Only for *BSD in telegraf; Linux reads /proc and ignores it.
+    options: &["use_sudo = false"],
     refused: &[],
-    schema: &[],
+    schema: &[Series {
+        measurement: "processes",
+        tags: &[],
+        fields: &[
+            ("blocked", Int),
+            ("zombies", Int),
+            ("stopped", Int),
+            ("running", Int),
+            ("sleeping", Int),
+            ("total", Int),
+            ("unknown", Int),
+            ("dead", Int),
+            ("paging", Int),
+            ("total_threads", Int),
+            ("idle", Int),
+            ("parked", Int),
+        ],
+        extra: &[],
+        unseen: &[(
+            "parked",
+            "written only while a kernel thread is parked (state P), as in telegraf",
+        )],
+    }],
     setup: || Setup::plain("[[inputs.processes]]\n"),
 };

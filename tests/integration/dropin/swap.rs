@@ -1,13 +1,26 @@
-//! telegraf's swap: options and schema (to be filled: the options of telegraf's sample.conf
-//! with its example values, and telegraf's measurement, tags, fields and types).
+//! telegraf's swap (`plugins/inputs/swap`): no options; schema.
 
-use super::{Setup, Table};
+use super::{Kind::*, Series, Setup, Table};
 
 pub(crate) const TABLE: Table = Table {
     input: "swap",
     base: "",
-    options: &[],
-    refused: &[],
-    schema: &[],
+    // telegraf's sample has no option: the block alone.
+    options: &[""],
+    refused: &[("use_sudo = true", "use_sudo")],
+    schema: &[Series {
+        measurement: "swap",
+        tags: &[],
+        fields: &[
+            ("free", Int),
+            ("total", Int),
+            ("used", Int),
+            ("used_percent", Float),
+            ("in", Int),
+            ("out", Int),
+        ],
+        extra: &[],
+        unseen: &[],
+    }],
     setup: || Setup::plain("[[inputs.swap]]\n"),
 };
