@@ -3,10 +3,12 @@
 use super::{Kind::*, Series, Setup, Table};
 use crate::procstat_dropin::{Sleeper, Sockets};
 
-/// Tags of a `procstat` line: the process name, the selector's (old style), the filter's (new
-/// style; supervisor units add their status), and `tag_with`'s.
-const PROCESS_TAGS: &[&str] = &[
-    "process_name",
+/// Every tag, in slices: `procstat_lookup`'s own two, then the selector's (old style; a filter
+/// adds `filter`, supervisor units their status), then the process's (`tag_with`'s among them),
+/// then the socket's.
+const TAGS: &[&str] = &[
+    "pid_finder",
+    "result",
     "pidfile",
     "exe",
     "pattern",
@@ -20,13 +22,26 @@ const PROCESS_TAGS: &[&str] = &[
     "uptimes",
     "error",
     "parent_pid",
-    "child_level",
     "filter",
+    // 16: the process's
+    "process_name",
+    "child_level",
     "level",
     "pid",
     "ppid",
     "cmdline",
+    // 22: the socket's
+    "protocol",
+    "state",
+    "src",
+    "src_port",
+    "dest",
+    "dest_port",
+    "name",
 ];
+const LOOKUP_TAGS: &[&str] = TAGS.split_at(16).0;
+const PROCESS_TAGS: &[&str] = TAGS.split_at(22).0.split_at(2).1;
+const SOCKET_TAGS: &[&str] = TAGS.split_at(2).1;
 
 pub(crate) const TABLE: Table = Table {
     input: "procstat",
@@ -196,24 +211,7 @@ pub(crate) const TABLE: Table = Table {
         },
         Series {
             measurement: "procstat_lookup",
-            tags: &[
-                "pid_finder",
-                "result",
-                "pidfile",
-                "exe",
-                "pattern",
-                "user",
-                "systemd_unit",
-                "cgroup",
-                "cgroup_full",
-                "supervisor_unit",
-                "win_service",
-                "status",
-                "uptimes",
-                "error",
-                "parent_pid",
-                "filter",
-            ],
+            tags: LOOKUP_TAGS,
             fields: &[
                 ("pid_count", Int),
                 ("running", Int),
@@ -225,35 +223,7 @@ pub(crate) const TABLE: Table = Table {
         },
         Series {
             measurement: "procstat_socket",
-            tags: &[
-                "process_name",
-                "pidfile",
-                "exe",
-                "pattern",
-                "user",
-                "systemd_unit",
-                "cgroup",
-                "cgroup_full",
-                "supervisor_unit",
-                "win_service",
-                "status",
-                "uptimes",
-                "error",
-                "parent_pid",
-                "child_level",
-                "filter",
-                "level",
-                "pid",
-                "ppid",
-                "cmdline",
-                "protocol",
-                "state",
-                "src",
-                "src_port",
-                "dest",
-                "dest_port",
-                "name",
-            ],
+            tags: SOCKET_TAGS,
             fields: &[
                 ("protocol", Str),
                 ("state", Str),
