@@ -160,6 +160,13 @@ fn once(config: &str) -> (Vec<Line>, String) {
     (lines, err)
 }
 
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
 fn of<'a>(lines: &'a [Line], m: &str) -> Vec<&'a Line> {
     lines.iter().filter(|l| l.measurement == m).collect()
 }
@@ -270,17 +277,23 @@ fn procstat_limits_are_the_processes_rlimits() {
 fn procstat_filter_recurses_into_children_with_levels() {
     let p = Sleeper::shell("sleep 300 & sleep 300 & wait");
     let start = Instant::now();
-    while children(p.pid()).len() < 2 {
+    let exec_done = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    };
+    while children(p.pid()).len() < 2 || !children(p.pid()).iter().all(exec_done) {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(10));
     }
     let kids = children(p.pid());
+    let me = Command::new("id").arg("-un").output().unwrap().stdout;
+    let me = String::from_utf8(me).unwrap();
+    let user_glob = format!("{}*", &me.trim()[..1]);
     let (lines, _) = once(&format!(
         "[[inputs.procstat]]\n  tag_with = [\"level\"]\n\
          [[inputs.procstat.filter]]\n  name = \"tree\"\n  pid_files = [\"{pf}\"]\n\
          recursion_depth = -1\n\
          [[inputs.procstat.filter]]\n  name = \"sleeps\"\n  process_names = [\"sle?p\"]\n\
-         patterns = [\"^sleep 300$\"]\n  users = [\"ro*\"]\n  executables = [\"*/sleep\"]\n",
+         patterns = [\"^sleep 300$\"]\n  users = [\"{user_glob}\"]\n  executables = [\"*/sleep\"]\n",
         pf = p.pid_file().display()
     ));
     let procs = of(&lines, "procstat");
@@ -321,7 +334,7 @@ fn procstat_filter_recurses_into_children_with_levels() {
         vec![(Some(0), Some(1)), (Some(1), Some(2)), (None, Some(3))]
     );
     assert!(tree_lookups.iter().all(|l| l.tag("pid_finder").is_none()));
-    // Every sleep of this machine run by root, our two among them, and nothing else.
+    // Every `sleep 300` of this machine run by our user, our two among them, and nothing else.
     let sleeps: Vec<_> = procs
         .iter()
         .filter(|l| l.tag("filter") == Some("sleeps"))
@@ -356,6 +369,7 @@ impl Supervisord {
              supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
              [supervisorctl]\nserverurl=unix://{d}/sock\n\
              [program:web]\ncommand=sh -c 'sleep 300 & wait'\nstartsecs=0\n\
+             stopasgroup=true\nkillasgroup=true\n\
              [program:idle]\ncommand=sleep 300\nautostart=false\n"
         );
         std::fs::write(dir.path().join("supervisord.conf"), conf).unwrap();
@@ -472,6 +486,23 @@ fn procstat_systemd_unit_is_the_main_pid() {
         .status()
         .unwrap();
     assert!(st.success());
+    let start = Instant::now();
+    loop {
+        let out = Command::new("systemctl")
+            .args(["show", "--property=MainPID", "--value", &unit])
+            .output()
+            .unwrap();
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline.starts_with(b"sleep\x00301") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the unit never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (lines, _) = once(&format!(
         "[[inputs.procstat]]\n  systemd_unit = \"{unit}\"\n"
     ));
@@ -497,7 +528,7 @@ fn procstat_cgroup_globs_name_each_cgroup() {
         "/sys/fs/cgroup",
     ]
     .iter()
-    .map(|root| format!("{root}/procstat-test-{}", std::process::id()))
+    .map(|root| format!("{root}/procstat-test-{}-{}", std::process::id(), now_ns()))
     .find(|dir| {
         std::fs::create_dir(dir).is_ok()
             && (Path::new(&format!("{dir}/cgroup.procs")).exists()
@@ -519,7 +550,8 @@ fn procstat_cgroup_globs_name_each_cgroup() {
     }
     let _rm = Rm(dir.clone());
     std::fs::write(format!("{dir}/cgroup.procs"), p.pid().to_string()).unwrap();
-    let glob = format!("{}*", &dir[..dir.len() - 3]);
+    // This process's cgroups only, whatever else runs.
+    let glob = format!("{}*", &dir[..dir.rfind('-').unwrap() + 1]);
     let (lines, _) = once(&format!("[[inputs.procstat]]\n  cgroup = \"{glob}\"\n"));
     let procs = of(&lines, "procstat");
     assert_eq!(procs.len(), 1, "{procs:?}");
