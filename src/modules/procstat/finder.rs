@@ -210,7 +210,7 @@ impl ScanState {
                 one(pids, "user", name)
             }
             Selector::SystemdUnit(unit) => {
-                let pids = services::systemd_main_pid(unit)?.into_iter().collect();
+                let pids = services::systemd_main_pid(unit, self.exec_timeout)?.into_iter().collect();
                 one(pids, "systemd_unit", unit)
             }
             Selector::SystemdChildren(unit) => {
@@ -223,7 +223,7 @@ impl ScanState {
             Selector::Cgroup(cg) => self.cgroups(cg),
             Selector::Supervisor(units, pattern) => {
                 let mut groups = Vec::new();
-                for u in services::supervisor_status(units)? {
+                for u in services::supervisor_status(units, self.exec_timeout)? {
                     let mut tags = vec![("supervisor_unit", u.name.clone()), ("status", u.status)];
                     if let Some(e) = u.error {
                         tags.push(("error", e));
@@ -323,8 +323,8 @@ impl ScanState {
             }
             Service::SystemdUnits(patterns) => {
                 let mut out = Vec::new();
-                for unit in services::systemd_unit_files(patterns)? {
-                    match services::systemd_main_pid(&unit)? {
+                for unit in services::systemd_unit_files(patterns, self.exec_timeout)? {
+                    match services::systemd_main_pid(&unit, self.exec_timeout)? {
                         Some(pid) => out.push(Group::new(vec![pid], vec![("systemd_unit", unit)])),
                         None => {
                             return Err(format!(
@@ -337,7 +337,7 @@ impl ScanState {
             }
             Service::Supervisor(units) => {
                 let mut out = Vec::new();
-                for u in services::supervisor_status(units)? {
+                for u in services::supervisor_status(units, self.exec_timeout)? {
                     let mut tags = vec![("supervisor_unit", u.name), ("status", u.status)];
                     if let Some(e) = u.error {
                         tags.push(("error", e));

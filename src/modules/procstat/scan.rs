@@ -34,6 +34,8 @@ pub(super) struct ScanState {
     pub(super) users: HashMap<u32, String>,
     pub(super) users_loaded: bool,
     boot_time_s: u64,
+    /// How long `systemctl` or `supervisorctl` may take: the scan's `timeout`.
+    pub(super) exec_timeout: std::time::Duration,
 }
 
 /// The outcome of one scan, built on the blocking pool and added to the accumulator after.
@@ -94,6 +96,7 @@ pub(super) fn scan(st: &mut ScanState, cfg: &Config, host: Host, ts: i64) -> Sca
         st.proc_root = host::path("/proc").into_owned();
     }
     st.users_loaded = false;
+    st.exec_timeout = cfg.timeout;
     let mut out = ScanResult {
         metrics: Vec::new(),
         errors: Vec::new(),

@@ -1,29 +1,59 @@
 //! Processes named by a service manager: systemd (`systemctl`) and supervisord
 //! (`supervisorctl`), run as telegraf runs them. Both run on the blocking pool with the scan.
 
+use std::io::Read;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-/// Runs `cmd`; its stdout, or why not. `ok_codes`: exit codes other than 0 that still carry a
+/// Runs `cmd`, killed after `timeout` (a service manager that does not answer must not hold
+/// the scan); its stdout, or why not. `ok_codes`: exit codes other than 0 that still carry a
 /// usable answer.
-fn output(cmd: &mut Command, ok_codes: &[i32]) -> Result<String, String> {
+fn output(cmd: &mut Command, ok_codes: &[i32], timeout: Duration) -> Result<String, String> {
     let name = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd
+    let mut child = cmd
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| format!("running {name}: {e}"))?;
-    let code = out.status.code();
-    if !out.status.success() && !code.is_some_and(|c| ok_codes.contains(&c)) {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let why = [err.trim(), stdout.trim()]
+    // Drained on threads so that a large answer never blocks the child on a full pipe.
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(r) = r {
+                let _ = r.take(MAX_OUTPUT).read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{name} did not answer within {timeout:?}"));
+            }
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+    if !status.success() && !status.code().is_some_and(|c| ok_codes.contains(&c)) {
+        let why = [stderr.trim(), stdout.trim()]
             .into_iter()
             .find(|s| !s.is_empty())
             .unwrap_or("");
-        return Err(format!("{name} {}: {why}", out.status));
+        return Err(format!("{name} {status}: {why}"));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(stdout)
 }
+
+/// Bytes kept of a command's output: a unit list or a status table is far smaller.
+const MAX_OUTPUT: u64 = 4 << 20;
 
 /// `MainPID` of `systemctl show` output: `None` for 0 or empty (a unit that is not running).
 pub(crate) fn parse_main_pid(text: &str) -> Result<Option<i32>, String> {
@@ -40,17 +70,21 @@ pub(crate) fn parse_main_pid(text: &str) -> Result<Option<i32>, String> {
 }
 
 /// The unit's main process, as telegraf asks systemd (`systemctl show UNIT`).
-pub(super) fn systemd_main_pid(unit: &str) -> Result<Option<i32>, String> {
+pub(super) fn systemd_main_pid(unit: &str, timeout: Duration) -> Result<Option<i32>, String> {
     let out = output(
         Command::new("systemctl").args(["show", "--property=MainPID", unit]),
         &[],
+        timeout,
     )?;
     parse_main_pid(&out)
 }
 
 /// Unit files enabled, disabled or static matching `patterns` (globs), as telegraf's filters
 /// list them.
-pub(super) fn systemd_unit_files(patterns: &[String]) -> Result<Vec<String>, String> {
+pub(super) fn systemd_unit_files(
+    patterns: &[String],
+    timeout: Duration,
+) -> Result<Vec<String>, String> {
     let out = output(
         Command::new("systemctl")
             .args([
@@ -61,6 +95,7 @@ pub(super) fn systemd_unit_files(patterns: &[String]) -> Result<Vec<String>, Str
             ])
             .args(patterns),
         &[],
+        timeout,
     )?;
     Ok(out
         .lines()
@@ -112,8 +147,15 @@ pub(crate) fn parse_supervisor_status(text: &str) -> Vec<SupervisorUnit> {
 }
 
 /// `supervisorctl status UNIT...` (exit 3: some unit is not running, still an answer).
-pub(super) fn supervisor_status(units: &[String]) -> Result<Vec<SupervisorUnit>, String> {
-    let out = output(Command::new("supervisorctl").arg("status").args(units), &[3])
+pub(super) fn supervisor_status(
+    units: &[String],
+    timeout: Duration,
+) -> Result<Vec<SupervisorUnit>, String> {
+    let out = output(
+        Command::new("supervisorctl").arg("status").args(units),
+        &[3],
+        timeout,
+    )
         .map_err(|e| format!("failed to execute 'supervisorctl': {e}"))?;
     Ok(parse_supervisor_status(&out))
 }
@@ -145,5 +187,17 @@ mod tests {
         assert_eq!(u[2].status, "FATAL");
         assert!(u[2].error.as_deref().unwrap().contains("Exited too quickly"));
         assert!(parse_supervisor_status("x\n\nweb RUNNING\n")[0].pid.is_none());
+    }
+
+    #[test]
+    fn a_command_that_hangs_is_killed() {
+        let t = Instant::now();
+        let e = output(Command::new("sleep").arg("30"), &[], Duration::from_millis(100));
+        assert!(e.unwrap_err().contains("did not answer"));
+        assert!(t.elapsed() < Duration::from_secs(10));
+        let e = output(Command::new("sh").args(["-c", "echo no >&2; exit 4"]), &[3], Duration::from_secs(5));
+        assert!(e.unwrap_err().contains("no"));
+        let ok = output(Command::new("sh").args(["-c", "echo yes; exit 3"]), &[3], Duration::from_secs(5));
+        assert_eq!(ok.unwrap(), "yes\n");
     }
 }
