@@ -88,6 +88,14 @@ pub fn sock_diag(bytes: &[u8]) {
     let _ = netstat::sock_diag::parse_diag(data, seq, ty, &mut |r| {
         n += 1;
         let _ = (r.family(), r.state(), r.timer(), r.sport(), r.dport());
+        // procstat's `procstat_socket` reads the whole record of inet and unix dumps.
+        if let Some(s) = procstat::sockets::parse_inet_record(r.bytes()) {
+            let _ = (s.src.to_string(), s.dest.to_string(), s.tcp);
+            let _ = procstat::sockets::state_name(s.state);
+        }
+        if let Some(s) = procstat::sockets::parse_unix_record(r.bytes()) {
+            let _ = (s.name, procstat::sockets::type_name(s.kind));
+        }
     });
 }
 
@@ -132,7 +140,7 @@ pub fn procfs(bytes: &[u8]) {
 pub type Parser = (&'static str, fn(&[u8]));
 
 /// The parsers of [`procfs`], by selector byte (the index).
-pub const PROCFS: [Parser; 20] = [
+pub const PROCFS: [Parser; 22] = [
     ("cpu-stat", |b| {
         procfs::stat::parse(
             &String::from_utf8_lossy(b),
@@ -256,6 +264,12 @@ pub const PROCFS: [Parser; 20] = [
             netstat::proc_net::sockstat_tw(&text),
             hostutil::kv_number(&text),
         );
+    }),
+    ("pid-limits", |b| {
+        let _ = procstat::proc::parse_limits(&String::from_utf8_lossy(b));
+    }),
+    ("supervisorctl-status", |b| {
+        let _ = procstat::services::parse_supervisor_status(&String::from_utf8_lossy(b));
     }),
 ];
 

@@ -104,6 +104,15 @@ out = dump(18, bytes(compat), 8)
 put('sock_diag', 'compat-tcp', b'\x01' + out[0])
 bad = dump(20, v2[:20], 9)
 put('sock_diag', 'error-einval', b'\x00' + bad[0])
+# procstat's procstat_socket: TCP with the tcp_info attribute, and a unix dump with names,
+# peers and queue lengths (a listening unix socket and a connection to it so there are some)
+c.sendall(b'x' * 100); a.recv(100)
+out = dump(20, struct.pack('=BBBBI', socket.AF_INET, socket.IPPROTO_TCP, 1 << 1, 0, 0xfff) + bytes(48), 10)
+put('sock_diag', 'by-family-tcp4-info', b'\x00' + out[0])
+us = socket.socket(socket.AF_UNIX); us.bind('\0capture-unix'); us.listen()
+uc = socket.socket(socket.AF_UNIX); uc.connect('\0capture-unix'); ua, _ = us.accept()
+out = dump(20, struct.pack('=BBHIIIII', socket.AF_UNIX, 0, 0, 0xffffffff, 0, 1 | 4 | 16, 0, 0), 11)
+put('sock_diag', 'by-family-unix', b'\x00' + out[0])
 
 # --- health: what real clients send
 def capture_client(cmd):
@@ -132,13 +141,16 @@ procfs = [
     (14, 'pid-io', rd('/proc/self/io')), (15, 'smaps-rollup', rd('/proc/self/smaps_rollup')),
     (16, 'loadavg', rd('/proc/loadavg')), (16, 'uptime', rd('/proc/uptime')),
     (17, 'cpu-online', rd('/sys/devices/system/cpu/online')), (19, 'net-tcp', rd('/proc/net/tcp')),
-    (19, 'sockstat', rd('/proc/net/sockstat')),
+    (19, 'sockstat', rd('/proc/net/sockstat')), (20, 'pid-limits', rd('/proc/self/limits')),
 ]
 st = os.statvfs('/')
 procfs.append((9, 'statvfs-root', b''.join(struct.pack('>Q', v) for v in (st.f_blocks, st.f_bfree, st.f_bavail, st.f_frsize, st.f_files, st.f_ffree))))
 wtmp = '/var/log/wtmp'
 if os.path.exists(wtmp) and os.path.getsize(wtmp) >= 384:
     procfs.append((18, 'utmp-records', rd(wtmp)[:384 * 4]))
+# supervisorctl status of a supervisord the procstat tests run (captured there)
+fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../tests/fixtures/procstat/supervisorctl_status')
+procfs.append((21, 'supervisorctl-status', rd(fixture)))
 for i, name, data in procfs:
     put('procfs', f'{i:02}-{name}', bytes([i]) + data)
 

@@ -18,6 +18,7 @@ mod layers;
 mod mqtt;
 mod netprobes;
 mod ping;
+mod procstat_dropin;
 mod properties;
 mod registry;
 mod reliability;

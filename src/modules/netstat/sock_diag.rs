@@ -14,7 +14,7 @@ pub(crate) struct Diag {
 
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
 /// The `sock_diag` request (`inet_diag_req_v2` payload): one address family per dump.
-pub(super) const SOCK_DIAG_BY_FAMILY: u16 = 20;
+pub(crate) const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// The legacy `inet_diag` TCP request (`struct inet_diag_req` payload), answered by the kernel's
 /// compatibility path with the family set to `AF_UNSPEC`: IPv4 and IPv6 sockets in one dump.
 pub(super) const TCPDIAG_GETSOCK: u16 = 18;
@@ -31,7 +31,12 @@ const REQ_COMPAT_LEN: usize = 60;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DiagRecord<'a>(&'a [u8]);
 
-impl DiagRecord<'_> {
+impl<'a> DiagRecord<'a> {
+    /// The whole record (header and attributes), for readers of more than the state and ports
+    /// (procstat's `procstat_socket`).
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        self.0
+    }
     pub(crate) fn family(&self) -> u8 {
         self.0[0]
     }
@@ -165,7 +170,7 @@ impl Diag {
 
     /// Sends one dump request of type `ty` (the payload `body` after the netlink header) and
     /// reads the reply records (of the same type) until the end of the dump.
-    pub(super) fn request(
+    pub(crate) fn request(
         &mut self,
         ty: u16,
         body: &[u8],

@@ -1,36 +1,43 @@
-//! `procstat`: per-process resource use, as telegraf's `procstat` input (Linux, native finder).
+//! `procstat`: per-process resource use, as telegraf's `procstat` input on Linux.
 //!
-//! Selection, first set option wins (telegraf's order): `pid_file`, `exe` (regex on the process
-//! name, like `pgrep NAME`), `pattern` (regex on the command line joined with spaces, like
-//! `pgrep -f`; kernel threads match on their name), `user` (effective user, like `pgrep -u`),
-//! `systemd_unit` (every process in the unit's cgroup: `/sys/fs/cgroup/system.slice/<unit>/
-//! cgroup.procs`, unified or hybrid hierarchy — telegraf without `include_systemd_children` takes
-//! only the MainPID from systemctl; we have no D-Bus and report the whole unit), `cgroup` (a
-//! cgroup path, relative to `/sys/fs/cgroup` or absolute).
+//! Selection (see `config::Raw`): old style, the first selector set in telegraf's order
+//! (`supervisor_units`, `systemd_unit`, `cgroup`, `pid_file`, `exe`, `pattern`, `user`), or one
+//! or more `[[inputs.procstat.filter]]` tables. Processes are found by reading /proc (through
+//! `HOST_PROC`); `systemd_unit` asks `systemctl show` for the MainPID and `supervisor_units`
+//! `supervisorctl status` for each program's process (whose children are reported), as telegraf
+//! does.
 //!
 //! Measurement `procstat`, one line per process: tags `process_name` (the `process_name` option
-//! or the kernel's name of the process), the selector used (`pidfile`, `exe`, `pattern`, `user`,
-//! `systemd_unit`, `cgroup`) and any `tag_with` keys; fields as telegraf's (below).
-//! `cpu_usage` (percent of one CPU, or of all CPUs with `mode = "solaris"`) needs two gathers
-//! that saw the same process, so it is absent on its first one.
-//!
-//! Per-process fields: `pid`, `ppid` (int, unless in `tag_with`), `cmdline`, `status`, `user`
-//! (string, unless in `tag_with`), `num_threads`, `num_fds`, `voluntary_context_switches`,
-//! `involuntary_context_switches`, `minor_faults`, `major_faults`, `child_minor_faults`,
-//! `child_major_faults`, `read_count`, `write_count` (syscalls), `read_bytes`, `write_bytes`
-//! (bytes through read/write calls: `rchar`/`wchar`), `disk_read_bytes`, `disk_write_bytes`
-//! (bytes from/to storage), `created_at` (ns since epoch); property `cpu`: `cpu_time_user`,
-//! `cpu_time_system`, `cpu_time_iowait` (float s), `cpu_usage` (float %); property `memory`:
-//! `memory_rss`, `memory_vms`, `memory_data`, `memory_stack`, `memory_locked`, `memory_swap`
-//! (bytes), `memory_usage` (float, % of MemTotal); property `mmap` (`smaps_rollup`):
+//! or the process's name), the selector's (`pidfile`, `exe`, `pattern`, `user`, `systemd_unit`,
+//! `cgroup` and `cgroup_full`, `supervisor_unit` with `status` and `uptimes`), in filter mode
+//! `filter` (and `parent_pid`, `level`), and any `tag_with` keys. Fields: `pid` (never
+//! prefixed), `ppid`, `cmdline`, `status`, `user` (the real user; unless in `tag_with`),
+//! `num_threads`, `num_fds`, `voluntary_context_switches`, `involuntary_context_switches`,
+//! `minor_faults`, `major_faults`, `child_minor_faults`, `child_major_faults`, `read_count`,
+//! `write_count` (syscalls), `read_bytes`, `write_bytes` (`rchar`/`wchar`), `disk_read_bytes`,
+//! `disk_write_bytes`, `created_at` (ns since epoch); property `cpu`: `cpu_time_user`,
+//! `cpu_time_system`, `cpu_time_iowait` (float s), `cpu_usage` (float %: one CPU, or all with
+//! `mode = "solaris"`; needs two gathers that saw the process); `memory`: `memory_rss`,
+//! `memory_vms` (bytes), `memory_usage` (float, % of MemTotal); `mmap` (`smaps_rollup`):
 //! `memory_size`, `memory_pss`, `memory_shared_clean`, `memory_shared_dirty`,
-//! `memory_private_clean`, `memory_private_dirty`, `memory_referenced`, `memory_anonymous`.
-//! `/proc/<pid>/io` of another user's process needs root or CAP_SYS_PTRACE: without it those
-//! fields are left out.
+//! `memory_private_clean`, `memory_private_dirty`, `memory_referenced`, `memory_anonymous`,
+//! `memory_swap`; `limits` (`/proc/<pid>/limits`): `rlimit_<r>_soft`, `rlimit_<r>_hard` for
+//! `cpu_time`, `memory_data`, `memory_stack`, `memory_rss`, `num_fds`, `memory_locked`,
+//! `memory_vms`, `file_locks`, `signals_pending`, `nice_priority`, `realtime_priority`
+//! (unlimited: the largest int) and the use of each but `file_locks` under its own name, as
+//! gopsutil measures it. `/proc/<pid>/io` of another user's process needs root or
+//! CAP_SYS_PTRACE: without it those fields are left out.
 //!
-//! Measurement `procstat_lookup`, one line per gather: tags `pid_finder`, `result`
-//! (`success`|`lookup_error`) and the selector; fields `pid_count`, `running` (processes whose
-//! metrics were read), `result_code` (0|1).
+//! Measurement `procstat_socket` (property `sockets`), one line per socket of the process of
+//! the `socket_protocols`: the process's tags, then `protocol`, `state`, `pid`, `src`,
+//! `src_port`, `dest`, `dest_port`, `rx_queue`, `tx_queue`, TCP's `bytes_received`,
+//! `bytes_sent`, `lost`, `retransmits`, unix sockets' `type`, `name`, `inode`, `peer` (fields or,
+//! by `tag_with`, tags). See `sockets`.
+//!
+//! Measurement `procstat_lookup`: old style one line per gather, tags `pid_finder`, `result`
+//! (`success`|`lookup_error`) and the selector's; per filter one line tagged `filter` and
+//! `result` (with `tag_with = ["level"]` also one per group with field `level`); fields
+//! `pid_count`, `running` (processes whose metrics were read), `result_code` (0|1).
 //!
 //! Reading `/proc/<pid>/…` of a process stuck in the kernel can block, so the whole scan runs on
 //! the blocking pool, bounded by `timeout`, with at most one scan in flight.
@@ -39,12 +46,15 @@ mod config;
 mod finder;
 pub(crate) mod proc;
 mod scan;
+pub(crate) mod services;
+pub(crate) mod sockets;
 
 use super::GatherError;
 use super::hostutil::{Offload, clk_tck, page_size};
-use crate::output::{Accumulator, Metric, now_ns};
+use crate::output::{Accumulator, now_ns};
 pub(crate) use config::{Config, Raw, resolve};
-use scan::{Host, ScanResult, ScanState, scan};
+use config::Lookup;
+use scan::{Host, ScanResult, ScanState, lookup_error, scan};
 
 pub(crate) struct Procstat {
     config: std::sync::Arc<Config>,
@@ -74,52 +84,34 @@ impl Procstat {
             .offload
             .run(self.config.timeout, move |st| scan(st, &cfg, host, ts))
             .await;
-        let (tag_k, tag_v) = (
-            self.config.selector_tag.0,
-            self.config.selector_tag.1.clone(),
-        );
-        let lookup = Metric::new("procstat_lookup", ts)
-            .tag("pid_finder", self.config.pid_finder.clone())
-            .tag(tag_k, tag_v);
         let r = match result {
             Ok(r) => r,
             Err(e) => {
                 acc.add_error();
-                acc.add(lookup_error(lookup));
+                match &self.config.lookup {
+                    Lookup::Old { pid_finder, .. } => {
+                        acc.add(lookup_error(ts, ("pid_finder", pid_finder)));
+                    }
+                    Lookup::Filters(filters) => {
+                        for f in filters {
+                            acc.add(lookup_error(ts, ("filter", &f.name)));
+                        }
+                    }
+                }
                 return Err(GatherError::Failed(format!("scanning /proc: {e}")));
             }
         };
-        let running = r.metrics.len() as u64;
         for m in r.metrics {
             acc.add(m);
         }
-        match r.lookup_error {
-            Some(e) => {
-                acc.partial_error("lookup", &e);
-                acc.add(lookup_error(lookup));
-            }
-            None => {
-                acc.clear_error("lookup");
-                acc.add(
-                    lookup
-                        .tag("result", "success")
-                        .field("pid_count", r.pid_count as u64)
-                        .field("running", running)
-                        .field("result_code", 0u64),
-                );
-            }
+        for what in &r.cleared {
+            acc.clear_error(what);
+        }
+        for (what, e) in &r.errors {
+            acc.partial_error(what, e);
         }
         Ok(())
     }
-}
-
-/// The `procstat_lookup` line of a gather whose processes could not be found.
-fn lookup_error(lookup: Metric) -> Metric {
-    lookup
-        .tag("result", "lookup_error")
-        .field("pid_count", 0u64)
-        .field("running", 0u64)
-        .field("result_code", 1u64)
 }
 
 super::ticked_input!(Procstat, super::Shape::Ticked);

@@ -14,6 +14,9 @@ pub(crate) struct Stat {
     pub cmajflt: u64,
     pub utime: u64,
     pub stime: u64,
+    /// The kernel's scheduling priority (negative: real-time).
+    pub priority: i64,
+    pub nice: i64,
     pub num_threads: u64,
     pub starttime: u64,
     pub vsize: u64,
@@ -50,6 +53,8 @@ pub(crate) fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
             cmajflt: u(10),
             utime: u(11),
             stime: u(12),
+            priority: v[15],
+            nice: v[16],
             num_threads: u(17),
             starttime: u(19),
             vsize: u(20),
@@ -62,7 +67,12 @@ pub(crate) fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
 /// The fields of `/proc/<pid>/status` we use (memory in bytes).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Status {
+    pub ruid: Option<u32>,
     pub euid: Option<u32>,
+    /// `ShdPnd`: the process's pending-signal mask, as a number (gopsutil's, which telegraf
+    /// writes as `signals_pending`).
+    pub shd_pnd: Option<u64>,
+    pub vm_size: Option<u64>,
     pub voluntary: Option<u64>,
     pub involuntary: Option<u64>,
     pub vm_swap: Option<u64>,
@@ -81,11 +91,17 @@ pub(crate) fn parse_status(text: &str) -> Status {
         let bytes = || kv_number(rest).map(|(n, kb)| if kb { n * 1024 } else { n });
         match k {
             "Uid" => {
-                s.euid = rest
-                    .split_ascii_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse().ok())
+                let mut ids = rest.split_ascii_whitespace().map(|v| v.parse().ok());
+                s.ruid = ids.next().flatten();
+                s.euid = ids.next().flatten();
             }
+            "ShdPnd" => {
+                let hex = rest.trim();
+                s.shd_pnd = hex
+                    .get(hex.len().saturating_sub(16)..)
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+            }
+            "VmSize" => s.vm_size = bytes(),
             "voluntary_ctxt_switches" => s.voluntary = bytes(),
             "nonvoluntary_ctxt_switches" => s.involuntary = bytes(),
             "VmSwap" => s.vm_swap = bytes(),
@@ -121,7 +137,7 @@ pub(crate) fn parse_io(text: &str) -> [Option<u64>; 6] {
 }
 
 /// `/proc/<pid>/smaps_rollup` keys → field names (values in kB there, bytes here).
-pub(super) const SMAPS: [(&str, &str); 7] = [
+pub(super) const SMAPS: [(&str, &str); 8] = [
     ("Pss", "memory_pss"),
     ("Shared_Clean", "memory_shared_clean"),
     ("Shared_Dirty", "memory_shared_dirty"),
@@ -129,16 +145,55 @@ pub(super) const SMAPS: [(&str, &str); 7] = [
     ("Private_Dirty", "memory_private_dirty"),
     ("Referenced", "memory_referenced"),
     ("Anonymous", "memory_anonymous"),
+    ("Swap", "memory_swap"),
 ];
 
-pub(crate) fn parse_smaps_rollup(text: &str) -> [Option<u64>; 7] {
-    let mut out = [None; 7];
+pub(crate) fn parse_smaps_rollup(text: &str) -> [Option<u64>; 8] {
+    let mut out = [None; 8];
     for line in text.lines() {
         let Some((k, rest)) = line.split_once(':') else {
             continue;
         };
         if let Some(i) = SMAPS.iter().position(|(key, _)| *key == k) {
             out[i] = kv_number(rest).map(|(n, _)| n * 1024);
+        }
+    }
+    out
+}
+
+/// The resources of `/proc/<pid>/limits` telegraf writes, in the file's order, with their
+/// field names (`rlimit_<name>_soft`, `rlimit_<name>_hard` and, but for `file_locks`, `<name>`
+/// for the use).
+pub(crate) const LIMITS: [(&str, &str); 11] = [
+    ("Max cpu time", "cpu_time"),
+    ("Max data size", "memory_data"),
+    ("Max stack size", "memory_stack"),
+    ("Max resident set", "memory_rss"),
+    ("Max open files", "num_fds"),
+    ("Max locked memory", "memory_locked"),
+    ("Max address space", "memory_vms"),
+    ("Max file locks", "file_locks"),
+    ("Max pending signals", "signals_pending"),
+    ("Max nice priority", "nice_priority"),
+    ("Max realtime priority", "realtime_priority"),
+];
+
+/// `/proc/<pid>/limits`: (soft, hard) per [`LIMITS`] entry; `unlimited` is `u64::MAX` (written
+/// as the largest int, as telegraf).
+pub(crate) fn parse_limits(text: &str) -> [Option<(u64, u64)>; 11] {
+    let mut out = [None; 11];
+    let value = |v: &str| match v {
+        "unlimited" => Some(u64::MAX),
+        v => v.parse().ok(),
+    };
+    for line in text.lines() {
+        let Some(i) = LIMITS.iter().position(|(k, _)| line.starts_with(k)) else {
+            continue;
+        };
+        // Columns: the name, then soft, hard, units; the name's width is fixed at 26.
+        let mut f = line.get(26..).unwrap_or("").split_ascii_whitespace();
+        if let (Some(soft), Some(hard)) = (f.next().and_then(value), f.next().and_then(value)) {
+            out[i] = Some((soft, hard));
         }
     }
     out
@@ -164,7 +219,7 @@ impl ScanState {
     pub(super) fn set_path(&mut self, pid: i32, file: &str) {
         use std::fmt::Write;
         self.path.clear();
-        let _ = write!(self.path, "/proc/{pid}/{file}");
+        let _ = write!(self.path, "{}/{pid}/{file}", self.proc_root);
     }
 
     /// Command line with NULs as spaces (into `self.cmdline`); false if unreadable.
@@ -234,5 +289,16 @@ mod tests {
         ));
         assert_eq!(sm[0], Some(223 * 1024));
         assert!(sm.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn limits_fixture() {
+        let l = parse_limits(include_str!("../../../tests/fixtures/procstat/limits"));
+        assert!(l.iter().all(Option::is_some), "{l:?}");
+        assert_eq!(l[0], Some((u64::MAX, u64::MAX)), "cpu time unlimited");
+        let (soft, hard) = l[4].unwrap();
+        assert!(soft > 0 && soft <= hard, "open files");
+        assert_eq!(parse_limits("Max open files            12 x"), [None; 11]);
+        assert_eq!(parse_limits("Max open files")[4], None);
     }
 }
