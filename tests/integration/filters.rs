@@ -74,7 +74,7 @@ fn refused_options_say_why() {
         err.contains("metricpass") && err.contains("namepass") && err.contains(":2:"),
         "{err}"
     );
-    let (ok, err) = check("[[inputs.mem]]\n  time_source = \"collection_end\"\n");
+    let (ok, err) = check("[[inputs.mem]]\n  time_source = \"gather\"\n");
     assert!(!ok && err.contains("collection_end"), "{err}");
     let (ok, err) = check("[[inputs.mem]]\n  namepass = [\"[mem\"]\n");
     assert!(
