@@ -325,7 +325,12 @@ fn options_telegraf_refuses_on_linux_are_refused_with_a_reason() {
             false => Ok(()),
         }
     });
+    let total = results.len();
     let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    eprintln!(
+        "dropin refused: {}/{total} refused with the stated reason",
+        total - failed.len()
+    );
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
