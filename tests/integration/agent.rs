@@ -55,6 +55,17 @@ fn steady_control(inline: bool) -> Agent {
     ))
 }
 
+/// The 100 ms input named "steady" made at least `min` gathers and lost no more ticks than
+/// the control process measured in the same window allows.
+fn assert_steady_kept_its_rate(lines: &[String], control: &Agent, min: usize) {
+    let (allowed, control_lost) = lost_ticks_allowed(control);
+    let (steady, lost) = gathers_and_lost_ticks(lines, "steady", Duration::from_millis(100));
+    assert!(
+        steady >= min && lost <= allowed,
+        "steady input: {steady} gathers, {lost} ticks lost (control {control_lost})"
+    );
+}
+
 fn lost_ticks_allowed(control: &Agent) -> (i64, i64) {
     let (_, lost) = gathers_and_lost_ticks(&control.lines(), "steady", Duration::from_millis(100));
     (2 * lost + LOST_TICKS_ALLOWED, lost)
@@ -303,12 +314,7 @@ fn panicking_input_restarts_with_backoff_and_others_keep_their_rate() {
     let control = steady_control(false);
     std::thread::sleep(Duration::from_secs(4));
     let lines = a.lines();
-    let (allowed, control_lost) = lost_ticks_allowed(&control);
-    let (steady, lost) = gathers_and_lost_ticks(&lines, "steady", Duration::from_millis(100));
-    assert!(
-        steady >= 20 && lost <= allowed,
-        "steady input: {steady} gathers, {lost} ticks lost (control {control_lost})"
-    );
+    assert_steady_kept_its_rate(&lines, &control, 20);
     let panics = agent_stat(&lines, "panics").unwrap_or(0);
     // Backoff 1 s, 2 s, 4 s (±20 %): 2 to 4 panics in 4 s, not 40.
     assert!((2..=4).contains(&panics), "panics = {panics}");
@@ -328,12 +334,7 @@ fn hanging_input_is_aborted_and_others_keep_their_rate() {
     let control = steady_control(false);
     std::thread::sleep(Duration::from_secs(3));
     let lines = a.lines();
-    let (allowed, control_lost) = lost_ticks_allowed(&control);
-    let (steady, lost) = gathers_and_lost_ticks(&lines, "steady", Duration::from_millis(100));
-    assert!(
-        steady >= 15 && lost <= allowed,
-        "steady input: {steady} gathers, {lost} ticks lost (control {control_lost})"
-    );
+    assert_steady_kept_its_rate(&lines, &control, 15);
     assert!(agent_stat(&lines, "gather_timeouts").unwrap_or(0) >= 1);
     assert!(
         a.stderr()
@@ -357,12 +358,7 @@ fn local_lane_members_that_panic_or_hang_do_not_hold_up_their_lane_mates() {
     let control = steady_control(true);
     std::thread::sleep(Duration::from_secs(4));
     let lines = a.lines();
-    let (allowed, control_lost) = lost_ticks_allowed(&control);
-    let (steady, lost) = gathers_and_lost_ticks(&lines, "steady", Duration::from_millis(100));
-    assert!(
-        steady >= 20 && lost <= allowed,
-        "steady input: {steady} gathers, {lost} ticks lost (control {control_lost})"
-    );
+    assert_steady_kept_its_rate(&lines, &control, 20);
     let panics = agent_stat(&lines, "panics").unwrap_or(0);
     assert!((2..=4).contains(&panics), "panics = {panics}");
     assert!(
