@@ -18,13 +18,12 @@ probes=${1:-2000}
 cargo build --release -q
 python3 - "$probes" <<'PY'
 import os, socket, subprocess, sys, tempfile, threading, time
+sys.path.insert(0, "bench")
+from benchlib import free_port, stop  # noqa: E402
 
 N = int(sys.argv[1])
 PER_ROUND = 50
 TICK_MS = 1000.0 / os.sysconf("SC_CLK_TCK")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 def wait_port(p):
     for _ in range(500):
@@ -160,13 +159,5 @@ try:
         print(f"bench {name}: ours_cpu_ms_per_probe={o:.4f} blackbox={b:.4f} ratio={o / b:.3f} probes={on}/{bn}",
               flush=True)
 finally:
-    # SIGTERM first: nginx's master stops its workers (SIGKILL would orphan them).
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill(); p.wait()
+    stop(procs)
 PY

@@ -22,12 +22,11 @@ seconds=${3:-5}
 cargo build --release -q
 python3 - "$burst" "$rate" "$seconds" <<'PY'
 import os, socket, subprocess, sys, tempfile, threading, time
+sys.path.insert(0, "bench")
+from benchlib import free_port, stop  # noqa: E402
 
 BURST, RATE, SECONDS = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 def cpu_us(pid):
     with open(f"/proc/{pid}/stat") as f:
@@ -158,11 +157,5 @@ try:
               f"ratio={per_o / max(per_f, 1e-9):.2f} rate={RATE}/s msgs={n} lost={n - got_o} "
               f"sub_lost={n - got_f}", flush=True)
 finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stop(procs)
 PY

@@ -26,11 +26,10 @@ secs=${1:-25}
 cargo build --release -q --bin metrics-agent --example rest_floor
 python3 - "$secs" <<'PY'
 import os, shutil, socket, subprocess, sys, tempfile, threading, time
+sys.path.insert(0, "bench")
+from benchlib import free_port, stop  # noqa: E402
 
 secs = float(sys.argv[1])
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 def measure(pid, exe):
     """smaps_rollup figures plus a split of rss by mapping (the executable, shared libraries)."""
@@ -103,12 +102,5 @@ try:
         print("bench rest-peers: " + " ".join(figures))
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill(); p.wait()
+    stop(procs)
 PY
