@@ -12,7 +12,9 @@
 # How: a release build that also writes the linker's map, a run under valgrind's callgrind with
 # every executed instruction's address, then each address named by the function section of the
 # map that holds it. The binary is stripped, so the map is where the names come from; its
-# symbol names are the release profile's own (they carry a hash that the profile changes).
+# symbol names are the release profile's own (they carry a hash that the profile changes), and
+# those of a build without examples or tests, as `cargo build --release` and the package make it:
+# dev-dependencies change the features of shared dependencies, and so their symbols' hashes.
 #   bash link/symbol-order.sh [SECONDS]    (default 45: start-up and four 10 s gathers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
