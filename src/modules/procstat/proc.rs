@@ -1,7 +1,7 @@
 //! Reading and parsing `/proc/<pid>/…` files.
 
 use super::scan::ScanState;
-use crate::modules::hostutil::{kv_number, read_bytes_into, read_into};
+use crate::modules::hostutil::{Dir, kv_number, read_bytes_into, read_into};
 
 /// The fields of `/proc/<pid>/stat` we use.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -225,9 +225,18 @@ impl ScanState {
     /// Command line with NULs as spaces (into `self.cmdline`); false if unreadable.
     pub(super) fn read_cmdline(&mut self, pid: i32) -> bool {
         self.set_path(pid, "cmdline");
-        if read_bytes_into(&self.path, &mut self.cmdline).is_err() {
-            return false;
-        }
+        let ok = read_bytes_into(&self.path, &mut self.cmdline).is_ok();
+        ok && self.cmdline_to_text()
+    }
+
+    /// [`Self::read_cmdline`] from the process's open directory.
+    pub(super) fn read_cmdline_in(&mut self, dir: &Dir) -> bool {
+        let ok = dir.read_bytes(c"cmdline", &mut self.cmdline).is_ok();
+        ok && self.cmdline_to_text()
+    }
+
+    /// `self.cmdline` as read: arguments separated by NULs, a NUL at the end.
+    fn cmdline_to_text(&mut self) -> bool {
         while self.cmdline.last() == Some(&0) {
             self.cmdline.pop();
         }

@@ -2,6 +2,7 @@
 //! Runs on the blocking pool (see the module doc).
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
 use std::time::Instant;
 
 use super::config::{Config, Lookup, Selector};
@@ -10,7 +11,7 @@ use super::proc::{
     status_word,
 };
 use super::sockets::{Tables, Value, socket_inode};
-use crate::modules::hostutil::{read_bytes_into, read_into};
+use crate::modules::hostutil::Dir;
 use crate::modules::procfs::{host, meminfo, stat};
 use crate::output::{Key, Metric};
 
@@ -32,6 +33,12 @@ pub(super) struct ScanState {
     /// The previous sample of each process, per filter (0 in old mode) as telegraf keeps them.
     prev: HashMap<(usize, i32), Prev>,
     pub(super) users: HashMap<u32, String>,
+    /// Command lines the finder read to match a pattern in this scan, by pid: the process's
+    /// line uses them instead of reading the file again a moment later.
+    pub(super) cmdlines: HashMap<i32, String>,
+    /// Scratch: a path as a C string, `getdents64` results.
+    nul: Vec<u8>,
+    dents: Vec<u8>,
     pub(super) users_loaded: bool,
     boot_time_s: u64,
     /// How long `systemctl` or `supervisorctl` may take: the scan's `timeout`.
@@ -96,6 +103,7 @@ pub(super) fn scan(st: &mut ScanState, cfg: &Config, host: Host, ts: i64) -> Sca
         st.proc_root = host::path("/proc").into_owned();
     }
     st.users_loaded = false;
+    st.cmdlines.clear();
     st.exec_timeout = cfg.timeout;
     let mut out = ScanResult {
         metrics: Vec::new(),
@@ -255,26 +263,28 @@ impl ScanState {
         tags: &[(&'static str, String)],
     ) -> Option<Vec<Metric>> {
         let pid = id.1;
-        self.set_path(pid, "stat");
-        if read_bytes_into(&self.path, &mut self.bytes).is_err() {
-            return None; // exited since it was found
+        self.path.clear();
+        let _ = write!(self.path, "{}/{pid}", self.proc_root);
+        // Every file below is opened relative to the process's directory.
+        let dir = Dir::open(&self.path, &mut self.nul).ok()?; // exited since it was found
+        if dir.read_bytes(c"stat", &mut self.bytes).is_err() {
+            return None;
         }
         let (comm, s) = parse_stat(&self.bytes)?;
         let comm = String::from_utf8_lossy(comm).into_owned();
         if comm.is_empty() {
             return None; // as telegraf: no name, probably no process
         }
-        // Read again even for `pattern`: the scan may be seconds after the match.
-        let cmdline = if self.read_cmdline(pid) {
-            String::from_utf8_lossy(&self.cmdline).into_owned()
-        } else {
-            String::new()
+        let cmdline = match self.cmdlines.remove(&pid) {
+            Some(c) => c,
+            None if self.read_cmdline_in(&dir) => String::from_utf8_lossy(&self.cmdline).into_owned(),
+            None => String::new(),
         };
         let name = match &cfg.process_name {
             Some(n) => n.clone(),
             None => full_name(comm, &cmdline),
         };
-        let status = self.read_status(pid);
+        let status = self.read_status(&dir);
         let user = status.ruid.map(|u| self.user_name(u));
         let p = &cfg.prefix;
         let mut m = Metric::new("procstat", round.ts).tag("process_name", name);
@@ -283,9 +293,9 @@ impl ScanState {
         }
         let m = identity(m, cfg, pid, &s, cmdline, user);
         let mut m = counters(m, p, &s, &status);
-        let (fds, inodes) = self.fds(pid, round.sockets.is_some());
+        let (fds, inodes) = self.fds(&dir, pid, round.sockets.is_some());
         m = m.field_opt(key(p, "num_fds"), fds);
-        m = self.io(m, p, pid);
+        m = self.io(m, p, &dir);
         let created_s = self.boot_time_s as f64 + s.starttime as f64 / host.hz;
         m = m.field(key(p, "created_at"), (created_s * 1e9) as i64);
         if cfg.cpu {
@@ -295,10 +305,10 @@ impl ScanState {
             m = memory(m, p, host, &s, &status, round.mem_total);
         }
         if cfg.mmap {
-            m = self.mmap(m, p, pid, &s);
+            m = self.mmap(m, p, &dir, &s);
         }
         if cfg.limits {
-            m = self.limits(m, p, host, pid, &s, &status, fds);
+            m = self.limits(m, p, host, &dir, &s, &status, fds);
         }
         let mut out = vec![m];
         if let Some(t) = &round.sockets {
@@ -308,9 +318,8 @@ impl ScanState {
     }
 
     /// `/proc/<pid>/status`, or all fields absent if unreadable.
-    fn read_status(&mut self, pid: i32) -> Status {
-        self.set_path(pid, "status");
-        if read_into(&self.path, &mut self.text).is_ok() {
+    fn read_status(&mut self, dir: &Dir) -> Status {
+        if dir.read(c"status", &mut self.text).is_ok() {
             super::proc::parse_status(&self.text)
         } else {
             Status::default()
@@ -319,14 +328,14 @@ impl ScanState {
 
     /// The number of open descriptors and, when `sockets`, the inodes of those that are
     /// sockets (one readlink per descriptor, only then).
-    fn fds(&mut self, pid: i32, sockets: bool) -> (Option<u64>, Vec<u32>) {
+    fn fds(&mut self, dir: &Dir, pid: i32, sockets: bool) -> (Option<u64>, Vec<u32>) {
+        if !sockets {
+            return (dir.count_entries(c"fd", &mut self.dents).ok(), Vec::new());
+        }
         self.set_path(pid, "fd");
         let Ok(d) = std::fs::read_dir(&self.path) else {
             return (None, Vec::new());
         };
-        if !sockets {
-            return (Some(d.count() as u64), Vec::new());
-        }
         let mut n = 0;
         let mut inodes = Vec::new();
         for e in d.flatten() {
@@ -341,9 +350,8 @@ impl ScanState {
     }
 
     /// The `/proc/<pid>/io` counters (left out when unreadable).
-    fn io(&mut self, mut m: Metric, p: &Option<String>, pid: i32) -> Metric {
-        self.set_path(pid, "io");
-        if read_into(&self.path, &mut self.text).is_ok() {
+    fn io(&mut self, mut m: Metric, p: &Option<String>, dir: &Dir) -> Metric {
+        if dir.read(c"io", &mut self.text).is_ok() {
             let io = parse_io(&self.text);
             m = m
                 .field_opt(key(p, "read_bytes"), io[0])
@@ -397,9 +405,8 @@ impl ScanState {
     }
 
     /// The `mmap` property, from `/proc/<pid>/smaps_rollup` (left out when unreadable).
-    fn mmap(&mut self, mut m: Metric, p: &Option<String>, pid: i32, s: &Stat) -> Metric {
-        self.set_path(pid, "smaps_rollup");
-        if read_into(&self.path, &mut self.text).is_ok() {
+    fn mmap(&mut self, mut m: Metric, p: &Option<String>, dir: &Dir, s: &Stat) -> Metric {
+        if dir.read(c"smaps_rollup", &mut self.text).is_ok() {
             let v = parse_smaps_rollup(&self.text);
             m = m.field(key(p, "memory_size"), s.vsize);
             for (i, (_, name)) in SMAPS.iter().enumerate() {
@@ -417,13 +424,12 @@ impl ScanState {
         mut m: Metric,
         p: &Option<String>,
         host: Host,
-        pid: i32,
+        dir: &Dir,
         s: &Stat,
         status: &Status,
         fds: Option<u64>,
     ) -> Metric {
-        self.set_path(pid, "limits");
-        if read_into(&self.path, &mut self.text).is_err() {
+        if dir.read(c"limits", &mut self.text).is_err() {
             return m;
         }
         let limits = parse_limits(&self.text);
