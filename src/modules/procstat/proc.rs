@@ -37,8 +37,11 @@ pub(crate) fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
     let mut it = rest.split_ascii_whitespace();
     let state = it.next()?.bytes().next()?;
     let mut v = [0i64; 40];
+    // Fields after the state seen (at most 39): the file has blkio ticks if it reached 39.
+    let mut seen = 0;
     for (i, s) in it.enumerate().take(39) {
         v[i + 1] = s.parse().unwrap_or(0);
+        seen = i + 1;
     }
     let u = |i: usize| u64::try_from(v[i]).unwrap_or(0);
     // Indices after the state: 1 ppid, 7 minflt … 21 rss, 39 delayacct_blkio_ticks.
@@ -59,7 +62,7 @@ pub(crate) fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
             starttime: u(19),
             vsize: u(20),
             rss_pages: u(21),
-            blkio_ticks: (rest.split_ascii_whitespace().count() > 39).then(|| u(39)),
+            blkio_ticks: (seen == 39).then(|| u(39)),
         },
     ))
 }
@@ -84,7 +87,12 @@ pub(crate) struct Status {
 
 pub(crate) fn parse_status(text: &str) -> Status {
     let mut s = Status::default();
-    for line in text.lines() {
+    // The file has ~57 lines and this runs once per process per gather: lines whose key
+    // cannot be one of ours are skipped on their first byte, before any search for ':'.
+    for line in text.split('\n') {
+        if !matches!(line.as_bytes().first(), Some(b'U' | b'S' | b'V' | b'v' | b'n')) {
+            continue;
+        }
         let Some((k, rest)) = line.split_once(':') else {
             continue;
         };

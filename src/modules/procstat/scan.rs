@@ -287,7 +287,17 @@ impl ScanState {
         let status = self.read_status(&dir);
         let user = status.ruid.map(|u| self.user_name(u));
         let p = &cfg.prefix;
-        let mut m = Metric::new("procstat", round.ts).tag("process_name", name);
+        let mut m = Metric::new("procstat", round.ts);
+        // Every field this line can have, allocated once (growing the vector field by field
+        // reallocated it four times per process).
+        m.tags.reserve_exact(tags.len() + 6);
+        m.fields.reserve_exact(
+            21 + 4 * usize::from(cfg.cpu)
+                + 3 * usize::from(cfg.memory)
+                + 9 * usize::from(cfg.mmap)
+                + 32 * usize::from(cfg.limits),
+        );
+        let mut m = m.tag("process_name", name);
         for (k, v) in tags {
             m = m.tag(*k, v.clone());
         }
