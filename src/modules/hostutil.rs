@@ -26,9 +26,29 @@ pub(crate) fn read_bytes_into(path: impl AsRef<Path>, buf: &mut Vec<u8>) -> std:
     read_bytes_at_zero(&f, buf)
 }
 
+/// Like [`read_bytes_into`], but stops at the first read that returns less than it asked for:
+/// for files whose reads always return all there is, and where the read that finds the end
+/// costs the kernel as much as a read of the data (/proc/<pid>/cmdline).
+pub(crate) fn read_bytes_until_short(
+    path: impl AsRef<Path>,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    read_bytes_from_zero(&f, buf, true)
+}
+
 /// Reads `f` from offset 0 to its end with `pread`. /proc and /sys files regenerate their
 /// content on a read at offset 0, so a file kept open can be read again without reopening.
 pub(crate) fn read_bytes_at_zero(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    read_bytes_from_zero(f, buf, false)
+}
+
+/// [`read_bytes_at_zero`]; `short_is_end`: a read that fills less than the room offered ends it.
+fn read_bytes_from_zero(
+    f: &std::fs::File,
+    buf: &mut Vec<u8>,
+    short_is_end: bool,
+) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     buf.clear();
     loop {
@@ -50,7 +70,7 @@ pub(crate) fn read_bytes_at_zero(f: &std::fs::File, buf: &mut Vec<u8>) -> std::i
             }
         };
         buf.truncate(start + n);
-        if n == 0 {
+        if n == 0 || (short_is_end && n < room) {
             return Ok(());
         }
     }
@@ -67,96 +87,60 @@ pub(crate) fn read_at_zero(f: &std::fs::File, buf: &mut String) -> std::io::Resu
     r
 }
 
-/// A directory held open to open the files under it with `openat`: each open then walks only
-/// the last component. For `/proc/<pid>/…` that spares the kernel a lookup and a revalidation
-/// of `/proc` and `/proc/<pid>` (the pid's task and owner are checked on every walk) per file:
-/// `procstat` reads five files per process.
-#[derive(Debug)]
-pub(crate) struct Dir(std::os::fd::OwnedFd);
-
-impl Dir {
-    /// Opens `path` with `O_PATH` (no read permission needed, nothing read); `nul` is a scratch
-    /// buffer for the C string.
-    pub(crate) fn open(path: &str, nul: &mut Vec<u8>) -> std::io::Result<Dir> {
-        let c = c_path(path, nul)?;
-        // SAFETY: `c` is a NUL-terminated string that outlives the call.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+/// The number of entries of the directory `path`, but `.` and `..`: `getdents64` into `buf`
+/// (kept by the caller; `nul` holds the path as a C string), so no `DIR` stream is allocated
+/// and no `fstat` made per directory, as `readdir(3)` and `std::fs::read_dir` do. For
+/// /proc/<pid>/fd, counted for every process in every `procstat` scan.
+pub(crate) fn count_entries(
+    path: &str,
+    nul: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    nul.clear();
+    nul.extend_from_slice(path.as_bytes());
+    nul.push(0);
+    let c = std::ffi::CStr::from_bytes_with_nul(nul)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
+    let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Room for ~100 entries of /proc/<pid>/fd per call; more entries take more calls.
+    if buf.len() < 4096 {
+        buf.resize(4096, 0);
+    }
+    let mut n = 0;
+    loop {
+        // SAFETY: `buf` is writable for `buf.len()` bytes; `dir` is an open directory.
+        let got = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
             )
         };
-        owned_fd(fd).map(Dir)
-    }
-
-    /// `name` (a single component) under this directory, opened for reading.
-    pub(crate) fn file(&self, name: &std::ffi::CStr) -> std::io::Result<std::fs::File> {
-        self.open_at(name, libc::O_RDONLY | libc::O_CLOEXEC)
-            .map(std::fs::File::from)
-    }
-
-    /// [`read_into`] of `name` under this directory.
-    pub(crate) fn read(&self, name: &std::ffi::CStr, buf: &mut String) -> std::io::Result<()> {
-        read_at_zero(&self.file(name)?, buf)
-    }
-
-    /// [`read_bytes_into`] of `name` under this directory.
-    pub(crate) fn read_bytes(
-        &self,
-        name: &std::ffi::CStr,
-        buf: &mut Vec<u8>,
-    ) -> std::io::Result<()> {
-        read_bytes_at_zero(&self.file(name)?, buf)
-    }
-
-    /// The number of entries of the directory `name` under this one, but `.` and `..`:
-    /// `getdents64` into `buf` (kept by the caller), so no `DIR` stream is allocated and no
-    /// `fstat` made per directory, as `readdir(3)` and `std::fs::read_dir` do.
-    pub(crate) fn count_entries(
-        &self,
-        name: &std::ffi::CStr,
-        buf: &mut Vec<u8>,
-    ) -> std::io::Result<u64> {
-        use std::os::fd::AsRawFd;
-        let dir = self.open_at(name, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)?;
-        // Room for ~100 entries of /proc/<pid>/fd per call; more entries take more calls.
-        if buf.len() < 4096 {
-            buf.resize(4096, 0);
-        }
-        let mut n = 0;
-        loop {
-            // SAFETY: `buf` is writable for `buf.len()` bytes; `dir` is an open directory.
-            let got = unsafe {
-                libc::syscall(
-                    libc::SYS_getdents64,
-                    dir.as_raw_fd(),
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                )
-            };
-            let got = match usize::try_from(got) {
-                Ok(0) => return Ok(n),
-                Ok(g) => g.min(buf.len()),
-                Err(_) => {
-                    let e = std::io::Error::last_os_error();
-                    if e.kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    return Err(e);
+        let got = match usize::try_from(got) {
+            Ok(0) => return Ok(n),
+            Ok(g) => g.min(buf.len()),
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
                 }
-            };
-            n += count_dirents(&buf[..got]);
-        }
-    }
-
-    fn open_at(
-        &self,
-        name: &std::ffi::CStr,
-        flags: libc::c_int,
-    ) -> std::io::Result<std::os::fd::OwnedFd> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: `name` is NUL-terminated and outlives the call; the directory fd is open.
-        owned_fd(unsafe { libc::openat(self.0.as_raw_fd(), name.as_ptr(), flags) })
+                return Err(e);
+            }
+        };
+        n += count_dirents(&buf[..got]);
     }
 }
 
@@ -177,25 +161,6 @@ fn count_dirents(mut b: &[u8]) -> u64 {
         b = &b[reclen..];
     }
     n
-}
-
-/// `path` with a NUL appended, in `buf`.
-fn c_path<'a>(path: &str, buf: &'a mut Vec<u8>) -> std::io::Result<&'a std::ffi::CStr> {
-    buf.clear();
-    buf.extend_from_slice(path.as_bytes());
-    buf.push(0);
-    std::ffi::CStr::from_bytes_with_nul(buf)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-}
-
-/// A descriptor returned by `open`/`openat`, or the error in `errno`.
-fn owned_fd(fd: libc::c_int) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// A /proc or /sys file opened once and re-read with `pread` at offset 0 on every gather
@@ -443,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn dir_opens_files_and_counts_entries() {
+    fn counts_directory_entries() {
         let tmp = tempfile::tempdir().unwrap();
         let sub = tmp.path().join("sub");
         std::fs::create_dir(&sub).unwrap();
@@ -452,18 +417,11 @@ mod tests {
             std::fs::write(sub.join(format!("{i:0>60}")), b"").unwrap();
         }
         std::fs::write(tmp.path().join("f"), b"hello").unwrap();
-        let mut nul = Vec::new();
-        let d = Dir::open(tmp.path().to_str().unwrap(), &mut nul).unwrap();
-        let mut buf = Vec::new();
-        assert_eq!(d.count_entries(c"sub", &mut buf).unwrap(), 300);
-        let mut s = String::new();
-        d.read(c"f", &mut s).unwrap();
-        assert_eq!(s, "hello");
-        let mut b = Vec::new();
-        d.read_bytes(c"f", &mut b).unwrap();
-        assert_eq!(b, b"hello");
-        assert!(d.file(c"missing").is_err());
-        assert!(d.count_entries(c"f", &mut buf).is_err(), "not a directory");
+        let (mut nul, mut buf) = (Vec::new(), Vec::new());
+        let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+        assert_eq!(count_entries(&path(&sub), &mut nul, &mut buf).unwrap(), 300);
+        assert!(count_entries(&path(&tmp.path().join("f")), &mut nul, &mut buf).is_err());
+        assert!(count_entries("/nonexistent", &mut nul, &mut buf).is_err());
         // /proc/<pid>/fd, the use it is made for: the same count as readdir, on a child whose
         // descriptors do not change (this process's do, with tests running in parallel).
         let mut child = std::process::Command::new("sleep")
@@ -471,15 +429,28 @@ mod tests {
             .spawn()
             .unwrap();
         let fds = format!("/proc/{}/fd", child.id());
-        let other = Dir::open(&format!("/proc/{}", child.id()), &mut nul).unwrap();
-        let n = other.count_entries(c"fd", &mut buf).unwrap();
+        let n = count_entries(&fds, &mut nul, &mut buf).unwrap();
         let listed = std::fs::read_dir(&fds).unwrap().count() as u64;
         let _ = child.kill();
         let _ = child.wait();
         // At least stdin, stdout and stderr (and whatever the test harness lets children inherit).
         assert!(n >= 3, "{n}");
         assert_eq!(n, listed);
-        assert!(Dir::open("/nonexistent", &mut nul).is_err());
+    }
+
+    #[test]
+    fn reads_until_a_short_read() {
+        let mut b = Vec::with_capacity(8);
+        read_bytes_until_short("/proc/self/cmdline", &mut b).unwrap();
+        let whole = std::fs::read("/proc/self/cmdline").unwrap();
+        assert_eq!(b, whole);
+        // More than one read's room (a regular file fills every read): still whole.
+        let tmp = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(tmp.path().join("big"), &big).unwrap();
+        read_bytes_until_short(tmp.path().join("big"), &mut b).unwrap();
+        assert_eq!(b, big);
+        assert!(read_bytes_until_short("/nonexistent", &mut b).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Reading and parsing `/proc/<pid>/…` files.
 
 use super::scan::ScanState;
-use crate::modules::hostutil::{Dir, kv_number, read_bytes_into, read_into};
+use crate::modules::hostutil::{kv_number, read_bytes_until_short, read_into};
 
 /// The fields of `/proc/<pid>/stat` we use.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -233,13 +233,12 @@ impl ScanState {
     /// Command line with NULs as spaces (into `self.cmdline`); false if unreadable.
     pub(super) fn read_cmdline(&mut self, pid: i32) -> bool {
         self.set_path(pid, "cmdline");
-        let ok = read_bytes_into(&self.path, &mut self.cmdline).is_ok();
-        ok && self.cmdline_to_text()
-    }
-
-    /// [`Self::read_cmdline`] from the process's open directory.
-    pub(super) fn read_cmdline_in(&mut self, dir: &Dir) -> bool {
-        let ok = dir.read_bytes(c"cmdline", &mut self.cmdline).is_ok();
+        // The kernel fills a read with all the arguments there are (short only at their end,
+        // or when it cannot read the process's memory at all), and every read of this file,
+        // even one past the end, costs it a read of the process's memory (to check for
+        // `setproctitle`): a second read that returns 0 would double that for every process
+        // on the host, in every scan.
+        let ok = read_bytes_until_short(&self.path, &mut self.cmdline).is_ok();
         ok && self.cmdline_to_text()
     }
 

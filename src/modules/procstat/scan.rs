@@ -2,7 +2,6 @@
 //! Runs on the blocking pool (see the module doc).
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write;
 use std::time::Instant;
 
 use super::config::{Config, Lookup, Selector};
@@ -11,7 +10,7 @@ use super::proc::{
     status_word,
 };
 use super::sockets::{Tables, Value, socket_inode};
-use crate::modules::hostutil::Dir;
+use crate::modules::hostutil::{count_entries, read_bytes_into, read_into};
 use crate::modules::procfs::{host, meminfo, stat};
 use crate::output::{Key, Metric};
 
@@ -36,9 +35,8 @@ pub(super) struct ScanState {
     /// Command lines the finder read to match a pattern in this scan, by pid: the process's
     /// line uses them instead of reading the file again a moment later.
     pub(super) cmdlines: HashMap<i32, String>,
-    /// Scratch: a path as a C string, `getdents64` results.
-    nul: Vec<u8>,
-    dents: Vec<u8>,
+    /// Scratch: a path as a C string and `getdents64` results.
+    dents: (Vec<u8>, Vec<u8>),
     pub(super) users_loaded: bool,
     boot_time_s: u64,
     /// How long `systemctl` or `supervisorctl` may take: the scan's `timeout`.
@@ -263,12 +261,9 @@ impl ScanState {
         tags: &[(&'static str, String)],
     ) -> Option<Vec<Metric>> {
         let pid = id.1;
-        self.path.clear();
-        let _ = write!(self.path, "{}/{pid}", self.proc_root);
-        // Every file below is opened relative to the process's directory.
-        let dir = Dir::open(&self.path, &mut self.nul).ok()?; // exited since it was found
-        if dir.read_bytes(c"stat", &mut self.bytes).is_err() {
-            return None;
+        self.set_path(pid, "stat");
+        if read_bytes_into(&self.path, &mut self.bytes).is_err() {
+            return None; // exited since it was found
         }
         let (comm, s) = parse_stat(&self.bytes)?;
         let comm = String::from_utf8_lossy(comm).into_owned();
@@ -277,14 +272,14 @@ impl ScanState {
         }
         let cmdline = match self.cmdlines.remove(&pid) {
             Some(c) => c,
-            None if self.read_cmdline_in(&dir) => String::from_utf8_lossy(&self.cmdline).into_owned(),
+            None if self.read_cmdline(pid) => String::from_utf8_lossy(&self.cmdline).into_owned(),
             None => String::new(),
         };
         let name = match &cfg.process_name {
             Some(n) => n.clone(),
             None => full_name(comm, &cmdline),
         };
-        let status = self.read_status(&dir);
+        let status = self.read_status(pid);
         let user = status.ruid.map(|u| self.user_name(u));
         let p = &cfg.prefix;
         let mut m = Metric::new("procstat", round.ts);
@@ -303,9 +298,9 @@ impl ScanState {
         }
         let m = identity(m, cfg, pid, &s, cmdline, user);
         let mut m = counters(m, p, &s, &status);
-        let (fds, inodes) = self.fds(&dir, pid, round.sockets.is_some());
+        let (fds, inodes) = self.fds(pid, round.sockets.is_some());
         m = m.field_opt(key(p, "num_fds"), fds);
-        m = self.io(m, p, &dir);
+        m = self.io(m, p, pid);
         let created_s = self.boot_time_s as f64 + s.starttime as f64 / host.hz;
         m = m.field(key(p, "created_at"), (created_s * 1e9) as i64);
         if cfg.cpu {
@@ -315,10 +310,10 @@ impl ScanState {
             m = memory(m, p, host, &s, &status, round.mem_total);
         }
         if cfg.mmap {
-            m = self.mmap(m, p, &dir, &s);
+            m = self.mmap(m, p, pid, &s);
         }
         if cfg.limits {
-            m = self.limits(m, p, host, &dir, &s, &status, fds);
+            m = self.limits(m, p, host, pid, &s, &status, fds);
         }
         let mut out = vec![m];
         if let Some(t) = &round.sockets {
@@ -328,8 +323,9 @@ impl ScanState {
     }
 
     /// `/proc/<pid>/status`, or all fields absent if unreadable.
-    fn read_status(&mut self, dir: &Dir) -> Status {
-        if dir.read(c"status", &mut self.text).is_ok() {
+    fn read_status(&mut self, pid: i32) -> Status {
+        self.set_path(pid, "status");
+        if read_into(&self.path, &mut self.text).is_ok() {
             super::proc::parse_status(&self.text)
         } else {
             Status::default()
@@ -338,11 +334,11 @@ impl ScanState {
 
     /// The number of open descriptors and, when `sockets`, the inodes of those that are
     /// sockets (one readlink per descriptor, only then).
-    fn fds(&mut self, dir: &Dir, pid: i32, sockets: bool) -> (Option<u64>, Vec<u32>) {
-        if !sockets {
-            return (dir.count_entries(c"fd", &mut self.dents).ok(), Vec::new());
-        }
+    fn fds(&mut self, pid: i32, sockets: bool) -> (Option<u64>, Vec<u32>) {
         self.set_path(pid, "fd");
+        if !sockets {
+            return (count_entries(&self.path, &mut self.dents.0, &mut self.dents.1).ok(), Vec::new());
+        }
         let Ok(d) = std::fs::read_dir(&self.path) else {
             return (None, Vec::new());
         };
@@ -360,8 +356,9 @@ impl ScanState {
     }
 
     /// The `/proc/<pid>/io` counters (left out when unreadable).
-    fn io(&mut self, mut m: Metric, p: &Option<String>, dir: &Dir) -> Metric {
-        if dir.read(c"io", &mut self.text).is_ok() {
+    fn io(&mut self, mut m: Metric, p: &Option<String>, pid: i32) -> Metric {
+        self.set_path(pid, "io");
+        if read_into(&self.path, &mut self.text).is_ok() {
             let io = parse_io(&self.text);
             m = m
                 .field_opt(key(p, "read_bytes"), io[0])
@@ -415,8 +412,9 @@ impl ScanState {
     }
 
     /// The `mmap` property, from `/proc/<pid>/smaps_rollup` (left out when unreadable).
-    fn mmap(&mut self, mut m: Metric, p: &Option<String>, dir: &Dir, s: &Stat) -> Metric {
-        if dir.read(c"smaps_rollup", &mut self.text).is_ok() {
+    fn mmap(&mut self, mut m: Metric, p: &Option<String>, pid: i32, s: &Stat) -> Metric {
+        self.set_path(pid, "smaps_rollup");
+        if read_into(&self.path, &mut self.text).is_ok() {
             let v = parse_smaps_rollup(&self.text);
             m = m.field(key(p, "memory_size"), s.vsize);
             for (i, (_, name)) in SMAPS.iter().enumerate() {
@@ -434,12 +432,13 @@ impl ScanState {
         mut m: Metric,
         p: &Option<String>,
         host: Host,
-        dir: &Dir,
+        pid: i32,
         s: &Stat,
         status: &Status,
         fds: Option<u64>,
     ) -> Metric {
-        if dir.read(c"limits", &mut self.text).is_err() {
+        self.set_path(pid, "limits");
+        if read_into(&self.path, &mut self.text).is_err() {
             return m;
         }
         let limits = parse_limits(&self.text);
