@@ -428,8 +428,7 @@ impl ScanState {
             if !f.patterns.iter().any(|re| re.is_match(&cmd)) {
                 return false;
             }
-            let cmd = cmd.into_owned();
-            self.cmdlines.insert(pid, cmd);
+            self.cmdlines.insert(pid, cmd.into_owned());
         }
         true
     }

@@ -238,12 +238,9 @@ impl ScanState {
         // even one past the end, costs it a read of the process's memory (to check for
         // `setproctitle`): a second read that returns 0 would double that for every process
         // on the host, in every scan.
-        let ok = read_bytes_until_short(&self.path, &mut self.cmdline).is_ok();
-        ok && self.cmdline_to_text()
-    }
-
-    /// `self.cmdline` as read: arguments separated by NULs, a NUL at the end.
-    fn cmdline_to_text(&mut self) -> bool {
+        if read_bytes_until_short(&self.path, &mut self.cmdline).is_err() {
+            return false;
+        }
         while self.cmdline.last() == Some(&0) {
             self.cmdline.pop();
         }
