@@ -1,7 +1,9 @@
 /*
  * The floor under bench/host.sh's procstat figures: the kernel work of one procstat gather by
- * pattern and nothing else. Each round walks /proc, reads every process's cmdline to match the
- * pattern (a prefix here: the cheapest match there is), and for each match reads the files
+ * pattern and nothing else. Each round reads /proc/meminfo (MemTotal, for memory_usage), walks
+ * /proc, reads every process's cmdline to match the pattern (a prefix here: the cheapest match
+ * there is) or, for a process without one (a kernel thread), its comm, as pgrep -f does (the
+ * default pid_finder: telegraf runs `pgrep -f`), and for each match reads the files
  * telegraf's default properties need: stat (cpu times, faults, threads), status (memory,
  * context switches), io (bytes read and written), the fd directory (num_fds) and, with MMAP=1,
  * smaps_rollup (the memory_* fields of the "mmap" property). It writes one short line per
@@ -66,6 +68,7 @@ int main(int argc, char **argv) {
             next.tv_sec++;
         }
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        slurp("/proc/meminfo");
         DIR *proc = opendir("/proc");
         if (!proc) return 1;
         struct dirent *e;
@@ -77,6 +80,13 @@ int main(int argc, char **argv) {
             if (fd < 0) continue;
             ssize_t n = read(fd, buf, sizeof buf);
             close(fd);
+            if (n == 0) {
+                snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0) continue;
+                n = read(fd, buf, sizeof buf);
+                close(fd);
+            }
             if (n < (ssize_t)plen || memcmp(buf, prefix, plen) != 0) continue;
             static const char *files[] = {"stat", "status", "io"};
             long bytes = 0;

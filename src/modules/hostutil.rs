@@ -26,9 +26,29 @@ pub(crate) fn read_bytes_into(path: impl AsRef<Path>, buf: &mut Vec<u8>) -> std:
     read_bytes_at_zero(&f, buf)
 }
 
+/// Like [`read_bytes_into`], but stops at the first read that returns less than it asked for:
+/// for files whose reads always return all there is, and where the read that finds the end
+/// costs the kernel as much as a read of the data (/proc/<pid>/cmdline).
+pub(crate) fn read_bytes_until_short(
+    path: impl AsRef<Path>,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    read_bytes_from_zero(&f, buf, true)
+}
+
 /// Reads `f` from offset 0 to its end with `pread`. /proc and /sys files regenerate their
 /// content on a read at offset 0, so a file kept open can be read again without reopening.
 pub(crate) fn read_bytes_at_zero(f: &std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    read_bytes_from_zero(f, buf, false)
+}
+
+/// [`read_bytes_at_zero`]; `short_is_end`: a read that fills less than the room offered ends it.
+fn read_bytes_from_zero(
+    f: &std::fs::File,
+    buf: &mut Vec<u8>,
+    short_is_end: bool,
+) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     buf.clear();
     loop {
@@ -50,7 +70,7 @@ pub(crate) fn read_bytes_at_zero(f: &std::fs::File, buf: &mut Vec<u8>) -> std::i
             }
         };
         buf.truncate(start + n);
-        if n == 0 {
+        if n == 0 || (short_is_end && n < room) {
             return Ok(());
         }
     }
@@ -65,6 +85,82 @@ pub(crate) fn read_at_zero(f: &std::fs::File, buf: &mut String) -> std::io::Resu
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     };
     r
+}
+
+/// The number of entries of the directory `path`, but `.` and `..`: `getdents64` into `buf`
+/// (kept by the caller; `nul` holds the path as a C string), so no `DIR` stream is allocated
+/// and no `fstat` made per directory, as `readdir(3)` and `std::fs::read_dir` do. For
+/// /proc/<pid>/fd, counted for every process in every `procstat` scan.
+pub(crate) fn count_entries(
+    path: &str,
+    nul: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<u64> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    nul.clear();
+    nul.extend_from_slice(path.as_bytes());
+    nul.push(0);
+    let c = std::ffi::CStr::from_bytes_with_nul(nul)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
+    let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Room for ~100 entries of /proc/<pid>/fd per call; more entries take more calls.
+    if buf.len() < 4096 {
+        buf.resize(4096, 0);
+    }
+    let mut n = 0;
+    loop {
+        // SAFETY: `buf` is writable for `buf.len()` bytes; `dir` is an open directory.
+        let got = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        let got = match usize::try_from(got) {
+            Ok(0) => return Ok(n),
+            Ok(g) => g.min(buf.len()),
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        n += count_dirents(&buf[..got]);
+    }
+}
+
+/// The entries of a `getdents64` result (`struct linux_dirent64`: inode u64, offset i64,
+/// record length u16, type u8, then the NUL-terminated name), but `.` and `..`.
+fn count_dirents(mut b: &[u8]) -> u64 {
+    let mut n = 0;
+    while b.len() >= 19 {
+        let reclen = usize::from(u16::from_ne_bytes([b[16], b[17]]));
+        if reclen < 19 || reclen > b.len() {
+            break;
+        }
+        let name = &b[19..reclen];
+        let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+        if name != b"." && name != b".." {
+            n += 1;
+        }
+        b = &b[reclen..];
+    }
+    n
 }
 
 /// A /proc or /sys file opened once and re-read with `pread` at offset 0 on every gather
@@ -309,6 +405,52 @@ mod tests {
         // Larger than the initial capacity: read in several chunks, complete.
         assert!(m.len() > 1024 && m.contains("[stack]") && m.ends_with('\n'));
         assert!(ProcFile::new("/nonexistent").read(&mut m).is_err());
+    }
+
+    #[test]
+    fn counts_directory_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sub = tmp.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        // Names long enough that the entries fill several 4 KiB getdents64 buffers.
+        for i in 0..300 {
+            std::fs::write(sub.join(format!("{i:0>60}")), b"").unwrap();
+        }
+        std::fs::write(tmp.path().join("f"), b"hello").unwrap();
+        let (mut nul, mut buf) = (Vec::new(), Vec::new());
+        let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+        assert_eq!(count_entries(&path(&sub), &mut nul, &mut buf).unwrap(), 300);
+        assert!(count_entries(&path(&tmp.path().join("f")), &mut nul, &mut buf).is_err());
+        assert!(count_entries("/nonexistent", &mut nul, &mut buf).is_err());
+        // /proc/<pid>/fd, the use it is made for: the same count as readdir, on a child whose
+        // descriptors do not change (this process's do, with tests running in parallel).
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fds = format!("/proc/{}/fd", child.id());
+        let n = count_entries(&fds, &mut nul, &mut buf).unwrap();
+        let listed = std::fs::read_dir(&fds).unwrap().count() as u64;
+        let _ = child.kill();
+        let _ = child.wait();
+        // At least stdin, stdout and stderr (and whatever the test harness lets children inherit).
+        assert!(n >= 3, "{n}");
+        assert_eq!(n, listed);
+    }
+
+    #[test]
+    fn reads_until_a_short_read() {
+        let mut b = Vec::with_capacity(8);
+        read_bytes_until_short("/proc/self/cmdline", &mut b).unwrap();
+        let whole = std::fs::read("/proc/self/cmdline").unwrap();
+        assert_eq!(b, whole);
+        // More than one read's room (a regular file fills every read): still whole.
+        let tmp = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(tmp.path().join("big"), &big).unwrap();
+        read_bytes_until_short(tmp.path().join("big"), &mut b).unwrap();
+        assert_eq!(b, big);
+        assert!(read_bytes_until_short("/nonexistent", &mut b).is_err());
     }
 
     #[test]

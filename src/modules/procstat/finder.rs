@@ -257,7 +257,12 @@ impl ScanState {
         if self.cmdline.is_empty() && comm_fallback {
             return self.read_comm(pid) && re.is_match(&self.text);
         }
-        re.is_match(&String::from_utf8_lossy(&self.cmdline))
+        let cmd = String::from_utf8_lossy(&self.cmdline);
+        if !re.is_match(&cmd) {
+            return false;
+        }
+        self.cmdlines.insert(pid, cmd.into_owned());
+        true
     }
 
     /// `pgrep -u NAME|UID` (effective user) or, native, the real user's name equal to `name`.
@@ -423,6 +428,7 @@ impl ScanState {
             if !f.patterns.iter().any(|re| re.is_match(&cmd)) {
                 return false;
             }
+            self.cmdlines.insert(pid, cmd.into_owned());
         }
         true
     }

@@ -1,7 +1,7 @@
 //! Reading and parsing `/proc/<pid>/…` files.
 
 use super::scan::ScanState;
-use crate::modules::hostutil::{kv_number, read_bytes_into, read_into};
+use crate::modules::hostutil::{kv_number, read_bytes_until_short, read_into};
 
 /// The fields of `/proc/<pid>/stat` we use.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -37,8 +37,11 @@ pub(crate) fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
     let mut it = rest.split_ascii_whitespace();
     let state = it.next()?.bytes().next()?;
     let mut v = [0i64; 40];
+    // Fields after the state seen (at most 39): the file has blkio ticks if it reached 39.
+    let mut seen = 0;
     for (i, s) in it.enumerate().take(39) {
         v[i + 1] = s.parse().unwrap_or(0);
+        seen = i + 1;
     }
     let u = |i: usize| u64::try_from(v[i]).unwrap_or(0);
     // Indices after the state: 1 ppid, 7 minflt … 21 rss, 39 delayacct_blkio_ticks.
@@ -59,7 +62,7 @@ pub(crate) fn parse_stat(buf: &[u8]) -> Option<(&[u8], Stat)> {
             starttime: u(19),
             vsize: u(20),
             rss_pages: u(21),
-            blkio_ticks: (rest.split_ascii_whitespace().count() > 39).then(|| u(39)),
+            blkio_ticks: (seen == 39).then(|| u(39)),
         },
     ))
 }
@@ -82,10 +85,39 @@ pub(crate) struct Status {
     pub vm_rss: Option<u64>,
 }
 
+/// The lines of a /proc file, found by a byte scan: `str::lines` (like `split_once` with a
+/// char) makes a `memchr` and a `memcmp` call per search, which costs more than scanning
+/// lines this short (measured: `parse_status` 1.5 -> 0.85 µs per file).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next) = match rest.bytes().position(|b| b == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        rest = next;
+        Some(line)
+    })
+}
+
+/// `line` split at its first ':', by a byte scan (see [`lines`]).
+fn split_colon(line: &str) -> Option<(&str, &str)> {
+    let i = line.bytes().position(|b| b == b':')?;
+    Some((&line[..i], &line[i + 1..]))
+}
+
 pub(crate) fn parse_status(text: &str) -> Status {
     let mut s = Status::default();
-    for line in text.lines() {
-        let Some((k, rest)) = line.split_once(':') else {
+    // The file has ~57 lines and this runs once per process per gather: lines whose key
+    // cannot be one of ours are skipped on their first byte, before any search for ':'.
+    for line in lines(text) {
+        if !matches!(line.as_bytes().first(), Some(b'U' | b'S' | b'V' | b'v' | b'n')) {
+            continue;
+        }
+        let Some((k, rest)) = split_colon(line) else {
             continue;
         };
         let bytes = || kv_number(rest).map(|(n, kb)| if kb { n * 1024 } else { n });
@@ -118,8 +150,8 @@ pub(crate) fn parse_status(text: &str) -> Status {
 /// `/proc/<pid>/io`: rchar, wchar, syscr, syscw, read_bytes, write_bytes.
 pub(crate) fn parse_io(text: &str) -> [Option<u64>; 6] {
     let mut out = [None; 6];
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else {
+    for line in lines(text) {
+        let Some((k, v)) = split_colon(line) else {
             continue;
         };
         let i = match k {
@@ -150,8 +182,8 @@ pub(super) const SMAPS: [(&str, &str); 8] = [
 
 pub(crate) fn parse_smaps_rollup(text: &str) -> [Option<u64>; 8] {
     let mut out = [None; 8];
-    for line in text.lines() {
-        let Some((k, rest)) = line.split_once(':') else {
+    for line in lines(text) {
+        let Some((k, rest)) = split_colon(line) else {
             continue;
         };
         if let Some(i) = SMAPS.iter().position(|(key, _)| *key == k) {
@@ -225,7 +257,12 @@ impl ScanState {
     /// Command line with NULs as spaces (into `self.cmdline`); false if unreadable.
     pub(super) fn read_cmdline(&mut self, pid: i32) -> bool {
         self.set_path(pid, "cmdline");
-        if read_bytes_into(&self.path, &mut self.cmdline).is_err() {
+        // The kernel fills a read with all the arguments there are (short only at their end,
+        // or when it cannot read the process's memory at all), and every read of this file,
+        // even one past the end, costs it a read of the process's memory (to check for
+        // `setproctitle`): a second read that returns 0 would double that for every process
+        // on the host, in every scan.
+        if read_bytes_until_short(&self.path, &mut self.cmdline).is_err() {
             return false;
         }
         while self.cmdline.last() == Some(&0) {
@@ -289,6 +326,15 @@ mod tests {
         ));
         assert_eq!(sm[0], Some(223 * 1024));
         assert!(sm.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn lines_and_colons_as_str_lines() {
+        for text in ["", "\n", "a:1\nb\n\nc:2:3", "é:ü\nx:\n", "k: v\n"] {
+            let ours: Vec<_> = lines(text).map(|l| (l, split_colon(l))).collect();
+            let std: Vec<_> = text.lines().map(|l| (l, l.split_once(':'))).collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
     }
 
     #[test]

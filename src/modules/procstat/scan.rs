@@ -10,7 +10,7 @@ use super::proc::{
     status_word,
 };
 use super::sockets::{Tables, Value, socket_inode};
-use crate::modules::hostutil::{read_bytes_into, read_into};
+use crate::modules::hostutil::{count_entries, read_bytes_into, read_into};
 use crate::modules::procfs::{host, meminfo, stat};
 use crate::output::{Key, Metric};
 
@@ -32,6 +32,11 @@ pub(super) struct ScanState {
     /// The previous sample of each process, per filter (0 in old mode) as telegraf keeps them.
     prev: HashMap<(usize, i32), Prev>,
     pub(super) users: HashMap<u32, String>,
+    /// Command lines the finder read to match a pattern in this scan, by pid: the process's
+    /// line uses them instead of reading the file again a moment later.
+    pub(super) cmdlines: HashMap<i32, String>,
+    /// Scratch: a path as a C string and `getdents64` results.
+    dents: (Vec<u8>, Vec<u8>),
     pub(super) users_loaded: bool,
     boot_time_s: u64,
     /// How long `systemctl` or `supervisorctl` may take: the scan's `timeout`.
@@ -96,6 +101,7 @@ pub(super) fn scan(st: &mut ScanState, cfg: &Config, host: Host, ts: i64) -> Sca
         st.proc_root = host::path("/proc").into_owned();
     }
     st.users_loaded = false;
+    st.cmdlines.clear();
     st.exec_timeout = cfg.timeout;
     let mut out = ScanResult {
         metrics: Vec::new(),
@@ -264,11 +270,10 @@ impl ScanState {
         if comm.is_empty() {
             return None; // as telegraf: no name, probably no process
         }
-        // Read again even for `pattern`: the scan may be seconds after the match.
-        let cmdline = if self.read_cmdline(pid) {
-            String::from_utf8_lossy(&self.cmdline).into_owned()
-        } else {
-            String::new()
+        let cmdline = match self.cmdlines.remove(&pid) {
+            Some(c) => c,
+            None if self.read_cmdline(pid) => String::from_utf8_lossy(&self.cmdline).into_owned(),
+            None => String::new(),
         };
         let name = match &cfg.process_name {
             Some(n) => n.clone(),
@@ -277,7 +282,17 @@ impl ScanState {
         let status = self.read_status(pid);
         let user = status.ruid.map(|u| self.user_name(u));
         let p = &cfg.prefix;
-        let mut m = Metric::new("procstat", round.ts).tag("process_name", name);
+        let mut m = Metric::new("procstat", round.ts);
+        // Every field this line can have, allocated once (growing the vector field by field
+        // reallocated it four times per process).
+        m.tags.reserve_exact(tags.len() + 6);
+        m.fields.reserve_exact(
+            21 + 4 * usize::from(cfg.cpu)
+                + 3 * usize::from(cfg.memory)
+                + 9 * usize::from(cfg.mmap)
+                + 32 * usize::from(cfg.limits),
+        );
+        let mut m = m.tag("process_name", name);
         for (k, v) in tags {
             m = m.tag(*k, v.clone());
         }
@@ -321,12 +336,12 @@ impl ScanState {
     /// sockets (one readlink per descriptor, only then).
     fn fds(&mut self, pid: i32, sockets: bool) -> (Option<u64>, Vec<u32>) {
         self.set_path(pid, "fd");
+        if !sockets {
+            return (count_entries(&self.path, &mut self.dents.0, &mut self.dents.1).ok(), Vec::new());
+        }
         let Ok(d) = std::fs::read_dir(&self.path) else {
             return (None, Vec::new());
         };
-        if !sockets {
-            return (Some(d.count() as u64), Vec::new());
-        }
         let mut n = 0;
         let mut inodes = Vec::new();
         for e in d.flatten() {
