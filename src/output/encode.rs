@@ -72,6 +72,21 @@ pub struct Decoration {
     pub collection_end: bool,
 }
 
+/// How [`Cursor::escape`] wrote a piece of text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Escaped {
+    /// Byte for byte as given (nearly always).
+    Verbatim,
+    /// Escaped; `altered` when beyond plain escaping ([`EncodeReport::sanitised`]).
+    Changed { altered: bool },
+}
+
+impl Escaped {
+    fn altered(self) -> bool {
+        matches!(self, Escaped::Changed { altered: true })
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
     Measurement,
@@ -114,7 +129,7 @@ fn encode_inner(
     for piece in [deco.name_prefix.as_str(), base, deco.name_suffix.as_str()] {
         cur.reserve(piece.len());
         // SAFETY: room for the piece was made just above.
-        report.sanitised |= unsafe { cur.escape(piece, Part::Measurement, 0) };
+        report.sanitised |= unsafe { cur.escape(piece, Part::Measurement, 0) }.altered();
     }
     match cur.written(name_start, cur.len()).first() {
         None => return Err(Rejected::EmptyName),
@@ -156,11 +171,13 @@ fn encode_inner(
         cur.reserve(k.len() + value_len + 2);
         // SAFETY: room was made just above for the separator, the key, and (left by `escape`
         // whatever it writes) the `=` and the value.
-        report.sanitised |= unsafe {
+        let how = unsafe {
             cur.byte(if written == 0 { b' ' } else { b',' });
             cur.escape(k, Part::Key, value_len + 1)
         };
-        if !field_keys.add(cur, field_start + 1, cur.len()) {
+        report.sanitised |= how.altered();
+        let key = cur.as_written(k, how, field_start + 1, cur.len());
+        if !field_keys.add(cur, key, field_start + 1, cur.len()) {
             cur.truncate(field_start);
             report.fields_dropped += 1;
             continue;
@@ -226,12 +243,14 @@ fn fingerprint(key: &[u8]) -> u64 {
 }
 
 impl Written {
-    /// The key just written is `cur`'s bytes `start..end`. Records it and returns true when it
+    /// The key just written is `key`, `cur`'s bytes `start..end` (given apart: when the key was
+    /// written verbatim, reading the text it was copied from avoids reading back bytes just
+    /// stored, which stalls until the stores complete). Records it and returns true when it
     /// may stay: not empty, not `time` (InfluxDB 1.x refuses a point with that tag or field
     /// key), not a repeat of an earlier key.
     #[inline(always)]
-    fn add(&mut self, cur: &Cursor<'_>, start: usize, end: usize) -> bool {
-        let key = cur.written(start, end);
+    fn add(&mut self, cur: &Cursor<'_>, key: &[u8], start: usize, end: usize) -> bool {
+        debug_assert_eq!(key, cur.written(start, end));
         if key.is_empty() || key.first_chunk() == Some(b"time") && key.len() == 4 {
             return false;
         }
@@ -269,24 +288,25 @@ fn write_tag(
     cur.reserve(k.len() + v.len() + 2);
     // SAFETY: room was made just above for the comma, the key, and (left by `escape` whatever
     // it writes) the `=` and the value.
-    let mut altered = unsafe {
+    let key_how = unsafe {
         cur.byte(b',');
         cur.escape(k, Part::Key, v.len() + 1)
     };
     let key_end = cur.len();
     // SAFETY: `escape` left room for the `=` and the value.
-    altered |= unsafe {
+    let value_how = unsafe {
         cur.byte(b'=');
         cur.escape(v, Part::Key, 0)
     };
-    report.sanitised |= altered;
+    report.sanitised |= key_how.altered() | value_how.altered();
     if cur.len() == key_end + 1 {
         cur.truncate(start);
         return false;
     }
     // Judge the key only once the value is known to be writable, so a dropped tag does not
     // shadow a later one with the same key.
-    let ok = keys.add(cur, start + 1, key_end);
+    let key = cur.as_written(k, key_how, start + 1, key_end);
+    let ok = keys.add(cur, key, start + 1, key_end);
     if !ok {
         cur.truncate(start);
     }
@@ -430,23 +450,34 @@ impl<'a> Cursor<'a> {
         unsafe { self.put(s) };
     }
 
-    /// Escapes `s` into the line; returns true when the text had to be altered beyond plain
-    /// escaping.
+    /// Escapes `s` into the line.
     ///
     /// # Safety
     /// Room for `s.len() + after` bytes; on return there is room for `after` more.
     #[inline(always)]
-    unsafe fn escape(&mut self, s: &str, part: Part, after: usize) -> bool {
+    unsafe fn escape(&mut self, s: &str, part: Part, after: usize) -> Escaped {
         // Nearly every name and tag is plain: one scan, one copy, no call.
         if !any_word(s.as_bytes(), key_special) {
             // SAFETY: the caller made room for `s.len()` bytes, and `after` more are left.
             unsafe { self.put(s.as_bytes()) };
-            return false;
+            return Escaped::Verbatim;
         }
-        self.escape_slow(s, part, after)
+        Escaped::Changed {
+            altered: self.escape_slow(s, part, after),
+        }
     }
 
-    /// [`Cursor::escape`] for text that has something to escape or sanitise.
+    /// The text escaped from `s` into the bytes `start..end`, which `how` says may be `s`
+    /// itself.
+    fn as_written<'s>(&'s self, s: &'s str, how: Escaped, start: usize, end: usize) -> &'s [u8] {
+        match how {
+            Escaped::Verbatim => s.as_bytes(),
+            Escaped::Changed { .. } => self.written(start, end),
+        }
+    }
+
+    /// [`Cursor::escape`] for text that has something to escape or sanitise; returns true when
+    /// the text had to be altered beyond plain escaping.
     #[cold]
     #[inline(never)]
     fn escape_slow(&mut self, s: &str, part: Part, after: usize) -> bool {
