@@ -762,11 +762,16 @@ const ZEROS: u128 = u128::from_ne_bytes([b'0'; 16]);
 
 /// The 16 decimal digits of `n` (below 10^16, zero-padded) as values 0..=9, one per byte in
 /// writing order: the first digit in the lowest byte.
+///
+/// A half that is zero is not converted: integers below 10^8 (most counters, codes and sizes)
+/// have no high half, and most short decimals, scaled to 15 or 16 digits by
+/// [`Cursor::short_decimal`], no low half. The multiplications are what the encoder waits for.
 #[inline(always)]
 fn digits16(n: u64) -> u128 {
     debug_assert!(n < 10_000_000_000_000_000);
-    let high = digits8((n / 100_000_000) as u32);
-    let low = digits8((n % 100_000_000) as u32);
+    let (high, low) = ((n / 100_000_000) as u32, (n % 100_000_000) as u32);
+    let high = if high == 0 { 0 } else { digits8(high) };
+    let low = if low == 0 { 0 } else { digits8(low) };
     u128::from(high) | (u128::from(low) << 64)
 }
 
