@@ -443,6 +443,58 @@ impl<'a> Cursor<'a> {
         self.len += n;
     }
 
+    /// [`Cursor::put`] and [`any_word`] in one pass: copies `s` and returns true when some byte
+    /// of it is in the class `special` marks (the caller then drops the copy). Each word is
+    /// loaded once, for both.
+    ///
+    /// # Safety
+    /// Room for `s.len()` bytes.
+    #[inline(always)]
+    unsafe fn put_scan(&mut self, s: &[u8], special: impl Fn(u64) -> u64) -> bool {
+        let n = s.len();
+        debug_assert!(self.room() >= n);
+        let src = s.as_ptr();
+        let mut hit = 0;
+        // SAFETY: the caller made room for `n` bytes at `len`. Every load below reads inside `s`
+        // and every store writes inside the `n` bytes from `dst`: words start at 0 and end at
+        // most at `n` (the last one at `n`, overlapping the one before), and `n / 2 < n` for
+        // 1..=3.
+        unsafe {
+            let dst = self.ptr.add(self.len);
+            match n {
+                0 => {}
+                1..=3 => {
+                    let (a, b, c) = (*src, *src.add(n / 2), *src.add(n - 1));
+                    dst.write(a);
+                    dst.add(n / 2).write(b);
+                    dst.add(n - 1).write(c);
+                    hit = special(u64::from(a) | (u64::from(b) << 8) | (lanes(c) << 16));
+                }
+                4..=7 => {
+                    let first = src.cast::<u32>().read_unaligned();
+                    let last = src.add(n - 4).cast::<u32>().read_unaligned();
+                    dst.cast::<u32>().write_unaligned(first);
+                    dst.add(n - 4).cast::<u32>().write_unaligned(last);
+                    hit = special(u64::from(first) | (u64::from(last) << 32));
+                }
+                _ => {
+                    let mut at = 0;
+                    while at + 8 < n {
+                        let w = src.add(at).cast::<u64>().read_unaligned();
+                        dst.add(at).cast::<u64>().write_unaligned(w);
+                        hit |= special(w);
+                        at += 8;
+                    }
+                    let w = src.add(n - 8).cast::<u64>().read_unaligned();
+                    dst.add(n - 8).cast::<u64>().write_unaligned(w);
+                    hit |= special(w);
+                }
+            }
+        }
+        self.len += n;
+        hit != 0
+    }
+
     /// [`Cursor::put`] with room made first.
     fn extend(&mut self, s: &[u8]) {
         self.reserve(s.len());
@@ -456,12 +508,13 @@ impl<'a> Cursor<'a> {
     /// Room for `s.len() + after` bytes; on return there is room for `after` more.
     #[inline(always)]
     unsafe fn escape(&mut self, s: &str, part: Part, after: usize) -> Escaped {
-        // Nearly every name and tag is plain: one scan, one copy, no call.
-        if !any_word(s.as_bytes(), key_special) {
-            // SAFETY: the caller made room for `s.len()` bytes, and `after` more are left.
-            unsafe { self.put(s.as_bytes()) };
+        // Nearly every name and tag is plain: copied as it is scanned, no call.
+        let start = self.len;
+        // SAFETY: the caller made room for `s.len()` bytes, and `after` more are left.
+        if !unsafe { self.put_scan(s.as_bytes(), key_special) } {
             return Escaped::Verbatim;
         }
+        self.len = start;
         Escaped::Changed {
             altered: self.escape_slow(s, part, after),
         }
@@ -1247,5 +1300,28 @@ mod tests {
         }
         // The fast path is taken (most values above are short decimals in its range).
         assert!(short > 50_000, "{short}");
+    }
+
+    #[test]
+    fn put_scan_copies_and_sees_every_position() {
+        // As `word_scan_sees_every_position`, for the copy that scans: the same answer as the
+        // scan, and the bytes copied exactly.
+        for len in 0..40 {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    let mut s = vec![b'x'; len];
+                    s[pos] = b;
+                    let mut out = b"before".to_vec();
+                    let mut cur = Cursor::new(&mut out);
+                    cur.reserve(len);
+                    // SAFETY: room for `len` bytes was made just above.
+                    let hit = unsafe { cur.put_scan(&s, key_special) };
+                    let end = cur.len();
+                    cur.finish(end);
+                    assert_eq!(hit, any_word(&s, key_special), "{b:#x} at {pos}/{len}");
+                    assert_eq!((&out[..6], &out[6..]), (&b"before"[..], &s[..]));
+                }
+            }
+        }
     }
 }
