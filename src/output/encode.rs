@@ -659,6 +659,14 @@ impl<'a> Cursor<'a> {
                 at.cast::<u128>()
                     .write_unaligned((digits16(u % E16) | ZEROS).to_le());
                 at = at.add(16);
+            } else if u < 100_000_000 {
+                // Most integers (counters, codes, sizes): one [`digits8`], a 64-bit shift.
+                let digits = digits8(u as u32);
+                // Zero is one digit.
+                let lead = (digits.trailing_zeros() / 8).min(7) as usize;
+                at.cast::<u64>()
+                    .write_unaligned(((digits >> (8 * lead)) | ZEROS as u64).to_le());
+                at = at.add(8 - lead);
             } else {
                 let digits = digits16(u);
                 // Zero is one digit.
