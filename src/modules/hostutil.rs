@@ -88,32 +88,16 @@ pub(crate) fn read_at_zero(f: &std::fs::File, buf: &mut String) -> std::io::Resu
 }
 
 /// The number of entries of the directory `path`, but `.` and `..`: `getdents64` into `buf`
-/// (kept by the caller; `nul` holds the path as a C string), so no `DIR` stream is allocated
-/// and no `fstat` made per directory, as `readdir(3)` and `std::fs::read_dir` do. For
-/// /proc/<pid>/fd, counted for every process in every `procstat` scan.
-pub(crate) fn count_entries(
-    path: &str,
-    nul: &mut Vec<u8>,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<u64> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    nul.clear();
-    nul.extend_from_slice(path.as_bytes());
-    nul.push(0);
-    let c = std::ffi::CStr::from_bytes_with_nul(nul)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: `c` is a NUL-terminated string that outlives the call.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
-    let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+/// (kept by the caller), so no `DIR` stream is allocated and no `fstat` made per directory, as
+/// `readdir(3)` and `std::fs::read_dir` do. For /proc/<pid>/fd, counted for every process in
+/// every `procstat` scan.
+pub(crate) fn count_entries(path: &str, buf: &mut Vec<u8>) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)?;
     // Room for ~100 entries of /proc/<pid>/fd per call; more entries take more calls.
     if buf.len() < 4096 {
         buf.resize(4096, 0);
@@ -417,11 +401,11 @@ mod tests {
             std::fs::write(sub.join(format!("{i:0>60}")), b"").unwrap();
         }
         std::fs::write(tmp.path().join("f"), b"hello").unwrap();
-        let (mut nul, mut buf) = (Vec::new(), Vec::new());
+        let mut buf = Vec::new();
         let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
-        assert_eq!(count_entries(&path(&sub), &mut nul, &mut buf).unwrap(), 300);
-        assert!(count_entries(&path(&tmp.path().join("f")), &mut nul, &mut buf).is_err());
-        assert!(count_entries("/nonexistent", &mut nul, &mut buf).is_err());
+        assert_eq!(count_entries(&path(&sub), &mut buf).unwrap(), 300);
+        assert!(count_entries(&path(&tmp.path().join("f")), &mut buf).is_err());
+        assert!(count_entries("/nonexistent", &mut buf).is_err());
         // /proc/<pid>/fd, the use it is made for: the same count as readdir, on a child whose
         // descriptors do not change (this process's do, with tests running in parallel).
         let mut child = std::process::Command::new("sleep")
@@ -429,7 +413,7 @@ mod tests {
             .spawn()
             .unwrap();
         let fds = format!("/proc/{}/fd", child.id());
-        let n = count_entries(&fds, &mut nul, &mut buf).unwrap();
+        let n = count_entries(&fds, &mut buf).unwrap();
         let listed = std::fs::read_dir(&fds).unwrap().count() as u64;
         let _ = child.kill();
         let _ = child.wait();

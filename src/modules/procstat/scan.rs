@@ -35,8 +35,8 @@ pub(super) struct ScanState {
     /// Command lines the finder read to match a pattern in this scan, by pid: the process's
     /// line uses them instead of reading the file again a moment later.
     pub(super) cmdlines: HashMap<i32, String>,
-    /// Scratch: a path as a C string and `getdents64` results.
-    dents: (Vec<u8>, Vec<u8>),
+    /// Scratch: `getdents64` results.
+    dents: Vec<u8>,
     pub(super) users_loaded: bool,
     boot_time_s: u64,
     /// How long `systemctl` or `supervisorctl` may take: the scan's `timeout`.
@@ -337,7 +337,7 @@ impl ScanState {
     fn fds(&mut self, pid: i32, sockets: bool) -> (Option<u64>, Vec<u32>) {
         self.set_path(pid, "fd");
         if !sockets {
-            return (count_entries(&self.path, &mut self.dents.0, &mut self.dents.1).ok(), Vec::new());
+            return (count_entries(&self.path, &mut self.dents).ok(), Vec::new());
         }
         let Ok(d) = std::fs::read_dir(&self.path) else {
             return (None, Vec::new());
