@@ -16,7 +16,6 @@
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
     let glibc = var("CARGO_CFG_TARGET_OS") == "linux" && var("CARGO_CFG_TARGET_ENV") == "gnu";
     if !glibc || var("PROFILE") != "release" {
         return;
@@ -41,7 +40,6 @@ fn main() {
 /// Whether rustc links this build with its own LLD: x86_64-unknown-linux-gnu from 1.90 on,
 /// unless RUSTFLAGS choose a linker.
 fn default_lld() -> bool {
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
     let flags = var("CARGO_ENCODED_RUSTFLAGS");
     if var("TARGET") != "x86_64-unknown-linux-gnu"
         || flags.contains("linker")
@@ -61,4 +59,9 @@ fn default_lld() -> bool {
         .and_then(|v| v.split('.').nth(1))
         .and_then(|m| m.parse::<u32>().ok());
     matches!(minor, Some(m) if m >= 90)
+}
+
+/// A build variable cargo sets, or "" where it sets none.
+fn var(k: &str) -> String {
+    std::env::var(k).unwrap_or_default()
 }
